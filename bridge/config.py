@@ -1,0 +1,270 @@
+"""Deployment settings: one TOML file per deployment, validated on load.
+
+Secrets never live in the TOML file itself. They come from environment variables
+(``LAPOR_BRIDGE_BEARER``, ``LAPOR_BRIDGE_TOKEN``, ``LAPOR_BRIDGE_DB_PASSWORD``) or from a
+secrets file that the config names; they are held as :class:`pydantic.SecretStr` so that
+``repr`` and logs show ``**********``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+ENV_BEARER = "LAPOR_BRIDGE_BEARER"
+ENV_TOKEN = "LAPOR_BRIDGE_TOKEN"
+ENV_DB_PASSWORD = "LAPOR_BRIDGE_DB_PASSWORD"
+ENV_SECRETS_FILE = "LAPOR_BRIDGE_SECRETS_FILE"
+
+
+class ConfigError(Exception):
+    """A configuration problem, with a one-line message naming file, key and expectation."""
+
+    def __init__(self, file: str | os.PathLike[str], key: str, problem: str) -> None:
+        self.file = str(file)
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{self.file}: {key}: {problem}")
+
+
+class _Section(BaseModel):
+    # Unknown keys are refused so that a typo never silently falls back to a default.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RegencySettings(_Section):
+    name: str
+    code: str = Field(pattern=r"^[A-Za-z0-9_-]{1,20}$")
+    #: ``str.format`` pattern; fields: code, year, month, seq, channel.
+    register_format: str = "{code}/{year}/{seq:05d}"
+    timezone: str = "Asia/Jakarta"
+
+    @field_validator("register_format")
+    @classmethod
+    def _format_has_seq(cls, value: str) -> str:
+        if "{seq" not in value:
+            raise ValueError("must contain {seq} so that numbers are unique")
+        try:
+            value.format(code="X", year=2026, month=1, seq=1, channel="lapor")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"not a valid format pattern ({exc})") from exc
+        return value
+
+
+class LaporSettings(_Section):
+    """Where and how to reach LAPOR!. Every endpoint is a setting (see LAPOR-API.md)."""
+
+    base_url: str
+    bearer_header: Literal["auth", "Authorization"] = "auth"
+    institution_id: int = Field(default=1, ge=1)
+    user_id: int = Field(default=1, ge=1)
+    inbox_path: str = "/complaints/inbox"
+    complaint_path: str = "/complaints/{id}/complaint"
+    followups_path: str = "/complaints/{id}/followups"
+    followup_add_path: str = "/complaints/followup/add"
+    reject_path: str = "/complaints/process/{id}/reject"
+    create_path: str = "/complaints/complaint"
+    upload_path: str = "/complaints/complaint/file"
+    institutions_path: str = "/masters/institutions/external"
+    templates_path: str = "/masters/templates"
+    page_size: int = Field(default=100, ge=1, le=1000)
+    requests_per_second: float = Field(default=5.0, gt=0)
+    connect_timeout: float = Field(default=5.0, gt=0)
+    read_timeout: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=6, ge=1, le=50)
+    backoff_initial: float = Field(default=0.5, gt=0)
+    backoff_max: float = Field(default=30.0, gt=0)
+    #: Re-read this far behind the cursor on every pull, against clock skew.
+    lookback_seconds: int = Field(default=300, ge=0)
+    #: Longest accepted report content; longer items are quarantined.
+    max_content_chars: int = Field(default=100_000, ge=1)
+    #: Local name of each LAPOR! status code; unknown codes keep LAPOR!'s own name.
+    status_names: dict[str, str] = Field(default_factory=dict)
+    #: Where the follow-up marker goes: the bridge appends ``[lb:<outbox id>]``.
+    followup_marker: bool = True
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("expected an http:// or https:// URL with a host")
+        return value.rstrip("/")
+
+    @field_validator(
+        "inbox_path",
+        "complaint_path",
+        "followups_path",
+        "followup_add_path",
+        "reject_path",
+        "create_path",
+        "upload_path",
+        "institutions_path",
+        "templates_path",
+    )
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("expected a path starting with /")
+        return value
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///lapor-bridge.db"
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _db_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError("expected a SQLAlchemy database URL") from exc
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError("expected a sqlite:// or postgresql:// URL")
+        if url.password:
+            raise ValueError(f"no password in the URL: set {ENV_DB_PASSWORD} instead")
+        return value
+
+
+class Secrets(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    bearer: SecretStr | None = None
+    token: SecretStr | None = None
+    database_password: SecretStr | None = None
+
+
+class Settings(_Section):
+    """The whole deployment. Sections a plugin declares are kept raw in ``plugins``."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    regency: RegencySettings
+    lapor: LaporSettings
+    database: DatabaseSettings = DatabaseSettings()
+    secrets_file: str | None = None
+    #: Where these settings were read from, for error messages.
+    source: str = "<memory>"
+    secrets: Secrets = Secrets()
+
+    def extra_sections(self) -> dict[str, Any]:
+        """Sections that the core does not know (plugin and feature sections)."""
+        return dict(self.model_extra or {})
+
+    def section(self, name: str) -> dict[str, Any]:
+        value = (self.model_extra or {}).get(name, {})
+        return dict(value) if isinstance(value, Mapping) else {}
+
+
+#: Sections that features other than the core read; anything else at top level is a typo
+#: unless a plugin declares it.
+KNOWN_EXTRA_SECTIONS: set[str] = set()
+
+
+def register_section(name: str) -> None:
+    """Let a built-in feature (scheduler, web, workflow...) own a top-level section."""
+    KNOWN_EXTRA_SECTIONS.add(name)
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc if part not in ("function-after",)) or "(root)"
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    kind = err.get("type", "")
+    if kind == "missing":
+        return "missing required key"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    msg = str(err.get("msg", "invalid value"))
+    return msg.removeprefix("Value error, ")
+
+
+def _read_secrets(path: Path, source: str) -> dict[str, str]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(source, "secrets_file", f"file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "(file)", f"not valid TOML: {exc}") from None
+    allowed = {"bearer", "token", "database_password"}
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(path, key, f"unknown key; expected one of {sorted(allowed)}")
+    return {k: str(v) for k, v in data.items()}
+
+
+def settings_from_mapping(
+    data: Mapping[str, Any],
+    source: str = "<memory>",
+    env: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+) -> Settings:
+    """Validate ``data`` (a parsed TOML document) and attach secrets from ``env``."""
+    env = os.environ if env is None else env
+    raw = dict(data)
+    if "secrets" in raw:
+        raise ConfigError(source, "secrets", "secrets may not be written in the config file; "
+                          f"use {ENV_BEARER}/{ENV_TOKEN} or secrets_file")
+    secrets: dict[str, str] = {}
+    secrets_file = raw.get("secrets_file") or env.get(ENV_SECRETS_FILE)
+    if secrets_file:
+        path = Path(str(secrets_file))
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        secrets.update(_read_secrets(path, source))
+    for key, var in (("bearer", ENV_BEARER), ("token", ENV_TOKEN),
+                     ("database_password", ENV_DB_PASSWORD)):
+        if env.get(var):
+            secrets[key] = env[var]
+    raw["secrets"] = secrets
+    raw["source"] = source
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(source, _loc(first["loc"]), _describe(first)) from None
+    for name, value in settings.extra_sections().items():
+        if not isinstance(value, Mapping):
+            raise ConfigError(source, name, "unknown key")
+    return settings
+
+
+def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate a deployment's TOML file. Raises :class:`ConfigError`."""
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(p, "(file)", "file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(p, "(file)", "is a directory, expected a TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(p, "(file)", f"not valid TOML: {exc}") from None
+    return settings_from_mapping(data, source=str(p), env=env, base_dir=p.parent)
+
+
+def check_unknown_sections(settings: Settings, declared: set[str]) -> None:
+    """Refuse top-level sections that neither the core nor a loaded plugin declares."""
+    for name in settings.extra_sections():
+        if name not in declared and name not in KNOWN_EXTRA_SECTIONS:
+            raise ConfigError(settings.source, name, "unknown section (no feature or plugin "
+                              "declares it)")

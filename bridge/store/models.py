@@ -1,0 +1,270 @@
+"""The local store: SQLAlchemy 2.x models. Schema changes go through Alembic migrations.
+
+Times are stored as UTC (see :class:`UTCDateTime`); they are shown in Asia/Jakarta by the
+faces, never converted here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite and PostgreSQL alike."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; times must be timezone-aware")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Case(Base):
+    """A complaint in the regency's queue, whether it came from LAPOR! or another channel."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    register_no: Mapped[str] = mapped_column(String(64), unique=True)
+    channel: Mapped[str] = mapped_column(String(32), default="lapor")
+    lapor_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    tracking_id: Mapped[str | None] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(500))
+    content: Mapped[str] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(String(200))
+    location: Mapped[str | None] = mapped_column(String(300))
+    is_anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_secret: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The complainant as given (name, phone, e-mail, address, KTP); hidden by the faces
+    #: according to the privacy flags.
+    reporter: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    attachments: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    remote_status_code: Mapped[str | None] = mapped_column(String(32))
+    remote_status_name: Mapped[str | None] = mapped_column(String(100))
+    remote_disposition_id: Mapped[int | None] = mapped_column(BigInteger)
+    remote_disposition_name: Mapped[str | None] = mapped_column(String(300))
+    remote_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    stage: Mapped[str] = mapped_column(String(64), default="received")
+    severity: Mapped[str | None] = mapped_column(String(32))
+    assigned_to: Mapped[str | None] = mapped_column(String(200))
+    forwarded_to: Mapped[str | None] = mapped_column(String(200))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    files_complete_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: Set when staff have not opened the case since it arrived or changed on LAPOR!.
+    is_new: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Why a person must look (a plugin failed, an escalation, ...); None when all is well.
+    attention: Mapped[str | None] = mapped_column(Text)
+    #: Extra per-profile data (approval numbers, handler sets, ...).
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: Optimistic concurrency: services refuse an action prepared against an older version.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    events: Mapped[list[CaseEvent]] = relationship(
+        back_populates="case", order_by="CaseEvent.id", lazy="raise_on_sql"
+    )
+
+    __table_args__ = (
+        Index("ix_cases_stage", "stage"),
+        Index("ix_cases_deadline", "deadline_at"),
+        Index("ix_cases_received", "received_at"),
+    )
+
+
+class CaseEvent(Base):
+    """Append-only history of a case: what changed, from which side, by whom, when."""
+
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: "remote" (LAPOR!), "local" (staff), "system" (the bridge, a plugin).
+    side: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str | None] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(64))
+    #: {field: [old, new]} for changes; free data for actions.
+    changes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    note: Mapped[str | None] = mapped_column(Text)
+
+    case: Mapped[Case] = relationship(back_populates="events")
+
+
+class SyncCursor(Base):
+    """How far a pull stream has read: the (updated_at, id) of the last item committed."""
+
+    __tablename__ = "sync_cursors"
+
+    stream: Mapped[str] = mapped_column(String(64), primary_key=True)
+    updated_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class QuarantinedItem(Base):
+    """A remote item the bridge could not accept: kept whole, with the reason."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stream: Mapped[str] = mapped_column(String(64))
+    remote_id: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RegisterCounter(Base):
+    """The buku register: the last number given per regency and year."""
+
+    __tablename__ = "register_counters"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class OutboxRow(Base):
+    """Something LAPOR! must learn, delivered in order per case, exactly once in effect."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    #: "followup", "forward", "create", ...
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: pending → done | dead. A pending row behind a dead one of its case is "waiting".
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Set when a POST's outcome is unknown (timeout): read back before posting again.
+    uncertain: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    remote_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    actor: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (
+        Index("ix_outbox_status", "status", "case_id", "id"),
+        Index("ix_outbox_case", "case_id", "id"),
+    )
+
+
+class PendingEvent(Base):
+    """Lifecycle events for plugins, written in the same transaction as the change.
+
+    Dispatched after commit, at least once, in order; removed once every plugin ran.
+    """
+
+    __tablename__ = "pending_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    case_id: Mapped[int | None] = mapped_column(Integer)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Lease(Base):
+    """Who is the active syncer of this deployment, until when (database clock)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RemoteInstitution(Base):
+    """LAPOR!'s institutions (refreshed daily): where a "bukan wewenang" case can go."""
+
+    __tablename__ = "remote_institutions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RemoteTemplate(Base):
+    __tablename__ = "remote_templates"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    code: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(300))
+    content: Mapped[str | None] = mapped_column(Text)
+    refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class User(Base):
+    """A staff account of the web page."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(String(300))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+__all__ = [
+    "Base",
+    "Case",
+    "CaseEvent",
+    "Lease",
+    "OutboxRow",
+    "PendingEvent",
+    "QuarantinedItem",
+    "RegisterCounter",
+    "RemoteInstitution",
+    "RemoteTemplate",
+    "SyncCursor",
+    "User",
+    "UniqueConstraint",
+    "utcnow",
+]

@@ -1,0 +1,23 @@
+"""One sync cycle: pull, then push. What ``sync --once`` and the daemon's jobs run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.runtime import Runtime
+
+
+def run_cycle(rt: Runtime, push: bool = True) -> dict[str, Any]:
+    lines: list[str] = []
+    report: dict[str, Any] = {"lines": lines}
+    with rt.client() as client:
+        pulled = rt.puller(client).run()
+        lines.append(pulled.summary())
+        report["pull"] = {
+            k: v for k, v in vars(pulled).items() if k not in ("created_ids", "updated_ids")
+        }
+        if push and hasattr(rt, "pusher"):
+            pushed = rt.pusher(client).run()
+            lines.append(pushed.summary())
+            report["push"] = pushed.as_json()
+    return report

@@ -1,0 +1,393 @@
+"""Pull: LAPOR!'s inbox into the local queue, incrementally, one committed page at a time.
+
+The inbox is read in (updated_at, id) order from a cursor. After each page, the page's
+upserts and the cursor advance are committed in one transaction, so a crash loses nothing
+and a restart re-reads at most one page. The next request starts again from the last key
+committed (``updated_since`` = its time) rather than asking for "page 2": a report that
+changes while we read moves to the end of the ordering, and is read there, instead of
+shifting the next page under our feet. Only when more than a page of reports share one
+timestamp do we step through page numbers at that timestamp.
+
+Each run starts ``lookback_seconds`` behind the cursor, against clock skew between LAPOR!
+and the database; what that re-reads is recognised by the idempotent upsert and changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge.lapor.models import Page, RejectedItem, RemoteComplaint
+from bridge.store import register
+from bridge.store.models import Case, CaseEvent, QuarantinedItem, SyncCursor, utcnow
+
+log = logging.getLogger("bridge.sync.pull")
+
+INBOX = "inbox"
+
+#: Fields LAPOR! owns: a remote change to these is applied and recorded in history.
+REMOTE_FIELDS: tuple[str, ...] = (
+    "tracking_id",
+    "title",
+    "content",
+    "category",
+    "location",
+    "is_anonymous",
+    "is_secret",
+    "reporter",
+    "attachments",
+    "remote_status_code",
+    "remote_status_name",
+    "remote_disposition_id",
+    "remote_disposition_name",
+)
+
+
+class InboxSource(Protocol):
+    """What the pull needs of the LAPOR! client."""
+
+    def inbox_page(
+        self, updated_since: datetime | None, page: int = 1, page_size: int | None = None
+    ) -> Page[RemoteComplaint]: ...
+
+
+#: Called inside a page's transaction for each case event (name, case id, data), so that
+#: plugin events are recorded atomically with the change they describe.
+EventSink = Callable[[Session, str, int, dict[str, Any]], None]
+
+
+class PaginationError(Exception):
+    """LAPOR!'s paging went wrong (a loop, an empty page with a next link)."""
+
+
+@dataclass
+class PullResult:
+    stream: str
+    requests: int = 0
+    pages: int = 0
+    received: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    stale: int = 0
+    quarantined: int = 0
+    seconds: float = 0.0
+    created_ids: list[int] = field(default_factory=list)
+    updated_ids: list[int] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"pull {self.stream}: {self.pages} pages, {self.received} items, "
+            f"{self.created} new, {self.updated} changed, {self.unchanged} unchanged, "
+            f"{self.stale} stale, {self.quarantined} quarantined in {self.seconds:.2f}s"
+        )
+
+
+def remote_values(item: RemoteComplaint) -> dict[str, Any]:
+    """The case columns that mirror a LAPOR! report."""
+    return {
+        "tracking_id": str(item.tracking_id),
+        "title": item.title,
+        "content": item.content,
+        "category": item.category,
+        "location": item.location,
+        "is_anonymous": item.is_anonymous,
+        "is_secret": item.is_secret,
+        # An anonim report keeps no identity locally either, whatever LAPOR! sent.
+        "reporter": None
+        if item.is_anonymous or item.reporter is None
+        else item.reporter.model_dump(exclude_none=True),
+        "attachments": [a.model_dump(mode="json", exclude_none=True) for a in item.attachments],
+        "remote_status_code": item.status_code,
+        "remote_status_name": item.status_name,
+        "remote_disposition_id": item.disposition_id,
+        "remote_disposition_name": item.disposition_name,
+    }
+
+
+def _key(item: RemoteComplaint) -> tuple[datetime, int]:
+    return (item.updated_at, item.id)
+
+
+class Puller:
+    """Reads one stream of LAPOR! reports into the store."""
+
+    def __init__(
+        self,
+        source: InboxSource,
+        sessions: sessionmaker[Session],
+        register_format: register.RegisterFormat,
+        *,
+        page_size: int,
+        lookback: timedelta,
+        stream: str = INBOX,
+        event_sink: EventSink | None = None,
+        status_names: dict[str, str] | None = None,
+        max_pages: int = 100_000,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.source = source
+        self.sessions = sessions
+        self.register_format = register_format
+        self.page_size = page_size
+        self.lookback = lookback
+        self.stream = stream
+        self.event_sink = event_sink
+        self.status_names = status_names or {}
+        self.max_pages = max_pages
+        self.stop = stop or threading.Event()
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def run(self, window: timedelta | None = None) -> PullResult:
+        """Read everything new since the cursor (or, with ``window``, re-read that far back
+        without moving the cursor backwards: the periodic wide reconciliation)."""
+        started = time.perf_counter()
+        result = PullResult(stream=self.stream)
+        cursor_key = self._load_cursor()
+        since: datetime | None = None
+        if cursor_key is not None:
+            since = cursor_key[0] - (window if window is not None else self.lookback)
+        page = 1
+        prev_ids: list[int] | None = None
+        try:
+            while not self.stop.is_set():
+                if result.pages >= self.max_pages:
+                    raise PaginationError(
+                        f"more than {self.max_pages} pages in one run; stopping (looping next link?)"
+                    )
+                batch = self.source.inbox_page(since, page, self.page_size)
+                result.requests += 1
+                result.pages += 1
+                ids = [item.id for item in batch.items]
+                if page > 1 and prev_ids is not None and ids and ids == prev_ids:
+                    raise PaginationError(
+                        f"page {page} repeats the previous page's items (looping pagination)"
+                    )
+                self._commit_page(batch, result)
+                if not batch.next_page_url:
+                    break
+                if not batch.items:
+                    if not batch.rejected:
+                        raise PaginationError(
+                            f"an empty page {page} with a next link (since={since})"
+                        )
+                    page += 1
+                elif batch.items[-1].updated_at == since:
+                    # More than a page of reports share this timestamp: step through them.
+                    page += 1
+                else:
+                    since = batch.items[-1].updated_at
+                    page = 1
+                prev_ids = ids
+        except Exception as exc:
+            self._record_error(exc)
+            raise
+        finally:
+            result.seconds = time.perf_counter() - started
+        self._record_success()
+        log.info(result.summary())
+        return result
+
+    # -- one page, one transaction ----------------------------------------------------
+
+    def _commit_page(self, batch: Page[RemoteComplaint], result: PullResult) -> None:
+        with self.sessions() as session, session.begin():
+            if batch.rejected:
+                self._quarantine(session, batch.rejected)
+                result.quarantined += len(batch.rejected)
+            if batch.items:
+                result.received += len(batch.items)
+                self._upsert(session, batch.items, result)
+                self._advance_cursor(session, max(_key(i) for i in batch.items))
+
+    def _quarantine(self, session: Session, rejected: Iterable[RejectedItem]) -> None:
+        rows = [
+            {
+                "stream": self.stream,
+                "remote_id": r.remote_id,
+                "reason": r.reason,
+                "payload": r.payload,
+                "at": utcnow(),
+            }
+            for r in rejected
+        ]
+        session.execute(insert(QuarantinedItem), rows)
+        for r in rejected:
+            log.warning("quarantined %s item %s: %s", self.stream, r.remote_id or "?", r.reason)
+
+    def _upsert(self, session: Session, items: list[RemoteComplaint], result: PullResult) -> None:
+        # The last version of an id within one page wins (a page may repeat an id).
+        latest: dict[int, RemoteComplaint] = {}
+        for item in items:
+            if item.id not in latest or _key(item) >= _key(latest[item.id]):
+                latest[item.id] = item
+        existing = {
+            case.lapor_id: case
+            for case in session.scalars(select(Case).where(Case.lapor_id.in_(list(latest))))
+        }
+        now = utcnow()
+        new_items = [item for lid, item in latest.items() if lid not in existing]
+        events: list[dict[str, Any]] = []
+        changed_ids: list[int] = []
+        for lid, item in latest.items():
+            case = existing.get(lid)
+            if case is None:
+                continue
+            if case.remote_updated_at is not None and item.updated_at < case.remote_updated_at:
+                # A stale page never overwrites newer data.
+                result.stale += 1
+                continue
+            values = remote_values(item)
+            values["remote_status_name"] = self._status_name(item)
+            changes = {
+                name: [getattr(case, name), value]
+                for name, value in values.items()
+                if getattr(case, name) != value
+            }
+            if case.remote_updated_at != item.updated_at:
+                case.remote_updated_at = item.updated_at
+            if not changes:
+                result.unchanged += 1
+                continue
+            for name, (_old, value) in changes.items():
+                setattr(case, name, value)
+            case.raw = item.model_dump(mode="json")
+            case.updated_at = now
+            case.is_new = True
+            case.version += 1
+            events.append(
+                {
+                    "case_id": case.id,
+                    "at": now,
+                    "side": "remote",
+                    "actor": "LAPOR!",
+                    "kind": "remote_changed",
+                    "changes": _jsonable(changes),
+                }
+            )
+            changed_ids.append(case.id)
+        result.updated += len(changed_ids)
+        result.updated_ids.extend(changed_ids)
+        if new_items:
+            self._insert_new(session, new_items, now, events, result)
+        if events:
+            session.execute(insert(CaseEvent), events)
+        if self.event_sink is not None:
+            for case_id in changed_ids:
+                self.event_sink(session, "case_changed", case_id, {})
+
+    def _insert_new(
+        self,
+        session: Session,
+        new_items: list[RemoteComplaint],
+        now: datetime,
+        events: list[dict[str, Any]],
+        result: PullResult,
+    ) -> None:
+        fmt = self.register_format
+        by_scope: dict[str, list[RemoteComplaint]] = {}
+        for item in new_items:
+            by_scope.setdefault(fmt.scope(item.created_at), []).append(item)
+        rows: list[dict[str, Any]] = []
+        for scope, scoped in by_scope.items():
+            first = register.allocate(session, scope, len(scoped))
+            for offset, item in enumerate(scoped):
+                values = remote_values(item)
+                values["remote_status_name"] = self._status_name(item)
+                rows.append(
+                    {
+                        **values,
+                        "register_no": fmt.render(first + offset, item.created_at, "lapor"),
+                        "channel": "lapor",
+                        "lapor_id": item.id,
+                        "remote_updated_at": item.updated_at,
+                        "stage": "received",
+                        "received_at": item.created_at,
+                        "updated_at": now,
+                        "is_new": True,
+                        "version": 1,
+                        "raw": item.model_dump(mode="json"),
+                    }
+                )
+        inserted = session.execute(insert(Case).returning(Case.id, Case.register_no), rows).all()
+        for case_id, register_no in inserted:
+            events.append(
+                {
+                    "case_id": case_id,
+                    "at": now,
+                    "side": "remote",
+                    "actor": "LAPOR!",
+                    "kind": "received",
+                    "changes": {"register_no": [None, register_no]},
+                }
+            )
+            result.created_ids.append(case_id)
+        result.created += len(inserted)
+        if self.event_sink is not None:
+            for case_id, _ in inserted:
+                self.event_sink(session, "case_received", case_id, {})
+
+    def _status_name(self, item: RemoteComplaint) -> str:
+        return self.status_names.get(item.status_code, item.status_name)
+
+    # -- cursor -----------------------------------------------------------------------
+
+    def _load_cursor(self) -> tuple[datetime, int] | None:
+        with self.sessions() as session:
+            row = session.get(SyncCursor, self.stream)
+            if row is None or row.updated_since is None:
+                return None
+            return (row.updated_since, int(row.last_id or 0))
+
+    def _advance_cursor(self, session: Session, key: tuple[datetime, int]) -> None:
+        row = session.get(SyncCursor, self.stream)
+        if row is None:
+            row = SyncCursor(stream=self.stream)
+            session.add(row)
+        current = (row.updated_since, int(row.last_id or 0)) if row.updated_since else None
+        # The cursor never moves backwards (a reconciliation re-reads older pages).
+        if current is None or key > current:
+            row.updated_since, row.last_id = key
+
+    def _record_success(self) -> None:
+        with self.sessions() as session, session.begin():
+            row = session.get(SyncCursor, self.stream) or SyncCursor(stream=self.stream)
+            row.last_success_at = utcnow()
+            row.last_error = None
+            session.add(row)
+
+    def _record_error(self, exc: BaseException) -> None:
+        try:
+            with self.sessions() as session, session.begin():
+                row = session.get(SyncCursor, self.stream) or SyncCursor(stream=self.stream)
+                row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                row.last_error_at = utcnow()
+                session.add(row)
+        except Exception:  # the database itself may be what failed
+            log.exception("could not record the pull error")
+
+
+def _jsonable(changes: dict[str, list[Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, (old, new) in changes.items():
+        out[name] = [_j(old), _j(new)]
+    return out
+
+
+def _j(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str) and len(value) > 2000:
+        # Keep history small; the full text is on the case and in its raw payload.
+        return value[:2000] + "…"
+    return value
