@@ -1,0 +1,739 @@
+"""The workflow of a regency as data: the ``[workflow]`` TOML section and its checker.
+
+A profile names stages, roles, transitions (which action moves a case from which stages to
+which stage, for which roles), approval chains (paraf / tanda tangan of a document),
+severity classes, recorded handling steps, deadlines and escalation levels, and the
+national LAPOR! limits. :class:`WorkflowProfile` is its pydantic model; :class:`Workflow`
+is the checked, indexed form that services ask "may this role do this action now, and
+where does the case go?".
+
+See ``default_profile.toml`` beside this module for a complete, commented example, and
+:mod:`bridge.workflow.defaults` for how a regency's section is merged over it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bridge.workflow.errors import MissingFields, TransitionNotAllowed, WorkflowProfileError
+
+#: The action names services use (CONTRACTS.md, "Workflow"). A profile may give any of
+#: them transitions; it cannot invent others, because services implement each one.
+ACTIONS: tuple[str, ...] = (
+    "register", "files_complete", "return_incomplete", "classify", "dispose",
+    "forward_opd", "forward_body", "followup", "approve", "answer_delivered",
+    "satisfied", "not_satisfied", "escalate", "close", "archive", "reopen",
+)
+#: Target of a transition that leaves the case where it is (a recorded step).
+STAY = "stay"
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+ROOT = "workflow"
+
+Unit = Literal["working_days", "calendar_days"]
+CountedFrom = Literal["received", "files_complete", "last_followup"]
+ApprovalKind = Literal["paraf", "tanda_tangan"]
+
+#: Fields a document number format may use.
+NUMBER_FIELDS = ("code", "year", "month", "month_roman", "seq", "document")
+_ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII")
+
+UNIT_LABELS: dict[str, str] = {"working_days": "hari kerja", "calendar_days": "hari kalender"}
+KIND_LABELS: dict[str, str] = {"paraf": "paraf", "tanda_tangan": "tanda tangan"}
+
+
+class _Model(BaseModel):
+    # A typo in a profile must never fall back silently to a default.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class StageDeadline(_Model):
+    """How long a case may stay in a stage, counted from when it entered the stage."""
+
+    amount: int = Field(ge=0)
+    unit: Unit = "working_days"
+    roll_to_working_day: bool = False
+    label: str | None = None
+
+
+class Stage(_Model):
+    label: str = Field(min_length=1)
+    description: str | None = None
+    #: No further handling is expected: deadlines stop, the case counts as finished.
+    terminal: bool = False
+    #: The complaint has been answered (or passed on); deadlines that name no ``met_on``
+    #: are met when the case enters a resolved or terminal stage.
+    resolved: bool = False
+    deadline: StageDeadline | None = None
+
+
+class Role(_Model):
+    label: str = Field(min_length=1)
+    #: May see a confidential (rahasia) reporter's identity. Anonymous reporters are
+    #: hidden from everyone regardless.
+    may_see_secret_reporter: bool = False
+
+
+class Transition(_Model):
+    """One way an action moves a case.
+
+    The key in ``[workflow.transitions.<key>]`` is free; ``action`` defaults to it. Several
+    transitions may share an action when they start from different stages or differ in
+    ``step`` (followup: which recorded step) or ``document`` (approve: which chain).
+    """
+
+    action: str | None = None
+    label: str | None = None
+    from_: list[str] = Field(alias="from", min_length=1)
+    #: The next stage, or "stay". For approve: where the case goes when the chain is done.
+    to: str
+    #: approve only: where the case goes while the chain still has steps to do.
+    pending: str = STAY
+    #: Roles allowed. For approve, empty means "the roles of the chain's steps".
+    roles: list[str] = Field(default_factory=list)
+    #: Fields the caller must supply (non-empty), e.g. "unit" for dispose.
+    requires: list[str] = Field(default_factory=list)
+    #: followup only: the recorded step this transition is for (a ``step_kinds`` key).
+    step: str | None = None
+    #: approve only: the approval chain (an ``approvals`` key) this transition signs.
+    document: str | None = None
+
+
+class ApprovalStep(_Model):
+    role: str
+    kind: ApprovalKind
+    label: str | None = None
+
+
+class ApprovalChain(_Model):
+    """The paraf / tanda tangan sequence of one document (BAPP, surat jawaban, ...)."""
+
+    label: str = Field(min_length=1)
+    steps: list[ApprovalStep] = Field(min_length=1)
+    #: The document gets a number (registrasi/penomoran) when its last step is done.
+    numbered: bool = False
+    #: ``str.format`` pattern; fields: code, year, month, month_roman, seq, document.
+    number_format: str | None = None
+
+
+class DeadlineSpec(_Model):
+    """A deadline counted from an event of the case (not from a stage entry)."""
+
+    label: str | None = None
+    amount: int = Field(ge=0)
+    unit: Unit = "working_days"
+    counted_from: CountedFrom = "received"
+    roll_to_working_day: bool = False
+    #: Met when the case first enters one of these stages (default: resolved/terminal).
+    met_on: list[str] | None = None
+    #: Met when the case first enters a stage *not* in this list (alternative to met_on).
+    pending_in: list[str] | None = None
+    #: Also met by the first follow-up posted.
+    met_by_followup: bool = False
+    #: Applies only to cases that came through (or are mirrored on) LAPOR!.
+    lapor_only: bool = False
+
+
+class EscalationLevel(_Model):
+    name: str
+    label: str = Field(min_length=1)
+    role: str
+    #: Due once this many units have passed since the escalation's ``counted_from``;
+    #: 0 means as soon as that moment is reached.
+    after: int = Field(ge=0)
+    unit: Unit = "working_days"
+
+
+_ESCALATION_FROM = re.compile(r"^(received|files_complete|deadline|entered:[a-z][a-z0-9_]*)$")
+
+
+class Escalation(_Model):
+    """Escalation ladder: levels in rising order of ``after``."""
+
+    #: "received", "files_complete", "deadline" (the overall deadline) or
+    #: "entered:<stage>" (the last time the case entered that stage).
+    counted_from: str = "received"
+    levels: list[EscalationLevel] = Field(default_factory=list)
+
+    @field_validator("counted_from")
+    @classmethod
+    def _basis(cls, value: str) -> str:
+        if not _ESCALATION_FROM.match(value):
+            raise ValueError(f"unknown basis {value!r}; expected 'received', "
+                             "'files_complete', 'deadline' or 'entered:<stage>'")
+        return value
+
+
+class Deadlines(_Model):
+    overall: DeadlineSpec
+    escalation: Escalation = Escalation()
+
+
+class SeverityClass(_Model):
+    label: str = Field(min_length=1)
+    description: str | None = None
+    #: Roles that take part in handling a case of this class.
+    handlers: list[str] = Field(min_length=1)
+    #: A role whose authority the class needs (e.g. "kepala_daerah" for berat).
+    escalate_to: str | None = None
+    #: Replaces the overall deadline for cases of this class.
+    deadline: DeadlineSpec | None = None
+
+
+class StepKind(_Model):
+    label: str = Field(min_length=1)
+
+
+Name = Annotated[str, Field(min_length=1)]
+
+
+class WorkflowProfile(_Model):
+    """The ``[workflow]`` section, after merging over the default profile."""
+
+    name: str | None = None
+    initial_stage: str = "received"
+    stages: dict[Name, Stage] = Field(min_length=1)
+    roles: dict[Name, Role] = Field(min_length=1)
+    transitions: dict[Name, Transition] = Field(min_length=1)
+    approvals: dict[Name, ApprovalChain] = Field(default_factory=dict)
+    classes: dict[Name, SeverityClass] = Field(default_factory=dict)
+    step_kinds: dict[Name, StepKind] = Field(default_factory=dict)
+    deadlines: Deadlines
+    national: dict[Name, DeadlineSpec] = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------
+# Parsing and checking
+
+
+def _key(loc: Iterable[int | str]) -> str:
+    parts = [ROOT]
+    for part in loc:
+        if isinstance(part, int):
+            parts[-1] += f"[{part}]"
+        else:
+            parts.append(str(part))
+    return ".".join(parts)
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    kind = err.get("type", "")
+    if kind == "missing":
+        return "missing required key"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "literal_error":
+        expected = (err.get("ctx") or {}).get("expected", "")
+        return f"unknown value {err.get('input')!r}; expected {expected}"
+    msg = str(err.get("msg", "invalid value"))
+    return msg.removeprefix("Value error, ")
+
+
+def parse_profile(data: Mapping[str, Any]) -> WorkflowProfile:
+    """Validate a merged ``[workflow]`` mapping (shape and cross-references)."""
+    try:
+        profile = WorkflowProfile.model_validate(dict(data))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise WorkflowProfileError(_key(first["loc"]), _describe(first)) from None
+    _check(profile)
+    return profile
+
+
+def _names(items: Iterable[str]) -> str:
+    return ", ".join(sorted(items)) or "(none)"
+
+
+def _check(p: WorkflowProfile) -> None:  # noqa: C901 - one list of rules, read top to bottom
+    err = WorkflowProfileError
+    for table in ("stages", "roles", "transitions", "approvals", "classes", "step_kinds",
+                  "national"):
+        for name in getattr(p, table):
+            if not NAME_RE.match(name):
+                raise err(f"{ROOT}.{table}.{name}",
+                          "names are lower-case letters, digits and _, starting with a letter")
+    if STAY in p.stages:
+        raise err(f"{ROOT}.stages.{STAY}", f"'{STAY}' is reserved (a transition's "
+                  "'to' that keeps the stage)")
+    if p.initial_stage not in p.stages:
+        raise err(f"{ROOT}.initial_stage", f"unknown stage {p.initial_stage!r}; known "
+                  f"stages: {_names(p.stages)}")
+
+    def stage_ref(key: str, stage: str, *, stay: bool = False) -> None:
+        if stay and stage == STAY:
+            return
+        if stage not in p.stages:
+            raise err(key, f"unknown stage {stage!r}; known stages: {_names(p.stages)}")
+
+    def role_ref(key: str, role: str) -> None:
+        if role not in p.roles:
+            raise err(key, f"unknown role {role!r}; known roles: {_names(p.roles)}")
+
+    # Transitions
+    seen: dict[tuple[str, str, str | None, str | None], str] = {}
+    for tkey, t in p.transitions.items():
+        base = f"{ROOT}.transitions.{tkey}"
+        action = t.action or tkey
+        if action not in ACTIONS:
+            where = f"{base}.action" if t.action else base
+            raise err(where, f"unknown action {action!r}; known actions: "
+                      f"{', '.join(ACTIONS)}")
+        for i, stage in enumerate(t.from_):
+            stage_ref(f"{base}.from[{i}]", stage)
+        stage_ref(f"{base}.to", t.to, stay=True)
+        for i, role in enumerate(t.roles):
+            role_ref(f"{base}.roles[{i}]", role)
+        if action == "approve":
+            if t.document is None:
+                raise err(f"{base}.document", "an approve transition must name the "
+                          f"approval chain it signs; known: {_names(p.approvals)}")
+            if t.document not in p.approvals:
+                raise err(f"{base}.document", f"unknown approval chain {t.document!r}; "
+                          f"known: {_names(p.approvals)}")
+            stage_ref(f"{base}.pending", t.pending, stay=True)
+        else:
+            if t.document is not None:
+                raise err(f"{base}.document", "only approve transitions name a document")
+            if t.pending != STAY:
+                raise err(f"{base}.pending", "only approve transitions have a pending stage")
+            if not t.roles:
+                raise err(f"{base}.roles", "no role may perform this transition; list at "
+                          "least one")
+        if t.step is not None:
+            if action != "followup":
+                raise err(f"{base}.step", "only followup transitions name a step")
+            if t.step not in p.step_kinds:
+                raise err(f"{base}.step", f"unknown step kind {t.step!r}; known: "
+                          f"{_names(p.step_kinds)}")
+        for stage in t.from_:
+            ident = (action, stage, t.step, t.document)
+            other = seen.get(ident)
+            if other is not None:
+                raise err(f"{base}.from", f"action {action!r} from stage {stage!r} is "
+                          f"already defined by transitions.{other}; give them different "
+                          "stages, steps or documents")
+            seen[ident] = tkey
+
+    # Approval chains
+    used_chains = {t.document for t in p.transitions.values() if t.document}
+    for ckey, chain in p.approvals.items():
+        base = f"{ROOT}.approvals.{ckey}"
+        for i, step in enumerate(chain.steps):
+            role_ref(f"{base}.steps[{i}].role", step.role)
+        if chain.numbered and not chain.number_format:
+            raise err(f"{base}.number_format", "a numbered document needs a number_format "
+                      "(fields: " + ", ".join(NUMBER_FIELDS) + ")")
+        if chain.number_format:
+            if "{seq" not in chain.number_format:
+                raise err(f"{base}.number_format", "must contain {seq} so that numbers "
+                          "are unique")
+            try:
+                _format_number(chain.number_format, ckey, 1, code="X", year=2026, month=1)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise err(f"{base}.number_format", f"not a valid format pattern ({exc}); "
+                          "fields: " + ", ".join(NUMBER_FIELDS)) from None
+        if ckey not in used_chains:
+            raise err(base, "not used by any approve transition")
+
+    # Classes
+    for ckey, cls in p.classes.items():
+        base = f"{ROOT}.classes.{ckey}"
+        for i, role in enumerate(cls.handlers):
+            role_ref(f"{base}.handlers[{i}]", role)
+        if cls.escalate_to is not None:
+            role_ref(f"{base}.escalate_to", cls.escalate_to)
+        if cls.deadline is not None:
+            _check_deadline(p, f"{base}.deadline", cls.deadline, stage_ref)
+
+    # Deadlines
+    _check_deadline(p, f"{ROOT}.deadlines.overall", p.deadlines.overall, stage_ref)
+    esc = p.deadlines.escalation
+    ebase = f"{ROOT}.deadlines.escalation"
+    if esc.counted_from.startswith("entered:"):
+        stage_ref(f"{ebase}.counted_from", esc.counted_from.split(":", 1)[1])
+    names: set[str] = set()
+    previous: EscalationLevel | None = None
+    for i, level in enumerate(esc.levels):
+        lbase = f"{ebase}.levels[{i}]"
+        role_ref(f"{lbase}.role", level.role)
+        if level.name in names:
+            raise err(f"{lbase}.name", f"duplicate level name {level.name!r}")
+        names.add(level.name)
+        if previous is not None and level.unit == previous.unit and \
+                level.after <= previous.after:
+            raise err(f"{lbase}.after", f"levels must rise: {level.after} is not after the "
+                      f"previous level's {previous.after}")
+        previous = level
+    for nkey, spec in p.national.items():
+        _check_deadline(p, f"{ROOT}.national.{nkey}", spec, stage_ref)
+
+    # Reachability from the initial stage
+    reached = {p.initial_stage}
+    frontier = [p.initial_stage]
+    while frontier:
+        stage = frontier.pop()
+        for t in p.transitions.values():
+            if stage in t.from_:
+                for target in (t.to, t.pending):
+                    if target != STAY and target not in reached:
+                        reached.add(target)
+                        frontier.append(target)
+    for name in p.stages:
+        if name not in reached:
+            raise err(f"{ROOT}.stages.{name}", f"unreachable from the initial stage "
+                      f"{p.initial_stage!r}: no transition leads to it")
+
+    # A non-terminal stage must have a way out, or cases would be stuck in it.
+    for name, stage_def in p.stages.items():
+        if stage_def.terminal:
+            continue
+        leaves = any(
+            name in t.from_ and any(x not in (STAY, name) for x in (t.to, t.pending))
+            for t in p.transitions.values()
+        )
+        if not leaves:
+            raise err(f"{ROOT}.stages.{name}", "non-terminal stage with no transition to "
+                      "another stage (add one, or set terminal = true)")
+
+    # Every role must do something, so that a misspelt role name is caught here.
+    used_roles: set[str] = set()
+    for t in p.transitions.values():
+        used_roles.update(t.roles)
+    for chain in p.approvals.values():
+        used_roles.update(s.role for s in chain.steps)
+    for cls in p.classes.values():
+        used_roles.update(cls.handlers)
+        if cls.escalate_to:
+            used_roles.add(cls.escalate_to)
+    used_roles.update(level.role for level in esc.levels)
+    for name in p.roles:
+        if name not in used_roles:
+            raise err(f"{ROOT}.roles.{name}", "not used by any transition, approval step, "
+                      "class or escalation level")
+
+
+def _check_deadline(p: WorkflowProfile, base: str, spec: DeadlineSpec, stage_ref: Any) -> None:
+    if spec.met_on is not None and spec.pending_in is not None:
+        raise WorkflowProfileError(base, "give either met_on or pending_in, not both")
+    for field in ("met_on", "pending_in"):
+        for i, stage in enumerate(getattr(spec, field) or ()):
+            stage_ref(f"{base}.{field}[{i}]", stage)
+    if spec.roll_to_working_day and spec.unit != "calendar_days":
+        raise WorkflowProfileError(f"{base}.roll_to_working_day",
+                                   "only calendar_days deadlines roll to a working day")
+
+
+def _format_number(pattern: str, document: str, seq: int, *, code: str, year: int,
+                   month: int) -> str:
+    return pattern.format(code=code, year=year, month=month, month_roman=_ROMAN[month - 1],
+                          seq=seq, document=document)
+
+
+# ---------------------------------------------------------------------------------------
+# The checked workflow
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A compiled transition."""
+
+    key: str
+    action: str
+    from_stages: tuple[str, ...]
+    to: str
+    pending: str
+    roles: frozenset[str]
+    requires: tuple[str, ...]
+    step: str | None
+    document: str | None
+    label: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalPosition:
+    """The next step of an approval chain."""
+
+    document: str
+    index: int  # 0-based position in the chain
+    role: str
+    kind: ApprovalKind
+    is_last: bool
+    #: The document gets its number at this step (the last step of a numbered chain).
+    assigns_number: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """What an allowed action does: the rule that matched and the resulting stage."""
+
+    action: str
+    from_stage: str
+    to_stage: str
+    rule: Rule
+    approval: ApprovalPosition | None = None
+
+    @property
+    def stays(self) -> bool:
+        return self.to_stage == self.from_stage
+
+
+class Workflow:
+    """A checked profile, indexed for the questions services ask. Immutable."""
+
+    def __init__(self, profile: WorkflowProfile) -> None:
+        _check(profile)
+        self.profile = profile
+        self.initial_stage = profile.initial_stage
+        rules: list[Rule] = []
+        for key, t in profile.transitions.items():
+            action = t.action or key
+            roles = set(t.roles)
+            if action == "approve" and not roles and t.document:
+                roles = {s.role for s in profile.approvals[t.document].steps}
+            rules.append(Rule(
+                key=key, action=action, from_stages=tuple(t.from_), to=t.to,
+                pending=t.pending, roles=frozenset(roles), requires=tuple(t.requires),
+                step=t.step, document=t.document, label=t.label,
+            ))
+        self.rules: tuple[Rule, ...] = tuple(rules)
+        by_stage: dict[str, list[Rule]] = {s: [] for s in profile.stages}
+        for rule in rules:
+            for stage in rule.from_stages:
+                by_stage[stage].append(rule)
+        self._by_stage = {s: tuple(r) for s, r in by_stage.items()}
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> Workflow:
+        """From a complete ``[workflow]`` mapping (no merge; see ``defaults.build_workflow``)."""
+        return cls(parse_profile(data))
+
+    # -- lookups -----------------------------------------------------------------------
+
+    @property
+    def stages(self) -> Mapping[str, Stage]:
+        return self.profile.stages
+
+    @property
+    def roles(self) -> Mapping[str, Role]:
+        return self.profile.roles
+
+    def _stage(self, stage: str) -> Stage:
+        found = self.profile.stages.get(stage)
+        if found is None:
+            raise TransitionNotAllowed(f"stage {stage!r} is not defined in this workflow "
+                                       f"profile; known stages: {_names(self.profile.stages)}")
+        return found
+
+    def is_terminal(self, stage: str) -> bool:
+        return self._stage(stage).terminal
+
+    def is_resolved(self, stage: str) -> bool:
+        """Answered or passed on: a resolved or terminal stage."""
+        s = self._stage(stage)
+        return s.terminal or s.resolved
+
+    def stage_label(self, stage: str) -> str:
+        """Indonesian label; an unknown stage (e.g. from an older profile) shows its name."""
+        found = self.profile.stages.get(stage)
+        return found.label if found else stage
+
+    def role_label(self, role: str) -> str:
+        found = self.profile.roles.get(role)
+        return found.label if found else role
+
+    def may_see_secret_reporter(self, role: str) -> bool:
+        found = self.profile.roles.get(role)
+        return bool(found and found.may_see_secret_reporter)
+
+    def class_handlers(self, severity: str) -> list[str]:
+        return list(self._class(severity).handlers)
+
+    def class_escalates_to(self, severity: str) -> str | None:
+        return self._class(severity).escalate_to
+
+    def _class(self, severity: str) -> SeverityClass:
+        found = self.profile.classes.get(severity)
+        if found is None:
+            raise TransitionNotAllowed(f"unknown class {severity!r}; known classes: "
+                                       f"{_names(self.profile.classes)}")
+        return found
+
+    def rules_from(self, stage: str, role: str | None = None) -> list[Rule]:
+        """Transitions that start in ``stage`` (for ``role``, if given), in profile order."""
+        self._stage(stage)
+        return [r for r in self._by_stage[stage] if role is None or role in r.roles]
+
+    # -- approval chains ---------------------------------------------------------------
+
+    def approval_chain(self, document: str) -> ApprovalChain:
+        found = self.profile.approvals.get(document)
+        if found is None:
+            raise TransitionNotAllowed(f"unknown document {document!r}; known approval "
+                                       f"chains: {_names(self.profile.approvals)}")
+        return found
+
+    def next_approval_step(self, document: str, done: Sequence[str]) -> ApprovalPosition | None:
+        """The step after ``done`` (roles that approved, in order); ``None`` when complete.
+
+        ``done`` counts approvals since the current draft entered the chain: services drop
+        earlier approvals when a draft goes back for revision.
+        """
+        chain = self.approval_chain(document)
+        steps = chain.steps
+        if len(done) > len(steps):
+            raise TransitionNotAllowed(f"approval of {document!r} has {len(steps)} steps, "
+                                       f"but {len(done)} are recorded as done")
+        for i, role in enumerate(done):
+            if steps[i].role != role:
+                raise TransitionNotAllowed(
+                    f"approval of {document!r}: step {i + 1} is {steps[i].kind} by "
+                    f"{steps[i].role!r}, but the record says {role!r}")
+        if len(done) == len(steps):
+            return None
+        i = len(done)
+        last = i == len(steps) - 1
+        return ApprovalPosition(document=document, index=i, role=steps[i].role,
+                                kind=steps[i].kind, is_last=last,
+                                assigns_number=last and chain.numbered)
+
+    def format_document_number(self, document: str, seq: int, *, code: str, year: int,
+                               month: int) -> str:
+        """The number of a numbered document, e.g. ``"180/012/DPMPTSP/VIII/2026"``."""
+        chain = self.approval_chain(document)
+        if not chain.numbered or not chain.number_format:
+            raise TransitionNotAllowed(f"document {document!r} is not numbered")
+        return _format_number(chain.number_format, document, seq, code=code, year=year,
+                              month=month)
+
+    # -- the questions -----------------------------------------------------------------
+
+    def allowed_actions(self, stage: str, role: str, *,
+                        approvals_done: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+        """Action names ``role`` may perform in ``stage`` (each once, in profile order).
+
+        Without ``approvals_done`` an approve is listed for every role of the chain; with
+        it (document -> roles done), only for the role whose turn it is.
+        """
+        out: list[str] = []
+        for rule in self.rules_from(stage, role):
+            if rule.action == "approve" and approvals_done is not None and rule.document:
+                try:
+                    nxt = self.next_approval_step(rule.document,
+                                                  approvals_done.get(rule.document, ()))
+                except TransitionNotAllowed:
+                    continue
+                if nxt is None or nxt.role != role:
+                    continue
+            if rule.action not in out:
+                out.append(rule.action)
+        return out
+
+    def plan(self, action: str, stage: str, role: str, *, step: str | None = None,
+             document: str | None = None, approvals_done: Sequence[str] = (),
+             fields: Mapping[str, Any] | None = None) -> Move:
+        """Check ``action`` and say what it does; raises :class:`TransitionNotAllowed`.
+
+        ``step``: for followup, the recorded step (a step kind). ``document``: for approve,
+        the chain (optional when one approve leaves the stage). ``approvals_done``: roles
+        that already approved that document. ``fields``: when given, the rule's required
+        fields must be present and non-empty (:class:`MissingFields` otherwise).
+        """
+        if action not in ACTIONS:
+            raise TransitionNotAllowed(f"unknown action {action!r}; known actions: "
+                                       f"{', '.join(ACTIONS)}")
+        here = self._stage(stage)
+        if role not in self.profile.roles:
+            raise TransitionNotAllowed(f"role {role!r} is not defined in this workflow "
+                                       f"profile; known roles: {_names(self.profile.roles)}")
+        where = f"stage {stage!r} ({here.label})"
+        candidates = [r for r in self._by_stage[stage] if r.action == action]
+        if not candidates:
+            possible = sorted({r.action for r in self._by_stage[stage]})
+            terminal = " (a terminal stage)" if here.terminal else ""
+            raise TransitionNotAllowed(
+                f"action {action!r} is not allowed in {where}{terminal}; actions allowed in "
+                f"this stage: {', '.join(possible) or '(none)'}")
+        rule = self._select(action, where, candidates, step, document)
+        if role not in rule.roles:
+            mine = self.allowed_actions(stage, role)
+            raise TransitionNotAllowed(
+                f"role {role!r} may not perform {action!r} in {where}; roles allowed: "
+                f"{_names(rule.roles)}; this role may here: {', '.join(mine) or '(nothing)'}")
+        approval: ApprovalPosition | None = None
+        target = rule.to
+        if rule.action == "approve" and rule.document:
+            approval = self.next_approval_step(rule.document, approvals_done)
+            if approval is None:
+                raise TransitionNotAllowed(f"approval of {rule.document!r} is already "
+                                           f"complete in {where}")
+            if approval.role != role:
+                raise TransitionNotAllowed(
+                    f"approval of {rule.document!r} is waiting for step {approval.index + 1} "
+                    f"({approval.kind} by {approval.role!r}), not for {role!r}")
+            target = rule.to if approval.is_last else rule.pending
+        if fields is not None:
+            given = dict(fields)
+            if document is not None:
+                given.setdefault("document", document)
+            if step is not None:
+                given.setdefault("step", step)
+            missing = tuple(f for f in rule.requires if _empty(given.get(f)))
+            if missing:
+                raise MissingFields(f"action {action!r} in {where} needs "
+                                    f"{', '.join(missing)}", missing)
+        return Move(action=action, from_stage=stage,
+                    to_stage=stage if target == STAY else target, rule=rule,
+                    approval=approval)
+
+    def check(self, action: str, stage: str, role: str, *, step: str | None = None,
+              document: str | None = None, approvals_done: Sequence[str] = (),
+              fields: Mapping[str, Any] | None = None) -> str:
+        """The stage after ``action``; raises :class:`TransitionNotAllowed` when not allowed."""
+        return self.plan(action, stage, role, step=step, document=document,
+                         approvals_done=approvals_done, fields=fields).to_stage
+
+    def _select(self, action: str, where: str, candidates: list[Rule], step: str | None,
+                document: str | None) -> Rule:
+        if action == "approve":
+            if document is None:
+                if len(candidates) == 1:
+                    return candidates[0]
+                raise TransitionNotAllowed(
+                    f"approve in {where} needs the document: one of "
+                    f"{_names(r.document or '' for r in candidates)}")
+            for rule in candidates:
+                if rule.document == document:
+                    return rule
+            raise TransitionNotAllowed(
+                f"document {document!r} is not approved in {where}; documents here: "
+                f"{_names(r.document or '' for r in candidates)}")
+        if step is not None:
+            for rule in candidates:
+                if rule.step == step:
+                    return rule
+            if step not in self.profile.step_kinds:
+                raise TransitionNotAllowed(f"unknown step {step!r}; known steps: "
+                                           f"{_names(self.profile.step_kinds)}")
+        for rule in candidates:
+            if rule.step is None:
+                return rule
+        steps = _names(r.step or "" for r in candidates)
+        if step is None:
+            raise TransitionNotAllowed(f"action {action!r} in {where} needs a step: one of "
+                                       f"{steps}")
+        raise TransitionNotAllowed(f"step {step!r} of {action!r} is not allowed in {where}; "
+                                   f"steps here: {steps}")
+
+
+def _empty(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, (list, tuple, dict, set)):
+        return not value
+    return False
