@@ -912,6 +912,9 @@ def test_secrets_never_leak(
                                         MalformedResponse]
     assert caplog.records, "the calls above must have logged"
     texts = [caplog.text, repr(client), repr(client.budget)]
+    # Nor in the repr of anything the client holds.
+    texts += [repr(value) for value in vars(client).values()]
+    texts += [repr(value) for value in vars(client._http).values()]
     for err in errors:
         texts += [str(err), repr(err), repr(err.args)]
         if isinstance(err, RemoteValidationError):

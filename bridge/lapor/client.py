@@ -136,23 +136,32 @@ class _LaporAuth(httpx.Auth):
 
 
 class _Scrubber:
-    """Replaces every occurrence of a credential (case-insensitively) with ``***``."""
+    """Replaces every occurrence of a credential (case-insensitively) with ``***``.
 
-    def __init__(self, secrets: Sequence[str]) -> None:
+    The values stay wrapped in :class:`SecretStr` (a compiled pattern would show them in
+    its repr); ``re`` caches the compiled pattern, so building it per call costs nothing.
+    """
+
+    def __init__(self, secrets: Sequence[SecretStr]) -> None:
         variants: set[str] = set()
-        for value in secrets:
+        for secret in secrets:
+            value = secret.get_secret_value()
             variants.add(value)
             inner = value.strip("{}")
             # The token is a GUID in braces; LAPOR! might echo it without them.
             if len(inner) >= 8:
                 variants.add(inner)
         ordered = sorted((v for v in variants if v), key=len, reverse=True)
-        self._pattern = (
-            re.compile("|".join(re.escape(v) for v in ordered), re.IGNORECASE) if ordered else None
-        )
+        self._variants = tuple(SecretStr(v) for v in ordered)
 
     def __call__(self, text: str) -> str:
-        return self._pattern.sub("***", text) if self._pattern else text
+        if not self._variants:
+            return text
+        pattern = "|".join(re.escape(v.get_secret_value()) for v in self._variants)
+        return re.sub(pattern, "***", text, flags=re.IGNORECASE)
+
+    def __repr__(self) -> str:
+        return "<scrubber>"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -276,7 +285,7 @@ class LaporClient:
         self.budget = budget if budget is not None else RequestBudget(settings.requests_per_second)
         self._sleep = sleep
         self._now = now
-        self._scrub = _Scrubber([bearer.get_secret_value(), token.get_secret_value()])
+        self._scrub = _Scrubber([bearer, token])
         self._random = random.Random()
         self._count_lock = threading.Lock()
         self._requests_made = 0
