@@ -269,7 +269,6 @@ def _attach_optional() -> None:
     import importlib
 
     for module, name in (
-        ("bridge.cli_actions", "commands"),
         ("bridge.plugins", "cli_commands"),
         ("bridge.daemon.cli", "commands"),
         ("bridge.web.cli", "commands"),
@@ -288,4 +287,11 @@ def _attach_optional() -> None:
             main.add_command(command)
 
 
+def _attach_actions() -> None:
+    from bridge.cli_actions import add_case_commands
+
+    add_case_commands(case_group, main)
+
+
+_attach_actions()
 _attach_optional()

@@ -143,6 +143,33 @@ class DatabaseSettings(_Section):
         return value
 
 
+class OutboxSettings(_Section):
+    """How local actions are delivered to LAPOR!."""
+
+    #: Cases delivered concurrently (each case's rows stay in order).
+    concurrency: int = Field(default=4, ge=1, le=64)
+    #: Attempts per row before it becomes a dead letter.
+    max_attempts: int = Field(default=20, ge=1)
+    backoff_initial: float = Field(default=2.0, gt=0)
+    backoff_max: float = Field(default=600.0, gt=0)
+    #: Push complaints that came by letter, box, phone... up to LAPOR! as new reports.
+    push_local_cases: bool = True
+    #: Largest attachment accepted by a staff action, in bytes.
+    max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+
+
+class OpdSettings(_Section):
+    """A regional office (OPD) or other body a case can be forwarded to."""
+
+    code: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    name: str
+    #: Its institution id on LAPOR!; without one, a forward is recorded locally only.
+    lapor_institution_id: int | None = None
+    #: Inside the regency (a disposition to another OPD) or another body ("bukan wewenang").
+    kind: Literal["opd", "body"] = "opd"
+    email: str | None = None
+
+
 class Secrets(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     bearer: SecretStr | None = None
@@ -158,10 +185,25 @@ class Settings(_Section):
     regency: RegencySettings
     lapor: LaporSettings
     database: DatabaseSettings = DatabaseSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    opds: list[OpdSettings] = Field(default_factory=list)
     secrets_file: str | None = None
     #: Where these settings were read from, for error messages.
     source: str = "<memory>"
     secrets: Secrets = Secrets()
+
+    @field_validator("opds")
+    @classmethod
+    def _unique_opds(cls, value: list[OpdSettings]) -> list[OpdSettings]:
+        seen: set[str] = set()
+        for opd in value:
+            if opd.code in seen:
+                raise ValueError(f"OPD code {opd.code!r} appears twice")
+            seen.add(opd.code)
+        return value
+
+    def opd(self, code: str) -> OpdSettings | None:
+        return next((o for o in self.opds if o.code == code), None)
 
     def extra_sections(self) -> dict[str, Any]:
         """Sections that the core does not know (plugin and feature sections)."""

@@ -14,12 +14,20 @@ from functools import cached_property
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.config import Settings
+from bridge.config import Settings, register_section
 from bridge.lapor.budget import RequestBudget
 from bridge.lapor.client import LaporClient
+from bridge.services.actions import CaseActions
 from bridge.store.db import ensure_schema, make_engine, session_factory
 from bridge.store.register import RegisterFormat
 from bridge.sync.pull import EventSink, Puller
+from bridge.sync.push import Pusher
+from bridge.workflow.defaults import build_workflow
+from bridge.workflow.profile import Workflow
+
+# Top-level config sections owned by built-in features (plugins declare their own).
+for _section in ("workflow", "calendar", "plugins", "daemon", "web", "reports", "logging"):
+    register_section(_section)
 
 log = logging.getLogger("bridge")
 
@@ -47,6 +55,21 @@ class Runtime:
 
     def client(self) -> LaporClient:
         return LaporClient(self.settings.lapor, self.settings.secrets, budget=self.budget)
+
+    @cached_property
+    def workflow(self) -> Workflow:
+        return build_workflow(self.settings.section("workflow"))
+
+    def actions(self) -> CaseActions:
+        return CaseActions(self.sessions, self.settings, self.workflow,
+                           event_sink=self.event_sink)
+
+    def pusher(self, client: LaporClient) -> Pusher:
+        return Pusher(client, self.sessions, self.settings, event_sink=self.event_sink,
+                      stop=self.stop)
+
+    def dispatch_events(self) -> None:
+        """Run plugin event hooks for what was committed (no-op without plugins)."""
 
     def puller(self, client: LaporClient) -> Puller:
         lapor = self.settings.lapor

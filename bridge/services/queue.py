@@ -73,7 +73,7 @@ def reporter_view(case: Case, may_see_secret: bool = False) -> dict[str, Any] | 
     return case.reporter
 
 
-def queue_query(flt: QueueFilter, now: datetime | None = None) -> Select[tuple[Case]]:
+def queue_query(flt: QueueFilter, now: datetime | None = None) -> Select[Case]:
     stmt = select(Case)
     if flt.stage:
         stmt = stmt.where(Case.stage == flt.stage)

@@ -1,0 +1,560 @@
+"""Staff actions on cases: the only writer of local case state.
+
+Every action runs in one transaction that (1) checks the action is allowed in the case's
+stage for the actor's role, (2) changes the case, (3) appends a history entry naming the
+actor and (4) queues in the outbox whatever LAPOR! must learn. Either all of it is
+committed or none of it: nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge.config import OpdSettings, Settings
+from bridge.services.queue import CaseNotFound, find_case
+from bridge.store import register
+from bridge.store.models import Case, CaseEvent, OutboxRow, StoredFile, utcnow
+from bridge.workflow.errors import WorkflowError
+from bridge.workflow.profile import Move, Workflow
+
+
+class ActionError(Exception):
+    """An action that cannot be done as asked; the message says why, for staff and logs."""
+
+
+class ActionNotAllowed(ActionError):
+    pass
+
+
+class StaleCase(ActionError):
+    """Another user moved the case on since this action was prepared."""
+
+
+class BadInput(ActionError):
+    pass
+
+
+@dataclass(frozen=True)
+class Actor:
+    name: str
+    role: str
+
+
+#: Called inside the action's transaction: (session, event name, case id, data).
+EventSink = Callable[[Session, str, int, dict[str, Any]], None]
+#: Called inside the transaction after the stage changed, to refresh deadlines.
+DeadlineHook = Callable[[Session, Case], None]
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file given with an action (read from disk by the CLI, from a form by the web)."""
+
+    name: str
+    content: bytes
+    mime: str | None = None
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> Upload:
+        p = Path(path)
+        if not p.is_file():
+            raise BadInput(f"attachment not found: {p}")
+        return cls(name=p.name, content=p.read_bytes(), mime=mimetypes.guess_type(p.name)[0])
+
+
+@dataclass
+class ActionResult:
+    case_id: int
+    register_no: str
+    action: str
+    stage: str
+    version: int
+    outbox_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class NewCase:
+    """A complaint that came by letter, box, phone, walk-in, e-mail, SMS or fax."""
+
+    title: str
+    content: str
+    channel: str
+    category: str | None = None
+    location: str | None = None
+    reporter: dict[str, Any] | None = None
+    is_anonymous: bool = False
+    is_secret: bool = False
+    received_at: datetime | None = None
+    attachments: Sequence[Upload] = ()
+
+
+LOCAL_CHANNELS = ("surat", "kotak", "telepon", "langsung", "email", "sms", "fax", "website")
+
+
+class CaseActions:
+    """Every staff action of the SOPs. Used by the CLI, the web page and plugins alike."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        rules: Workflow,
+        *,
+        event_sink: EventSink | None = None,
+        on_stage_change: DeadlineHook | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.rules = rules
+        self.event_sink = event_sink
+        self.on_stage_change = on_stage_change
+        self.clock = clock
+        r = settings.regency
+        self.register_format = register.RegisterFormat(r.register_format, r.code, r.timezone)
+
+    # -- the one path every action takes ---------------------------------------------
+
+    def _act(
+        self,
+        ref: str | int,
+        action: str,
+        actor: Actor,
+        apply: Callable[[Session, Case, Move], tuple[dict[str, Any], list[OutboxRow]]],
+        *,
+        note: str | None = None,
+        expected_version: int | None = None,
+        step: str | None = None,
+        document: str | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> ActionResult:
+        with self.sessions() as session, session.begin():
+            case = self._load(session, ref)
+            if expected_version is not None and case.version != expected_version:
+                raise StaleCase(
+                    f"case {case.register_no} was changed by someone else (now at stage "
+                    f"{case.stage!r}); reload it and try again"
+                )
+            done = approvals_done(case, document) if document else ()
+            try:
+                move = self.rules.plan(action, case.stage, actor.role, step=step,
+                                       document=document, approvals_done=done,
+                                       fields=fields or {})
+            except WorkflowError as exc:
+                raise ActionNotAllowed(f"{case.register_no}: {exc}") from exc
+            next_stage = move.to_stage
+            old_stage = case.stage
+            changes, rows = apply(session, case, move)
+            if next_stage != old_stage:
+                case.stage = next_stage
+                changes["stage"] = [old_stage, next_stage]
+            now = self.clock()
+            case.updated_at = now
+            case.version += 1
+            if self.on_stage_change is not None and next_stage != old_stage:
+                self.on_stage_change(session, case)
+            session.add(CaseEvent(case_id=case.id, at=now, side="local", actor=actor.name,
+                                  kind=action, changes=_jsonable(changes), note=note))
+            for row in rows:
+                row.case_id = case.id
+                row.actor = actor.name
+                row.created_at = now
+                session.add(row)
+            session.flush()
+            if self.event_sink is not None:
+                self.event_sink(session, "case_changed", case.id,
+                                {"action": action, "actor": actor.name, "role": actor.role})
+            return ActionResult(case.id, case.register_no, action, case.stage, case.version,
+                                [r.id for r in rows])
+
+    def _load(self, session: Session, ref: str | int) -> Case:
+        case = find_case(session, ref)
+        if session.get_bind().dialect.name == "postgresql":
+            # Serialise concurrent actions on one case (SQLite's BEGIN IMMEDIATE already does).
+            session.refresh(case, with_for_update=True)
+        return case
+
+    # -- outbox rows -----------------------------------------------------------------
+
+    def _on_lapor(self, session: Session, case: Case) -> bool:
+        """Whether LAPOR! knows (or will know) this case, so updates should go there."""
+        if case.lapor_id is not None:
+            return True
+        return session.scalar(
+            select(OutboxRow.id).where(OutboxRow.case_id == case.id, OutboxRow.kind == "create")
+        ) is not None
+
+    def _followup_row(self, session: Session, case: Case, content: str,
+                      files: Sequence[StoredFile] = (), institution_to_id: int | None = None,
+                      purpose: str = "followup") -> list[OutboxRow]:
+        if not self._on_lapor(session, case):
+            return []
+        lapor = self.settings.lapor
+        payload = {
+            "content": content,
+            "institution_to_id": institution_to_id or lapor.institution_id,
+            "file_ids": [f.id for f in files],
+            "purpose": purpose,
+        }
+        return [OutboxRow(kind="followup", payload=payload)]
+
+    def _store_files(self, session: Session, case: Case, uploads: Sequence[Upload]) -> list[StoredFile]:
+        limit = self.settings.outbox.max_attachment_bytes
+        stored = []
+        for up in uploads:
+            if not up.content:
+                raise BadInput(f"attachment {up.name!r} is empty")
+            if len(up.content) > limit:
+                raise BadInput(
+                    f"attachment {up.name!r} is {len(up.content):,} bytes, over the limit of "
+                    f"{limit:,} (outbox.max_attachment_bytes)"
+                )
+            f = StoredFile(case_id=case.id, name=up.name[:255],
+                           mime=up.mime or "application/octet-stream", size=len(up.content),
+                           sha256=hashlib.sha256(up.content).hexdigest(), content=up.content)
+            session.add(f)
+            stored.append(f)
+        session.flush()
+        return stored
+
+    # -- intake ----------------------------------------------------------------------
+
+    def new_case(self, new: NewCase, actor: Actor) -> ActionResult:
+        """Enter a complaint that came through another channel; push it up when configured."""
+        if not new.title.strip() or not new.content.strip():
+            raise BadInput("a case needs a title and a content")
+        if new.channel not in LOCAL_CHANNELS:
+            raise BadInput(f"unknown channel {new.channel!r}; expected one of "
+                           f"{', '.join(LOCAL_CHANNELS)}")
+        now = self.clock()
+        received = new.received_at or now
+        with self.sessions() as session, session.begin():
+            seq = register.allocate(session, self.register_format.scope(received))
+            case = Case(
+                register_no=self.register_format.render(seq, received, new.channel),
+                channel=new.channel, title=new.title.strip()[:500], content=new.content,
+                category=new.category, location=new.location,
+                reporter=None if new.is_anonymous else new.reporter,
+                is_anonymous=new.is_anonymous, is_secret=new.is_secret,
+                stage="received", received_at=received, updated_at=now, is_new=True,
+                version=1, attachments=[],
+            )
+            session.add(case)
+            session.flush()
+            files = self._store_files(session, case, new.attachments)
+            case.attachments = [{"id": f"local-{f.id}", "name": f.name, "size": f.size,
+                                 "mime": f.mime} for f in files]
+            session.add(CaseEvent(case_id=case.id, at=now, side="local", actor=actor.name,
+                                  kind="received", changes={"register_no": [None, case.register_no],
+                                                            "channel": [None, new.channel]}))
+            rows: list[OutboxRow] = []
+            if self.settings.outbox.push_local_cases:
+                rows.append(OutboxRow(case_id=case.id, kind="create", actor=actor.name,
+                                      created_at=now, payload={"file_ids": [f.id for f in files]}))
+                session.add_all(rows)
+            if self.on_stage_change is not None:
+                self.on_stage_change(session, case)
+            session.flush()
+            if self.event_sink is not None:
+                self.event_sink(session, "case_received", case.id, {"channel": new.channel})
+            return ActionResult(case.id, case.register_no, "new", case.stage, case.version,
+                                [r.id for r in rows])
+
+    # -- the SOP actions ---------------------------------------------------------------
+
+    def register(self, ref: str | int, actor: Actor, note: str | None = None,
+                 expected_version: int | None = None) -> ActionResult:
+        def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
+            case.is_new = False
+            return {}, []
+
+        return self._act(ref, "register", actor, apply, note=note,
+                         expected_version=expected_version)
+
+    def files_complete(self, ref: str | int, actor: Actor, note: str | None = None,
+                       expected_version: int | None = None) -> ActionResult:
+        def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
+            old = case.files_complete_at
+            case.files_complete_at = self.clock()
+            return {"files_complete_at": [old, case.files_complete_at]}, []
+
+        return self._act(ref, "files_complete", actor, apply, note=note,
+                         expected_version=expected_version)
+
+    def return_incomplete(self, ref: str | int, actor: Actor, missing: str,
+                          expected_version: int | None = None) -> ActionResult:
+        if not missing.strip():
+            raise BadInput("say what is missing from the files")
+
+        def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
+            text = ("Berkas pengaduan Anda belum lengkap. Mohon dilengkapi: "
+                    f"{missing.strip()}")
+            return {}, self._followup_row(session, case, text, purpose="return_incomplete")
+
+        return self._act(ref, "return_incomplete", actor, apply, note=missing,
+                         expected_version=expected_version, fields={"missing": missing})
+
+    def classify(self, ref: str | int, actor: Actor, severity: str, note: str | None = None,
+                 expected_version: int | None = None) -> ActionResult:
+        if not severity.strip():
+            raise BadInput("a classification is required")
+
+        def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
+            old = case.severity
+            case.severity = severity.strip()
+            return {"severity": [old, case.severity]}, []
+
+        return self._act(ref, "classify", actor, apply, note=note,
+                         expected_version=expected_version, fields={"severity": severity})
+
+    def dispose(self, ref: str | int, actor: Actor, to: str, note: str | None = None,
+                expected_version: int | None = None) -> ActionResult:
+        """Internal disposition (to a unit or a person): stays inside our body."""
+        if not to.strip():
+            raise BadInput("say to whom the case is disposed")
+
+        def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
+            old = case.assigned_to
+            case.assigned_to = to.strip()
+            return {"assigned_to": [old, case.assigned_to]}, []
+
+        return self._act(ref, "dispose", actor, apply, note=note,
+                         expected_version=expected_version, fields={"unit": to})
+
+    def forward(self, ref: str | int, actor: Actor, to: str, tembusan: Sequence[str] = (),
+                note: str | None = None, expected_version: int | None = None) -> ActionResult:
+        """Forward a case outside our authority, with a tembusan (copy) list.
+
+        To an OPD of the regency: a disposition on LAPOR! to its institution. To another
+        body: LAPOR!'s "bukan wewenang". No reporter identity is ever written into what
+        is sent: a rahasia reporter stays known to our admin only.
+        """
+        opd = self._opd(to)
+        copies = [t.strip() for t in tembusan if t.strip()]
+        action = "forward_body" if opd.kind == "body" else "forward_opd"
+        reason = (note or "").strip()
+
+        def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
+            old = case.forwarded_to
+            case.forwarded_to = opd.code
+            data = dict(case.data or {})
+            data["forward"] = {"to": opd.code, "name": opd.name, "tembusan": copies}
+            case.data = data
+            text = forward_text(opd, copies, reason)
+            rows: list[OutboxRow] = []
+            if opd.lapor_institution_id is not None and self._on_lapor(session, case):
+                if opd.kind == "body":
+                    rows.append(OutboxRow(kind="forward", payload={
+                        "institution_id": opd.lapor_institution_id, "reason": text}))
+                else:
+                    rows = self._followup_row(session, case, text,
+                                              institution_to_id=opd.lapor_institution_id,
+                                              purpose="forward")
+            return {"forwarded_to": [old, opd.code], "tembusan": [None, copies]}, rows
+
+        fields = {"target": opd.code, "institution_id": opd.lapor_institution_id or opd.code,
+                  "reason": reason}
+        return self._act(ref, action, actor, apply, note=note, expected_version=expected_version,
+                         fields=fields)
+
+    def followup(self, ref: str | int, actor: Actor, text: str,
+                 attachments: Sequence[Upload] = (), expected_version: int | None = None
+                 ) -> ActionResult:
+        """Post a tindak lanjut: what LAPOR! shows the complainant."""
+        if not text.strip():
+            raise BadInput("a follow-up needs a text")
+
+        def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
+            files = self._store_files(session, case, attachments)
+            rows = self._followup_row(session, case, text.strip(), files)
+            return {"followup": [None, text.strip()[:200]],
+                    "files": [None, [f.name for f in files]]}, rows
+
+        return self._act(ref, "followup", actor, apply, expected_version=expected_version,
+                         fields={"content": text})
+
+    def approve(self, ref: str | int, actor: Actor, document: str,
+                number: str | None = None, note: str | None = None,
+                expected_version: int | None = None) -> ActionResult:
+        """Record the next approval step (paraf or tanda tangan) of a document's chain.
+
+        Whose turn it is comes from the profile's approval chain; a numbered document
+        (BAPP, surat jawaban) gets its number from the register at its last step unless
+        one is given by hand.
+        """
+        if not document.strip():
+            raise BadInput("name the document being approved")
+        document = document.strip()
+
+        def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
+            position = move.approval
+            if position is None:  # the profile's approve rule names no chain
+                return {"approval": [None, {"document": document, "by": actor.name}]}, []
+            data = dict(case.data or {})
+            done = dict(data.get("approvals_done") or {})
+            done[document] = [*done.get(document, []), actor.role]
+            data["approvals_done"] = done
+            doc_number = number
+            if doc_number is None and position.assigns_number:
+                now = self.clock()
+                local = now.astimezone(self.register_format.tz)
+                scope = f"doc:{document}:{local.year}"
+                seq = register.allocate(session, scope)
+                doc_number = self.rules.format_document_number(
+                    document, seq, code=self.settings.regency.code, year=local.year,
+                    month=local.month)
+            entry = {"document": document, "step": position.index + 1, "kind": position.kind,
+                     "by": actor.name, "role": actor.role, "at": self.clock().isoformat()}
+            if doc_number:
+                entry["number"] = doc_number
+                data.setdefault("documents", {})[document] = doc_number
+            data["approvals"] = [*data.get("approvals", []), entry]
+            case.data = data
+            return {"approval": [None, entry]}, []
+
+        return self._act(ref, "approve", actor, apply, note=note, document=document,
+                         expected_version=expected_version, fields={"document": document})
+
+    def answer_delivered(self, ref: str | int, actor: Actor, text: str,
+                         expected_version: int | None = None) -> ActionResult:
+        """The answer (letter or BAPP) reached the complainant; LAPOR! gets it as follow-up."""
+        if not text.strip():
+            raise BadInput("give the answer's text (what LAPOR! shows the complainant)")
+
+        def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
+            return {}, self._followup_row(session, case, text.strip(), purpose="answer")
+
+        return self._act(ref, "answer_delivered", actor, apply,
+                         expected_version=expected_version)
+
+    def satisfaction(self, ref: str | int, actor: Actor, satisfied: bool,
+                     note: str | None = None, expected_version: int | None = None
+                     ) -> ActionResult:
+        def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
+            data = dict(case.data or {})
+            data["satisfied"] = satisfied
+            case.data = data
+            return {"satisfied": [None, satisfied]}, []
+
+        return self._act(ref, "satisfied" if satisfied else "not_satisfied", actor, apply,
+                         note=note, expected_version=expected_version,
+                         fields={"reason": note})
+
+    def escalate(self, ref: str | int, actor: Actor, level: str, reason: str,
+                 expected_version: int | None = None) -> ActionResult:
+        if not level.strip():
+            raise BadInput("name the escalation level")
+
+        def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
+            data = dict(case.data or {})
+            data.setdefault("escalations", []).append(
+                {"level": level, "reason": reason, "at": self.clock().isoformat()})
+            case.data = data
+            old = case.assigned_to
+            case.assigned_to = level
+            return {"escalated_to": [old, level]}, []
+
+        return self._act(ref, "escalate", actor, apply, note=reason,
+                         expected_version=expected_version, fields={"reason": reason})
+
+    def close(self, ref: str | int, actor: Actor, note: str | None = None,
+              expected_version: int | None = None) -> ActionResult:
+        def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
+            case.closed_at = self.clock()
+            return {"closed_at": [None, case.closed_at]}, []
+
+        return self._act(ref, "close", actor, apply, note=note,
+                         expected_version=expected_version, fields={"reason": note})
+
+    def archive(self, ref: str | int, actor: Actor, note: str | None = None,
+                expected_version: int | None = None) -> ActionResult:
+        def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
+            return {}, []
+
+        return self._act(ref, "archive", actor, apply, note=note,
+                         expected_version=expected_version, fields={"reason": note})
+
+    def reopen(self, ref: str | int, actor: Actor, note: str | None = None,
+               expected_version: int | None = None) -> ActionResult:
+        def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
+            old = case.closed_at
+            case.closed_at = None
+            return {"closed_at": [old, None]}, []
+
+        return self._act(ref, "reopen", actor, apply, note=note,
+                         expected_version=expected_version, fields={"reason": note})
+
+    def record_step(self, ref: str | int, actor: Actor, step: str, note: str | None = None,
+                    expected_version: int | None = None) -> ActionResult:
+        """A recorded handling step of the profile (study, permit-data check, field
+        inspection, coordination meeting, drafting the answer...). Stays local: LAPOR!
+        hears of the outcome through a follow-up or the answer."""
+
+        def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
+            data = dict(case.data or {})
+            steps = [*data.get("steps", []), {"step": step, "by": actor.name,
+                                             "at": self.clock().isoformat(), "note": note}]
+            data["steps"] = steps
+            # A new or revised draft starts its approval chains again.
+            data["approvals_done"] = {}
+            case.data = data
+            return {"step": [None, step]}, []
+
+        return self._act(ref, "followup", actor, apply, note=note, step=step,
+                         expected_version=expected_version,
+                         fields={"content": note, "reason": note})
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _opd(self, code: str) -> OpdSettings:
+        opd = self.settings.opd(code.strip())
+        if opd is None:
+            known = ", ".join(o.code for o in self.settings.opds) or "none configured"
+            raise BadInput(f"unknown OPD {code!r} (known: {known})")
+        return opd
+
+    def case_exists(self, ref: str | int) -> bool:
+        with self.sessions() as session:
+            try:
+                find_case(session, ref)
+            except CaseNotFound:
+                return False
+            return True
+
+
+def approvals_done(case: Case, document: str) -> tuple[str, ...]:
+    """Roles that approved ``document`` since its current draft."""
+    done = ((case.data or {}).get("approvals_done") or {}).get(document, [])
+    return tuple(str(r) for r in done)
+
+
+def forward_text(opd: OpdSettings, tembusan: Sequence[str], reason: str) -> str:
+    """What LAPOR! and the complainant read about a forward (Bahasa Indonesia)."""
+    lines = [f"Pengaduan ini diteruskan kepada {opd.name} sesuai kewenangannya."]
+    if reason:
+        lines.append(f"Alasan: {reason}")
+    if tembusan:
+        lines.append("Tembusan: " + "; ".join(tembusan))
+    return "\n".join(lines)
+
+
+def _jsonable(changes: dict[str, Any]) -> dict[str, Any]:
+    def conv(v: Any) -> Any:
+        if isinstance(v, datetime):
+            return v.isoformat()
+        if isinstance(v, list):
+            return [conv(x) for x in v]
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        return v
+
+    return {k: conv(v) for k, v in changes.items()}
