@@ -1,0 +1,233 @@
+"""Lifecycle events for plugins: recorded in the change's transaction, dispatched after commit.
+
+Recording (:func:`record_event`, :func:`record_notification`) adds a
+:class:`~bridge.store.models.PendingEvent` row in the caller's session, so the event exists
+if and only if the change it describes was committed. :func:`dispatch_pending` later reads
+the rows in id order (the order they were recorded), calls the hook with a snapshot of the
+case as committed, and deletes each row once every plugin ran.
+
+Guarantees and the choices behind them:
+
+* **After commit.** Plugins never see a change that may still roll back.
+* **In order.** One event is finished before the next is started; run one dispatcher per
+  deployment (the daemon's lease holder).
+* **At least once.** A row is deleted only after all plugins ran. If the process dies in
+  between, the event is dispatched again with the same ``event_id``; plugins that have
+  side effects outside the bridge should remember the ids they handled.
+* **A failing plugin is not retried.** Plugin failures (exception, time-out, wrong return)
+  are logged with the plugin's name and *flagged on the case* (a ``plugin_failed``
+  history entry and ``Case.attention``), then the event is deleted. Re-dispatching would
+  run the plugins that succeeded a second time (a second e-mail to the Kepala Dinas) and a
+  deterministic bug would fail forever and hold up every later event; a person looking at
+  the flagged case is the better retry. Channels that expect transient failures
+  (``notify_webhook``) retry inside their own call.
+* **Poison events.** Each row's ``attempts`` is counted up and committed *before* the
+  plugins run. A row found with ``attempts >= max_attempts`` has crashed the dispatcher
+  that many times (e.g. a plugin that kills the process); it is flagged and dropped
+  without calling the plugins again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge.domain import CaseSnapshot, Notification, snapshot_from_row
+from bridge.hookspecs import EVENT_HOOKS, event_arguments
+from bridge.plugins import PluginFailure, PluginHost
+from bridge.store.models import Case, CaseEvent, PendingEvent, utcnow
+
+log = logging.getLogger("bridge.events")
+
+#: The pending-event name of a notification waiting to be handed to the channels.
+NOTIFY_EVENT = "notify"
+
+_DATETIME_TAG = "$datetime"
+_DATE_TAG = "$date"
+
+#: ``(session, event, failures)``: flag a case whose plugins failed, in the row's transaction.
+FailureHandler = Callable[[Session, PendingEvent, list[PluginFailure]], None]
+#: ``(session, case_id)``: the committed case as plugins see it, or ``None`` if it is gone.
+CaseLoader = Callable[[Session, int], CaseSnapshot | None]
+
+
+def encode(value: Any) -> Any:
+    """Make event data JSON-able, keeping datetimes recognisable for :func:`decode`."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("event data: naive datetime; times must be timezone-aware")
+        return {_DATETIME_TAG: value.isoformat()}
+    if isinstance(value, date):
+        return {_DATE_TAG: value.isoformat()}
+    if isinstance(value, Mapping):
+        return {str(k): encode(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [encode(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise ValueError(f"event data: {type(value).__name__} is not JSON-able")
+
+
+def decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {_DATETIME_TAG}:
+            return datetime.fromisoformat(value[_DATETIME_TAG])
+        if set(value) == {_DATE_TAG}:
+            return date.fromisoformat(value[_DATE_TAG])
+        return {k: decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    return value
+
+
+def record_event(
+    session: Session, name: str, case_id: int | None, data: Mapping[str, Any] | None = None
+) -> PendingEvent:
+    """Record lifecycle event ``name`` of ``case_id`` in the caller's transaction.
+
+    ``name`` is a lifecycle hook (``case_received``, ``case_changed``, ...) and ``data``
+    its own arguments (see :mod:`bridge.hookspecs`); unknown names or arguments raise
+    ``ValueError`` now rather than fail later in the dispatcher. Matches the sync's
+    ``EventSink`` signature.
+    """
+    if name not in EVENT_HOOKS:
+        raise ValueError(f"unknown event {name!r}; known: {', '.join(EVENT_HOOKS)}")
+    if case_id is None:
+        raise ValueError(f"event {name!r} needs a case id")
+    payload = dict(data or {})
+    allowed = event_arguments(name)
+    unknown = sorted(set(payload) - set(allowed))
+    if unknown:
+        raise ValueError(f"event {name!r} takes {allowed}, not {unknown}")
+    row = PendingEvent(name=name, case_id=case_id, data=encode(payload), created_at=utcnow(),
+                       attempts=0)
+    session.add(row)
+    return row
+
+
+def record_notification(session: Session, notification: Notification) -> PendingEvent:
+    """Queue ``notification`` for the channels, to be sent after the caller commits."""
+    row = PendingEvent(name=NOTIFY_EVENT, case_id=notification.case_id,
+                       data=encode(notification.to_dict()), created_at=utcnow(), attempts=0)
+    session.add(row)
+    return row
+
+
+def load_snapshot(session: Session, case_id: int) -> CaseSnapshot | None:
+    case = session.get(Case, case_id)
+    return None if case is None else snapshot_from_row(case)
+
+
+def flag_case(session: Session, event: PendingEvent, failures: list[PluginFailure]) -> None:
+    """Default failure handler: a ``plugin_failed`` history entry and ``Case.attention``.
+
+    The services layer may pass its own handler to :func:`dispatch_pending` instead.
+    """
+    if event.case_id is None:
+        return
+    case = session.get(Case, event.case_id)
+    if case is None:
+        return
+    note = "; ".join(str(f) for f in failures)
+    for failure in failures:
+        session.add(CaseEvent(case_id=case.id, at=utcnow(), side="system",
+                              actor=f"plugin:{failure.plugin}", kind="plugin_failed",
+                              changes={"hook": failure.hook, "failure": failure.kind,
+                                       "event": event.name, "event_id": event.id},
+                              note=failure.message))
+    attention = f"Plugin gagal saat {event.name} (event {event.id}): {note}"
+    case.attention = attention if not case.attention else f"{case.attention}\n{attention}"
+
+
+@dataclass
+class DispatchResult:
+    dispatched: int = 0
+    failures: list[PluginFailure] = field(default_factory=list)
+    #: Events dropped without running plugins (case gone, poison event).
+    dropped: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.dropped
+
+
+def dispatch_pending(
+    sessions: sessionmaker[Session],
+    host: PluginHost,
+    *,
+    limit: int = 100,
+    max_attempts: int = 3,
+    on_failure: FailureHandler = flag_case,
+    load_case: CaseLoader = load_snapshot,
+) -> DispatchResult:
+    """Dispatch up to ``limit`` pending events in id order; see the module docstring."""
+    result = DispatchResult()
+    with sessions() as session:
+        ids = list(session.scalars(select(PendingEvent.id).order_by(PendingEvent.id)
+                                   .limit(limit)))
+    for event_id in ids:
+        with sessions() as session, session.begin():
+            event = session.get(PendingEvent, event_id)
+            if event is None:  # another dispatcher took it: nothing to do
+                continue
+            event.attempts += 1
+            attempts = event.attempts
+            name, case_id, data = event.name, event.case_id, decode(event.data or {})
+            case = load_case(session, case_id) if case_id is not None else None
+        failures: list[PluginFailure] = []
+        dropped = False
+        if attempts > max_attempts:
+            failures = [PluginFailure("(dispatcher)", name, "error",
+                                      f"event {event_id} dropped after {attempts - 1} "
+                                      "dispatch attempts that never finished", case_id)]
+            log.error("%s", failures[0])
+            dropped = True
+        elif name == NOTIFY_EVENT:
+            failures = host.notify(Notification.from_dict(data))
+        elif case is None:
+            log.error("event %s %r: case %s not found; dropped", event_id, name, case_id)
+            dropped = True
+        else:
+            try:
+                failures = host.emit(name, case, event_id=event_id, **data)
+            except ValueError as exc:  # recorded by an older version with other arguments
+                failures = [PluginFailure("(dispatcher)", name, "error", str(exc), case_id)]
+                log.error("event %s: %s", event_id, exc)
+        with sessions() as session, session.begin():
+            event = session.get(PendingEvent, event_id)
+            if event is None:
+                continue
+            if failures:
+                on_failure(session, event, failures)
+            session.delete(event)
+        result.dispatched += 0 if dropped else 1
+        result.dropped += 1 if dropped else 0
+        result.failures.extend(failures)
+    return result
+
+
+def pending_count(sessions: sessionmaker[Session]) -> int:
+    from sqlalchemy import func
+
+    with sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(PendingEvent)) or 0)
+
+
+__all__ = [
+    "NOTIFY_EVENT",
+    "DispatchResult",
+    "decode",
+    "dispatch_pending",
+    "encode",
+    "flag_case",
+    "load_snapshot",
+    "pending_count",
+    "record_event",
+    "record_notification",
+]
