@@ -159,6 +159,9 @@ class Puller:
             since = cursor_key[0] - (window if window is not None else self.lookback)
         page = 1
         prev_ids: list[int] | None = None
+        # The largest key committed in this run: each new request starts at that key's
+        # timestamp, so its first items repeat what was just read and are skipped.
+        run_key: tuple[datetime, int] | None = None
         try:
             while not self.stop.is_set():
                 if result.pages >= self.max_pages:
@@ -173,7 +176,10 @@ class Puller:
                     raise PaginationError(
                         f"page {page} repeats the previous page's items (looping pagination)"
                     )
-                self._commit_page(batch, result)
+                fresh = [i for i in batch.items if run_key is None or _key(i) > run_key]
+                self._commit_page(fresh, batch.rejected, result)
+                if fresh:
+                    run_key = max(run_key or _key(fresh[0]), *(_key(i) for i in fresh))
                 if not batch.next_page_url:
                     break
                 if not batch.items:
@@ -200,15 +206,18 @@ class Puller:
 
     # -- one page, one transaction ----------------------------------------------------
 
-    def _commit_page(self, batch: Page[RemoteComplaint], result: PullResult) -> None:
+    def _commit_page(self, items: list[RemoteComplaint], rejected: list[RejectedItem],
+                     result: PullResult) -> None:
+        if not items and not rejected:
+            return
         with self.sessions() as session, session.begin():
-            if batch.rejected:
-                self._quarantine(session, batch.rejected)
-                result.quarantined += len(batch.rejected)
-            if batch.items:
-                result.received += len(batch.items)
-                self._upsert(session, batch.items, result)
-                self._advance_cursor(session, max(_key(i) for i in batch.items))
+            if rejected:
+                self._quarantine(session, rejected)
+                result.quarantined += len(rejected)
+            if items:
+                result.received += len(items)
+                self._upsert(session, items, result)
+                self._advance_cursor(session, max(_key(i) for i in items))
 
     def _quarantine(self, session: Session, rejected: Iterable[RejectedItem]) -> None:
         rows = [
