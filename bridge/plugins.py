@@ -485,6 +485,13 @@ class PluginHost:
         return job
 
 
+def cli_commands() -> list[Any]:
+    """The click commands ``plugins`` and ``plugin new`` for the main command group."""
+    from bridge.cli_plugins import commands
+
+    return list(commands())
+
+
 def _wrong_type(value: Any, expected: str) -> str:
     return f"returned {type(value).__name__} ({value!r:.80}), expected {expected} or None"
 
@@ -724,6 +731,7 @@ __all__ = [
     "PluginSource",
     "PluginsSettings",
     "build_host",
+    "cli_commands",
     "hookimpl",
     "load_plugins",
     "plugins_settings",
