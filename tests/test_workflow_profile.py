@@ -469,7 +469,7 @@ def test_happy_path_through_the_default() -> None:
     wf = default_workflow()
     stage = wf.initial_stage
     done: list[str] = []
-    for action, role, kw in [
+    path: list[tuple[str, str, dict[str, Any]]] = [
         ("register", "petugas", {}),
         ("return_incomplete", "petugas", {"fields": {"missing": "Fotokopi KTP"}}),
         ("files_complete", "petugas", {}),
@@ -484,7 +484,8 @@ def test_happy_path_through_the_default() -> None:
         ("answer_delivered", "petugas", {}),
         ("satisfied", "petugas", {}),
         ("archive", "sistem", {}),
-    ]:
+    ]
+    for action, role, kw in path:
         move = wf.plan(action, stage, role, approvals_done=done, **kw)
         if move.approval is not None:
             done.append(role)
