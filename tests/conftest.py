@@ -43,9 +43,9 @@ BASE_CONFIG = {
               "read_timeout": 5},
     "outbox": {"backoff_initial": 0.01, "backoff_max": 0.05},
     "opds": [
-        {"code": "DLH", "name": "Dinas Lingkungan Hidup", "lapor_institution_id": 12},
-        {"code": "PUPR", "name": "Dinas PUPR", "lapor_institution_id": 13},
-        {"code": "BPN", "name": "Kantor Pertanahan", "lapor_institution_id": 40, "kind": "body"},
+        {"code": "DLH", "name": "Dinas Lingkungan Hidup", "lapor_institution_id": 102},
+        {"code": "PUPR", "name": "Dinas PUPR", "lapor_institution_id": 103},
+        {"code": "BPN", "name": "Kantor Pertanahan", "lapor_institution_id": 114, "kind": "body"},
         {"code": "KECAMATAN", "name": "Kecamatan Kota"},
     ],
 }

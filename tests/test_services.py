@@ -121,7 +121,7 @@ def test_forward_unknown_opd_and_tembusan(runtime_factory: Any) -> None:
         row = s.get(OutboxRow, res.outbox_ids[0])
         assert row is not None
         text = row.payload["content"]
-    assert row.payload["institution_to_id"] == 12
+    assert row.payload["institution_to_id"] == 102
     assert "Dinas Lingkungan Hidup" in text and "Tembusan: Pelapor; Camat Kota" in text
     assert "Rahasia Sekali" not in text and "0812" not in text
 
@@ -138,7 +138,7 @@ def test_forward_body_needs_reason(runtime_factory: Any) -> None:
     with rt.sessions() as s:
         row = s.get(OutboxRow, res.outbox_ids[0])
         assert row is not None and row.kind == "forward"
-        assert row.payload["institution_id"] == 40
+        assert row.payload["institution_id"] == 114
 
 
 def test_local_case_without_push(runtime_factory: Any) -> None:
