@@ -514,14 +514,28 @@ def _did_you_mean(word: str, choices: Sequence[str]) -> str:
 # -- loading ---------------------------------------------------------------------------
 
 
+def describe_validation_error(exc: ValidationError) -> tuple[str, str]:
+    """``(dotted key, problem)`` of the most telling error of ``exc``.
+
+    A misspelt key shows up twice (the right key missing, the wrong one unknown); the
+    unknown one is reported, since it points at the line to fix.
+    """
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "extra_forbidden":
+        return loc, "unknown key"
+    if first["type"] == "missing":
+        return loc, "missing required key"
+    return loc, str(first["msg"]).removeprefix("Value error, ")
+
+
 def plugins_settings(settings: Settings) -> PluginsSettings:
     """Validate the ``[plugins]`` table; raises :class:`ConfigError` naming the key."""
     try:
         return PluginsSettings.model_validate(settings.section("plugins"))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        problem = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        loc, problem = describe_validation_error(exc)
         raise ConfigError(settings.source, f"plugins.{loc}" if loc else "plugins",
                           problem) from None
 
@@ -608,10 +622,7 @@ def build_host(
         try:
             configs[name] = model.model_validate(dict(raw))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            loc = ".".join(str(p) for p in first["loc"])
-            problem = "unknown key" if first["type"] == "extra_forbidden" else (
-                "missing required key" if first["type"] == "missing" else first["msg"])
+            loc, problem = describe_validation_error(exc)
             raise PluginConfigError(source, f"{section}.{loc}" if loc else section, problem,
                                     name) from None
     return PluginHost(pm, sources, configs, sections, options, calendar)
@@ -732,6 +743,7 @@ __all__ = [
     "PluginsSettings",
     "build_host",
     "cli_commands",
+    "describe_validation_error",
     "hookimpl",
     "load_plugins",
     "plugins_settings",

@@ -18,7 +18,7 @@ Configuration (Situbondo-like: licensing is ours, pollution goes to DLH)::
     categories = ["Lingkungan Hidup"]              # exact, case-insensitive
     keywords = ["limbah", "pencemaran"]            # substring of title or content
     opd = "Dinas Lingkungan Hidup"                 # exactly one of unit / opd / body_id
-    tembusan = ["pelapor", "Camat {kecamatan}"]    # {kecamatan} {kelurahan} from location
+    tembusan = ["pelapor", "Camat {kecamatan}"]    # {kecamatan} {kelurahan} {desa}
     reason = "Pengawasan lingkungan adalah kewenangan DLH"
 
     [[routing_rules.rules]]
@@ -91,10 +91,15 @@ class Config(BaseModel):
 
 
 def places(location: str | None) -> dict[str, str]:
-    """``"Kel. Sukamaju, Kec. Tengah"`` -> ``{"kelurahan": "Sukamaju", "kecamatan": "Tengah"}``."""
+    """``"Kel. Sukamaju, Kec. Tengah"`` -> ``{"kelurahan": "Sukamaju", "kecamatan": "Tengah"}``.
+
+    A village (``Desa X``) is ``desa``, so ``"Kepala Desa {desa}"`` can be a tembusan.
+    """
     found: dict[str, str] = {}
     for kind, name in _PLACE.findall(location or ""):
-        key = "kecamatan" if kind.lower().startswith("kec") else "kelurahan"
+        lowered = kind.lower()
+        key = "kecamatan" if lowered.startswith("kec") else (
+            "desa" if lowered == "desa" else "kelurahan")
         found.setdefault(key, name.strip())
     return found
 

@@ -219,7 +219,8 @@ def test_config_section_reaches_the_plugin() -> None:
 
 
 @pytest.mark.parametrize(("section", "key", "problem"), [
-    ({"treshold": 5}, "kab_thresholds.threshold", "missing required key"),
+    ({}, "kab_thresholds.threshold", "missing required key"),
+    ({"treshold": 5}, "kab_thresholds.treshold", "unknown key"),
     ({"threshold": 5, "unitz": []}, "kab_thresholds.unitz", "unknown key"),
     ({"threshold": "lima"}, "kab_thresholds.threshold", "Input should be a valid integer"),
 ])
