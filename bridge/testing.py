@@ -401,7 +401,7 @@ class FakeLapor:
         report = make_report(**overrides)
         with self._lock:
             self.reports[int(report["id"])] = report
-        return report
+        return dict(report)
 
     def change_report(self, report_id: int, **fields: Any) -> dict[str, Any]:
         """Change fields of a report; ``updated_at`` moves on by a second unless given."""
