@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from bridge.config import Settings, check_unknown_sections
+from bridge.config import ConfigError, Settings, check_unknown_sections
 
 
 def check_settings(settings: Settings) -> None:
     """Raise ConfigError for anything wrong that load_settings alone cannot see."""
-    declared: set[str] = set()
+    from bridge.plugins import load_plugins
+    from bridge.workflow.calendar import calendar_from_mapping
+    from bridge.workflow.defaults import build_workflow
+    from bridge.workflow.errors import WorkflowProfileError
+
     try:
-        from bridge.plugins import declared_sections
-    except ModuleNotFoundError:
-        pass
-    else:
-        declared |= declared_sections(settings)
-    check_unknown_sections(settings, declared)
+        calendar = calendar_from_mapping(settings.section("calendar"),
+                                         tz=settings.regency.timezone)
+        build_workflow(settings.section("workflow"))
+    except WorkflowProfileError as exc:
+        raise ConfigError(settings.source, exc.key, exc.problem) from None
+    host = load_plugins(settings, calendar=calendar)
+    check_unknown_sections(settings, set(host.declared_sections))

@@ -48,9 +48,11 @@ def runtime(ctx: click.Context) -> Iterator[Any]:
     from bridge.runtime import Runtime
 
     settings = load(ctx)
+    from bridge.plugins import PluginError
+
     try:
         rt = Runtime(settings)
-    except ConfigError as exc:
+    except (ConfigError, PluginError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except Exception as exc:  # a database that cannot be reached or upgraded
@@ -111,13 +113,14 @@ def main(ctx: click.Context, config: str | None, verbose: int) -> None:
 @click.pass_context
 def check_config(ctx: click.Context, file: str | None) -> None:
     """Validate a config file; exit 2 with the file, key and problem when it is wrong."""
+    from bridge.checks import check_settings
+    from bridge.plugins import PluginError
+
     path = file or ctx.obj["config"]
     try:
         settings = load_settings(path)
-        from bridge.checks import check_settings
-
         check_settings(settings)
-    except ConfigError as exc:
+    except (ConfigError, PluginError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     click.echo(f"{path}: ok ({settings.regency.name}, {settings.regency.code})")
@@ -195,7 +198,7 @@ def queue_cmd(ctx: click.Context, stage: str | None, text: str | None, overdue: 
         if as_json:
             click.echo(json.dumps([r.as_json() for r in rows], indent=2, ensure_ascii=False))
         else:
-            print_queue(rows, rt.settings.regency.timezone)
+            print_queue(rows, rt.settings.regency.timezone, stage_label=rt.workflow.stage_label)
 
 
 @main.group("case")
@@ -221,7 +224,7 @@ def case_show(ctx: click.Context, ref: str, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(detail.as_json(), indent=2, ensure_ascii=False, default=str))
         else:
-            print_case(detail, rt.settings.regency.timezone)
+            print_case(detail, rt.settings.regency.timezone, rt.workflow.stage_label)
 
 
 # -- sandbox and demo ------------------------------------------------------------------

@@ -59,10 +59,12 @@ def run_demo(settings: Settings, *, once: bool, seed: int, reports: int, interva
                                           ensure_ascii=False))
                 else:
                     _banner(sandbox.url, report)
-                    print_queue(rows, tz, title=f"Antrean {settings.regency.name}")
+                    print_queue(rows, tz, title=f"Antrean {settings.regency.name}",
+                        stage_label=rt.workflow.stage_label)
                 return 0
             _banner(sandbox.url, report)
-            print_queue(rows, tz, title=f"Antrean {settings.regency.name}")
+            print_queue(rows, tz, title=f"Antrean {settings.regency.name}",
+                        stage_label=rt.workflow.stage_label)
             _extra_faces(rt, sandbox)
             return _watch(rt, sandbox, interval, tz)
 
@@ -102,7 +104,7 @@ def _watch(rt: Runtime, sandbox: Any, interval: float, tz: str) -> int:
             with rt.sessions() as session:
                 rows = [r for r in list_queue(session, QueueFilter(limit=1000))
                         if r.id in set(result.created_ids) | set(result.updated_ids)]
-            print_queue(rows, tz, title="Baru masuk antrean")
+            print_queue(rows, tz, title="Baru masuk antrean", stage_label=rt.workflow.stage_label)
     finally:
         signal.signal(signal.SIGINT, previous)
     click.echo("demo stopped")

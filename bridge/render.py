@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rich.console import Console
 from rich.table import Table
@@ -18,7 +18,8 @@ def _console() -> Console:
     return Console(width=None if Console().is_terminal else 160, highlight=False)
 
 
-def queue_table(rows: Sequence[QueueRow], tz: str, title: str | None = None) -> Table:
+def queue_table(rows: Sequence[QueueRow], tz: str, title: str | None = None,
+                stage_label: Callable[[str], str] = str) -> Table:
     table = Table(title=title, title_justify="left")
     for header in ("No. Register", "ID LAPOR!", "Diterima", "Judul", "Tahap", "Tenggat"):
         table.add_column(header, overflow="fold")
@@ -33,22 +34,23 @@ def queue_table(rows: Sequence[QueueRow], tz: str, title: str | None = None) -> 
             r.tracking_id or (str(r.lapor_id) if r.lapor_id else "-"),
             local_time(r.received_at, tz),
             title_text[:80],
-            r.stage,
+            stage_label(r.stage),
             deadline,
         )
     return table
 
 
-def print_queue(rows: Sequence[QueueRow], tz: str, title: str | None = None) -> None:
+def print_queue(rows: Sequence[QueueRow], tz: str, title: str | None = None,
+                stage_label: Callable[[str], str] = str) -> None:
     console = _console()
     if not rows:
         console.print("Antrean kosong.")
         return
-    console.print(queue_table(rows, tz, title))
+    console.print(queue_table(rows, tz, title, stage_label))
     console.print(f"{len(rows)} pengaduan.")
 
 
-def print_case(detail: CaseDetail, tz: str) -> None:
+def print_case(detail: CaseDetail, tz: str, stage_label: Callable[[str], str] = str) -> None:
     console = _console()
     c = detail.case
     console.print(f"[bold]{c.register_no}[/bold]  {c.title}")
@@ -56,7 +58,7 @@ def print_case(detail: CaseDetail, tz: str) -> None:
         ("ID LAPOR!", c.tracking_id or c.lapor_id or "-"),
         ("Kanal", c.channel),
         ("Diterima", local_time(c.received_at, tz)),
-        ("Tahap", c.stage),
+        ("Tahap", stage_label(c.stage)),
         ("Klasifikasi", c.severity or "-"),
         ("Status LAPOR!", c.remote_status_name or "-"),
         ("Disposisi LAPOR!", detail.remote_disposition_name or "-"),

@@ -10,19 +10,25 @@ import logging
 import threading
 from datetime import timedelta
 from functools import cached_property
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.config import Settings, register_section
+from bridge.config import ConfigError, Settings, register_section
+from bridge.events import dispatch_pending, record_event
 from bridge.lapor.budget import RequestBudget
 from bridge.lapor.client import LaporClient
+from bridge.plugins import PluginHost, load_plugins
 from bridge.services.actions import CaseActions
+from bridge.services.deadlines import CaseDeadlines
 from bridge.store.db import ensure_schema, make_engine, session_factory
 from bridge.store.register import RegisterFormat
 from bridge.sync.pull import EventSink, Puller
 from bridge.sync.push import Pusher
+from bridge.workflow.calendar import WorkingCalendar, calendar_from_mapping
 from bridge.workflow.defaults import build_workflow
+from bridge.workflow.errors import WorkflowProfileError
 from bridge.workflow.profile import Workflow
 
 # Top-level config sections owned by built-in features (plugins declare their own).
@@ -46,7 +52,14 @@ class Runtime:
         self.stop = threading.Event()
         # One budget per deployment: pull, push and refresh share LAPOR!'s rate limit.
         self.budget = RequestBudget(settings.lapor.requests_per_second)
-        self.event_sink: EventSink | None = None
+        try:
+            self.calendar: WorkingCalendar = calendar_from_mapping(
+                settings.section("calendar"), tz=settings.regency.timezone)
+            self.workflow: Workflow = build_workflow(settings.section("workflow"))
+        except WorkflowProfileError as exc:
+            raise ConfigError(settings.source, exc.key, exc.problem) from None
+        self.plugins: PluginHost = load_plugins(settings, calendar=self.calendar)
+        self.event_sink: EventSink | None = self._record_event
 
     @cached_property
     def register_format(self) -> RegisterFormat:
@@ -56,20 +69,34 @@ class Runtime:
     def client(self) -> LaporClient:
         return LaporClient(self.settings.lapor, self.settings.secrets, budget=self.budget)
 
+    def _record_event(self, session: Session, name: str, case_id: int,
+                      data: dict[str, Any]) -> None:
+        # Only events some plugin listens to are stored: a 100,000-report first pull
+        # should not write 100,000 rows nobody reads.
+        if self.plugins.implementers(name):
+            record_event(session, name, case_id, data)
+
     @cached_property
-    def workflow(self) -> Workflow:
-        return build_workflow(self.settings.section("workflow"))
+    def deadlines(self) -> CaseDeadlines:
+        return CaseDeadlines(self.workflow, self.calendar)
 
     def actions(self) -> CaseActions:
         return CaseActions(self.sessions, self.settings, self.workflow,
-                           event_sink=self.event_sink)
+                           event_sink=self.event_sink, after_change=self.deadlines.refresh)
 
     def pusher(self, client: LaporClient) -> Pusher:
         return Pusher(client, self.sessions, self.settings, event_sink=self.event_sink,
                       stop=self.stop)
 
-    def dispatch_events(self) -> None:
-        """Run plugin event hooks for what was committed (no-op without plugins)."""
+    def dispatch_events(self, limit: int = 1000) -> int:
+        """Run plugin event hooks for what was committed; returns how many ran."""
+        total = 0
+        while True:
+            result = dispatch_pending(self.sessions, self.plugins, limit=limit)
+            done = result.dispatched + result.dropped
+            total += done
+            if done < limit:
+                return total
 
     def puller(self, client: LaporClient) -> Puller:
         lapor = self.settings.lapor
@@ -80,6 +107,7 @@ class Runtime:
             page_size=lapor.page_size,
             lookback=timedelta(seconds=lapor.lookback_seconds),
             event_sink=self.event_sink,
+            deadline_for=self.deadlines.for_new,
             status_names=dict(lapor.status_names),
             stop=self.stop,
         )

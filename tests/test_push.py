@@ -271,7 +271,7 @@ def test_thousand_actions_exactly_once_in_order_under_faults(runtime_factory: An
         assert counters.get("drop", 0) + counters.get("drop_after_apply", 0) > 0
 
         with rt.sessions() as s:
-            lapor_of = dict(s.execute(select(Case.id, Case.lapor_id)).tuples().all())
+            lapor_of = {cid: lid for cid, lid in s.execute(select(Case.id, Case.lapor_id))}
         total = 0
         for cid, outbox_ids in expected.items():
             posted = sandbox.state.followups_of(int(lapor_of[cid]))

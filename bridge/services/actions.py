@@ -51,7 +51,7 @@ class Actor:
 
 #: Called inside the action's transaction: (session, event name, case id, data).
 EventSink = Callable[[Session, str, int, dict[str, Any]], None]
-#: Called inside the transaction after the stage changed, to refresh deadlines.
+#: Called inside the action's transaction once the change is flushed (deadlines refresh).
 DeadlineHook = Callable[[Session, Case], None]
 
 
@@ -110,14 +110,14 @@ class CaseActions:
         rules: Workflow,
         *,
         event_sink: EventSink | None = None,
-        on_stage_change: DeadlineHook | None = None,
+        after_change: DeadlineHook | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.sessions = sessions
         self.settings = settings
         self.rules = rules
         self.event_sink = event_sink
-        self.on_stage_change = on_stage_change
+        self.after_change = after_change
         self.clock = clock
         r = settings.regency
         self.register_format = register.RegisterFormat(r.register_format, r.code, r.timezone)
@@ -160,10 +160,11 @@ class CaseActions:
             now = self.clock()
             case.updated_at = now
             case.version += 1
-            if self.on_stage_change is not None and next_stage != old_stage:
-                self.on_stage_change(session, case)
             session.add(CaseEvent(case_id=case.id, at=now, side="local", actor=actor.name,
                                   kind=action, changes=_jsonable(changes), note=note))
+            if self.after_change is not None:
+                session.flush()
+                self.after_change(session, case)
             for row in rows:
                 row.case_id = case.id
                 row.actor = actor.name
@@ -172,7 +173,7 @@ class CaseActions:
             session.flush()
             if self.event_sink is not None:
                 self.event_sink(session, "case_changed", case.id,
-                                {"action": action, "actor": actor.name, "role": actor.role})
+                                {"changes": _jsonable(changes), "side": "local"})
             return ActionResult(case.id, case.register_no, action, case.stage, case.version,
                                 [r.id for r in rows])
 
@@ -261,11 +262,12 @@ class CaseActions:
                 rows.append(OutboxRow(case_id=case.id, kind="create", actor=actor.name,
                                       created_at=now, payload={"file_ids": [f.id for f in files]}))
                 session.add_all(rows)
-            if self.on_stage_change is not None:
-                self.on_stage_change(session, case)
+            if self.after_change is not None:
+                session.flush()
+                self.after_change(session, case)
             session.flush()
             if self.event_sink is not None:
-                self.event_sink(session, "case_received", case.id, {"channel": new.channel})
+                self.event_sink(session, "case_received", case.id, {})
             return ActionResult(case.id, case.register_no, "new", case.stage, case.version,
                                 [r.id for r in rows])
 

@@ -131,6 +131,7 @@ class Puller:
         lookback: timedelta,
         stream: str = INBOX,
         event_sink: EventSink | None = None,
+        deadline_for: Callable[[datetime], datetime | None] | None = None,
         status_names: dict[str, str] | None = None,
         max_pages: int = 100_000,
         stop: threading.Event | None = None,
@@ -142,6 +143,7 @@ class Puller:
         self.lookback = lookback
         self.stream = stream
         self.event_sink = event_sink
+        self.deadline_for = deadline_for
         self.status_names = status_names or {}
         self.max_pages = max_pages
         self.stop = stop or threading.Event()
@@ -248,6 +250,7 @@ class Puller:
         new_items = [item for lid, item in latest.items() if lid not in existing]
         events: list[dict[str, Any]] = []
         changed_ids: list[int] = []
+        changed_fields: dict[int, dict[str, Any]] = {}
         for lid, item in latest.items():
             case = existing.get(lid)
             if case is None:
@@ -285,6 +288,7 @@ class Puller:
                 }
             )
             changed_ids.append(case.id)
+            changed_fields[case.id] = events[-1]["changes"]
         result.updated += len(changed_ids)
         result.updated_ids.extend(changed_ids)
         if new_items:
@@ -293,7 +297,8 @@ class Puller:
             session.execute(insert(CaseEvent), events)
         if self.event_sink is not None:
             for case_id in changed_ids:
-                self.event_sink(session, "case_changed", case_id, {})
+                self.event_sink(session, "case_changed", case_id,
+                                {"changes": changed_fields[case_id], "side": "remote"})
 
     def _insert_new(
         self,
@@ -322,6 +327,9 @@ class Puller:
                         "remote_updated_at": item.updated_at,
                         "stage": "received",
                         "received_at": item.created_at,
+                        "deadline_at": self.deadline_for(item.created_at)
+                        if self.deadline_for is not None
+                        else None,
                         "updated_at": now,
                         "is_new": True,
                         "version": 1,

@@ -331,8 +331,7 @@ class Pusher:
                                                "remote_id": [None, remote_id]}))
                 if self.event_sink is not None:
                     self.event_sink(session, "followup_delivered", row.case_id,
-                                    {"outbox_id": row.id, "kind": row.kind,
-                                     "remote_id": remote_id})
+                                    {"outbox_id": row.id, "remote_id": remote_id})
         with self._lock:
             result.delivered += 1
         return True
@@ -385,5 +384,5 @@ class Pusher:
             case.attention = f"Pengiriman ke LAPOR! gagal: {reason[:300]}"
         if self.event_sink is not None:
             self.event_sink(session, "dead_letter", row.case_id,
-                            {"outbox_id": row.id, "kind": row.kind, "reason": reason[:500]})
+                            {"outbox_id": row.id, "kind": row.kind, "error": reason[:500]})
         log.error("outbox row %s (case %s) is a dead letter: %s", row.id, row.case_id, reason)

@@ -1,0 +1,75 @@
+"""Deadlines of stored cases: builds each case's timeline from its history and asks the
+pure workflow functions (bridge.workflow.deadlines) what is due when."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bridge.store.models import Case, CaseEvent
+from bridge.workflow.calendar import WorkingCalendar
+from bridge.workflow.deadlines import (
+    CaseTimeline,
+    Deadline,
+    EscalationStep,
+    StageVisit,
+    compute_deadlines,
+    escalation_due,
+    overall_deadline,
+)
+from bridge.workflow.profile import Workflow
+
+#: History kinds that are follow-ups LAPOR! shows (they meet "first follow-up" limits).
+FOLLOWUP_KINDS = ("followup", "answer_delivered", "forward_opd", "return_incomplete")
+
+
+class CaseDeadlines:
+    def __init__(self, workflow: Workflow, calendar: WorkingCalendar) -> None:
+        self.workflow = workflow
+        self.calendar = calendar
+
+    def timeline(self, session: Session, case: Case) -> CaseTimeline:
+        events = session.execute(
+            select(CaseEvent.at, CaseEvent.kind, CaseEvent.changes)
+            .where(CaseEvent.case_id == case.id)
+            .order_by(CaseEvent.id)
+        ).all()
+        history = [StageVisit(self.workflow.initial_stage, case.received_at)]
+        followups: list[datetime] = []
+        for at, kind, changes in events:
+            stage = (changes or {}).get("stage")
+            if stage and isinstance(stage, list) and len(stage) == 2:
+                # An action may be recorded a moment "before" receipt when received_at is
+                # LAPOR!'s filing time; never let the history run backwards.
+                history.append(StageVisit(stage[1], max(at, history[-1].entered_at)))
+            if kind in FOLLOWUP_KINDS and not (changes or {}).get("step"):
+                followups.append(at)
+        return CaseTimeline(
+            received_at=case.received_at,
+            history=tuple(history),
+            files_complete_at=case.files_complete_at,
+            first_followup_at=followups[0] if followups else None,
+            last_followup_at=followups[-1] if followups else None,
+            severity=case.severity if case.severity in self.workflow.profile.classes else None,
+            via_lapor=case.lapor_id is not None or case.channel == "lapor",
+        )
+
+    def all(self, session: Session, case: Case) -> list[Deadline]:
+        return compute_deadlines(self.workflow, self.calendar, self.timeline(session, case))
+
+    def refresh(self, session: Session, case: Case) -> None:
+        """Store the overall deadline on the case (None once it is met), for the queue."""
+        due = overall_deadline(self.workflow, self.calendar, self.timeline(session, case))
+        case.deadline_at = None if due.met else due.due_at
+
+    def for_new(self, received_at: datetime, via_lapor: bool = True) -> datetime | None:
+        """The overall deadline of a case that has just arrived (no history yet)."""
+        due = overall_deadline(self.workflow, self.calendar,
+                               CaseTimeline(received_at=received_at, via_lapor=via_lapor))
+        return due.due_at
+
+    def escalation_due(self, session: Session, case: Case, at: datetime
+                       ) -> EscalationStep | None:
+        return escalation_due(self.workflow, self.calendar, self.timeline(session, case), at)
