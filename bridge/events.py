@@ -88,7 +88,7 @@ def decode(value: Any) -> Any:
 
 def record_event(
     session: Session, name: str, case_id: int | None, data: Mapping[str, Any] | None = None
-) -> PendingEvent:
+) -> None:
     """Record lifecycle event ``name`` of ``case_id`` in the caller's transaction.
 
     ``name`` is a lifecycle hook (``case_received``, ``case_changed``, ...) and ``data``
@@ -105,18 +105,15 @@ def record_event(
     unknown = sorted(set(payload) - set(allowed))
     if unknown:
         raise ValueError(f"event {name!r} takes {allowed}, not {unknown}")
-    row = PendingEvent(name=name, case_id=case_id, data=encode(payload), created_at=utcnow(),
-                       attempts=0)
-    session.add(row)
-    return row
+    session.add(PendingEvent(name=name, case_id=case_id, data=encode(payload),
+                             created_at=utcnow(), attempts=0))
 
 
-def record_notification(session: Session, notification: Notification) -> PendingEvent:
+def record_notification(session: Session, notification: Notification) -> None:
     """Queue ``notification`` for the channels, to be sent after the caller commits."""
-    row = PendingEvent(name=NOTIFY_EVENT, case_id=notification.case_id,
-                       data=encode(notification.to_dict()), created_at=utcnow(), attempts=0)
-    session.add(row)
-    return row
+    session.add(PendingEvent(name=NOTIFY_EVENT, case_id=notification.case_id,
+                             data=encode(notification.to_dict()), created_at=utcnow(),
+                             attempts=0))
 
 
 def load_snapshot(session: Session, case_id: int) -> CaseSnapshot | None:

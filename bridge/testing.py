@@ -579,11 +579,16 @@ class FakeLapor:
 
 @pytest.fixture
 def lapor_mock() -> Iterator[FakeLapor]:
-    """A respx-mocked LAPOR! at :data:`FAKE_BASE_URL`; other hosts are not intercepted."""
+    """A respx-mocked LAPOR! at :data:`FAKE_BASE_URL`.
+
+    Requests to loopback (127.0.0.1, localhost) go through to the real network stack, for
+    servers the test runs itself; a request to any other host fails the test instead of
+    leaving the machine.
+    """
     import respx
 
     fake = FakeLapor()
-    with respx.mock(assert_all_called=False, assert_all_mocked=False) as router:
+    with respx.mock(assert_all_called=False, assert_all_mocked=True) as router:
         router.route(host="127.0.0.1").pass_through()
         router.route(host="localhost").pass_through()
         fake.install(router)

@@ -101,11 +101,16 @@ def test_lapor_mock_followups_forward_and_errors(
         lapor.inbox_page(None)
 
 
-def test_lapor_mock_intercepts_only_its_host(lapor_mock: FakeLapor) -> None:
+def test_lapor_mock_lets_loopback_through_and_stops_other_hosts(lapor_mock: FakeLapor) -> None:
+    import respx
+
     assert FAKE_BASE_URL.startswith("https://lapor.test")
-    with httpx.Client() as http, pytest.raises(httpx.ConnectError):
-        # loopback passes through to the real network stack (nothing listens there)
-        http.get("http://127.0.0.1:9/")
+    with httpx.Client() as http:
+        with pytest.raises(httpx.ConnectError):
+            # loopback passes through to the real network stack (nothing listens there)
+            http.get("http://127.0.0.1:9/")
+        with pytest.raises(respx.models.AllMockedAssertionError):
+            http.get("https://lapor.go.id/")
 
 
 def test_bridge_store_is_migrated(bridge_store: TempStore) -> None:
