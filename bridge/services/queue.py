@@ -18,7 +18,8 @@ HIDDEN_SECRET = "(rahasia)"
 
 class CaseNotFound(LookupError):
     def __init__(self, ref: str) -> None:
-        super().__init__(f"no case {ref!r} (give a local id, a register number or a LAPOR! id)")
+        super().__init__(f"no case {ref!r} (give a local id, a register number, a LAPOR! "
+                         "tracking id or lapor:<LAPOR! id>)")
         self.ref = ref
 
 
@@ -130,13 +131,20 @@ def _row(c: Case) -> QueueRow:
 
 
 def find_case(session: Session, ref: str | int) -> Case:
-    """A case by local id, register number or LAPOR! id."""
+    """A case by register number, local id, LAPOR! tracking id, or ``lapor:<id>``.
+
+    A bare number is a local id first (what the queue shows staff), then a tracking id
+    (what lapor.go.id shows the public).
+    """
     text = str(ref).strip()
-    case = session.scalars(select(Case).where(Case.register_no == text)).first()
-    if case is None and text.isdigit():
-        case = session.get(Case, int(text)) or session.scalars(
-            select(Case).where(Case.lapor_id == int(text))
-        ).first()
+    case: Case | None = None
+    if text.startswith("lapor:") and text[6:].isdigit():
+        case = session.scalars(select(Case).where(Case.lapor_id == int(text[6:]))).first()
+    else:
+        case = session.scalars(select(Case).where(Case.register_no == text)).first()
+        if case is None and text.isdigit():
+            case = session.get(Case, int(text)) or session.scalars(
+                select(Case).where(Case.tracking_id == text)).first()
     if case is None:
         raise CaseNotFound(text)
     return case
