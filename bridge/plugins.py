@@ -241,18 +241,24 @@ class PluginHost:
         return self._first("route_case", {"case": case, "known_opds": opds}, check, case.id)
 
     def stage_deadline(
-        self, case: CaseSnapshot, stage: str, started_at: datetime
+        self, case: CaseSnapshot, stage: str, started_at: datetime | None = None
     ) -> HookOutcome[datetime]:
-        """Ask ``stage_deadline`` for the due time of ``stage`` started at ``started_at``."""
+        """Ask ``stage_deadline`` for the due time of ``stage`` started at ``started_at``
+        (default: when the case was received)."""
+        if started_at is None:
+            started_at = case.received_at
+        if started_at is None:
+            raise ValueError(f"case {case.id} has no received_at; give started_at")
         if started_at.tzinfo is None:
             raise ValueError("started_at must be timezone-aware")
+        start = started_at
 
         def check(value: Any) -> str | None:
             if not isinstance(value, datetime):
                 return _wrong_type(value, "datetime")
             if value.tzinfo is None:
                 return "returned a naive datetime; deadlines must be timezone-aware"
-            if value < started_at:
+            if value < start:
                 return f"deadline {value.isoformat()} is before the stage started"
             return None
 

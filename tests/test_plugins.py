@@ -480,6 +480,8 @@ def test_stage_deadline_and_escalation_checks() -> None:
     host = make_host(("d", Deadlines()))
     case = make_case()
     assert host.stage_deadline(case, "case", start).value == start + timedelta(days=14)
+    received = make_case(received_at=start - timedelta(days=1))
+    assert host.stage_deadline(received, "case").value == start + timedelta(days=13)
     assert "naive" in host.stage_deadline(case, "naive", start).failures[0].message
     assert "before the stage started" in host.stage_deadline(case, "early", start) \
         .failures[0].message
