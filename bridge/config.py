@@ -216,7 +216,9 @@ class Settings(_Section):
 
 #: Sections that features other than the core read; anything else at top level is a typo
 #: unless a plugin declares it.
-KNOWN_EXTRA_SECTIONS: set[str] = set()
+KNOWN_EXTRA_SECTIONS: set[str] = {
+    "workflow", "calendar", "plugins", "notifications", "daemon", "web", "reports", "logging",
+}
 
 
 def register_section(name: str) -> None:

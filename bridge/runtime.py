@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.config import ConfigError, Settings, register_section
+from bridge.config import ConfigError, Settings
 from bridge.events import dispatch_pending, record_event
 from bridge.lapor.budget import RequestBudget
 from bridge.lapor.client import LaporClient
@@ -30,10 +30,6 @@ from bridge.workflow.calendar import WorkingCalendar, calendar_from_mapping
 from bridge.workflow.defaults import build_workflow
 from bridge.workflow.errors import WorkflowProfileError
 from bridge.workflow.profile import Workflow
-
-# Top-level config sections owned by built-in features (plugins declare their own).
-for _section in ("workflow", "calendar", "plugins", "daemon", "web", "reports", "logging"):
-    register_section(_section)
 
 log = logging.getLogger("bridge")
 
