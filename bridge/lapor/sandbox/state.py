@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import json.encoder
 import random
 import threading
 import time
@@ -53,7 +54,28 @@ REPORT_FIELDS = frozenset({
     "disposition_name", "is_anonymous", "is_secret", "category", "location", "channel",
     "reporter", "attachments", "created_at", "updated_at",
 })
-_DUMPS = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _no_default(value: Any) -> Any:
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _make_dumps() -> Callable[[Any], str]:
+    # json.dumps builds a new C encoder on every call; for 1000 small dicts per inbox page
+    # that set-up is half the cost, so build it once (pure-Python fallback if absent).
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if c_make_encoder is None:
+        return json.JSONEncoder(separators=(",", ":")).encode
+    encoder = c_make_encoder(None, _no_default, json.encoder.encode_basestring_ascii, None,
+                             ":", ",", False, False, True)
+
+    def dumps(value: Any) -> str:
+        return "".join(encoder(value, 0))
+
+    return dumps
+
+
+_DUMPS = _make_dumps()
 
 
 class SandboxError(Exception):
