@@ -154,8 +154,8 @@ def _page_url(request: Request, page: int) -> str:
     return str(request.url.include_query_params(page=page))
 
 
-async def _form_fields(request: Request) -> tuple[dict[str, Any], list[tuple[str, UploadFile]]]:
-    """Fields (repeated keys -> list) and files of a form or JSON body."""
+async def _form_fields(request: Request) -> tuple[dict[str, Any], list[tuple[str, UploadedFile]]]:
+    """Fields (repeated keys -> list) and files (metadata) of a form or JSON body."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
         try:
@@ -167,29 +167,27 @@ async def _form_fields(request: Request) -> tuple[dict[str, Any], list[tuple[str
             raise SandboxValidationError({"(body)": ["Isi permintaan harus objek JSON."]})
         return body, []
     fields: dict[str, Any] = {}
-    files: list[tuple[str, UploadFile]] = []
+    files: list[tuple[str, UploadedFile]] = []
     form = await request.form()
-    for key, value in form.multi_items():
-        if isinstance(value, UploadFile):
-            files.append((key, value))
-            continue
-        if key in fields:
-            prev = fields[key]
-            fields[key] = [*prev, value] if isinstance(prev, list) else [prev, value]
-        else:
-            fields[key] = value
+    try:
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                size = value.size if value.size is not None else len(await value.read())
+                files.append((key, UploadedFile(value.filename or "lampiran", size,
+                                                value.content_type or "application/octet-stream")))
+            elif key in fields:
+                prev = fields[key]
+                fields[key] = [*prev, value] if isinstance(prev, list) else [prev, value]
+            else:
+                fields[key] = value
+    finally:
+        # Uploaded files are spooled to temporary files; only their metadata is kept.
+        await form.close()
     return fields, files
 
 
-async def _uploaded(files: list[tuple[str, UploadFile]], prefix: str) -> list[UploadedFile]:
-    result = []
-    for key, f in files:
-        if not key.startswith(prefix):
-            continue
-        size = f.size if f.size is not None else len(await f.read())
-        result.append(UploadedFile(f.filename or "lampiran", size,
-                                   f.content_type or "application/octet-stream"))
-    return result
+def _files(files: list[tuple[str, UploadedFile]], prefix: str) -> list[UploadedFile]:
+    return [f for key, f in files if key.startswith(prefix)]
 
 
 class _LaporEndpoint:
@@ -356,7 +354,7 @@ class _LaporApi:
 
     async def followup_add(self, request: Request) -> Response:
         fields, files = await _form_fields(request)
-        followup = self.state.add_followup(fields, await _uploaded(files, "attachment"))
+        followup = self.state.add_followup(fields, _files(files, "attachment"))
         return JSONResponse({"results": {"data": followup}})
 
     async def reject(self, request: Request) -> Response:
@@ -374,7 +372,7 @@ class _LaporApi:
 
     async def upload(self, request: Request) -> Response:
         _, files = await _form_fields(request)
-        docs = self.state.upload(await _uploaded(files, "attachments"))
+        docs = self.state.upload(_files(files, "attachments"))
         return JSONResponse({"results": {"docs": docs}})
 
     async def institutions(self, request: Request) -> Response:
