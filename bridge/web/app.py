@@ -1,0 +1,193 @@
+"""The Starlette application of the staff page.
+
+Routes (paths are Indonesian, like the page):
+
+==========================================  ==============================================
+GET  /                                      to the queue
+GET  /masuk, POST /masuk                    sign-in (rate-limited)
+GET  /masuk/demo/{token}                    demo only: sign in with a printed link
+POST /keluar                                sign-out
+GET  /antrean                               the queue: filters, sorted by deadline
+GET  /antrean/data                          the queue's rows (JSON + HTML, ETag) for polling
+GET  /kasus/{id}                            a case: report, history, deadlines, actions
+POST /kasus/{id}/aksi/{rule}                an SOP action (through CaseActions)
+GET  /kotak-keluar                          the outbox: pending, waiting, dead
+POST /kotak-keluar/{row}/ulang              retry one dead row
+POST /kotak-keluar/ulang-semua              retry every dead row
+GET  /rekap, GET /rekap.csv                 the period's figures, chart and CSV
+GET  /static/...                            CSS and JS (no external resources)
+==========================================  ==============================================
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from importlib.resources import files
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bridge.web import csrf
+from bridge.web.sessions import CookieSessions
+from bridge.web.settings import SigningKey, WebSettings, signing_key, web_settings
+from bridge.web.views import PageError, SignInRequired, StaffPage, template_filters
+
+log = logging.getLogger("bridge.web")
+
+#: No outside origin for anything; no inline script or style (the page has none).
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                for name, value in (
+                    (b"content-security-policy", CSP.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"same-origin"),
+                ):
+                    headers.append((name, value))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _templates(tz: str, clock: Callable[[], float]) -> Jinja2Templates:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("bridge.web", "templates"),
+        autoescape=True,  # every report field is citizen-written text
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(template_filters(tz, clock))
+    return Jinja2Templates(env=env)
+
+
+def create_app(rt: Any, *, web: WebSettings | None = None, key: SigningKey | None = None,
+               clock: Callable[[], float] = time.time,
+               auto_login: Mapping[str, str] | None = None) -> Starlette:
+    """The staff page for the deployment ``rt`` (a :class:`bridge.runtime.Runtime`).
+
+    ``web``/``key`` default to the ``[web]`` section and its signing key. ``clock``
+    (seconds since the epoch) drives session expiry and the sign-in limiter.
+    ``auto_login`` maps a secret token to a username for ``/masuk/demo/{token}``; only the
+    demo passes it.
+    """
+    web = web or web_settings(rt.settings)
+    key = key or signing_key(rt.settings, web)
+    templates = _templates(rt.settings.regency.timezone, clock)
+    page = StaffPage(rt, web, templates, clock, auto_login)
+    templates.env.globals.update(page.template_globals())
+
+    def error_page(request: Request, status: int, title: str, message: str) -> Response:
+        user = None
+        try:
+            user = page.current_user(request)
+        except Exception:  # noqa: BLE001 - the error page must render even without a DB
+            log.exception("web: could not load the user for an error page")
+        try:
+            return page.render(request, "error.html", {"title": title, "message": message},
+                               status=status, user=user)
+        except Exception:  # noqa: BLE001
+            log.exception("web: error page could not be rendered")
+            return PlainTextResponse(f"{title}. {message}", status_code=status)
+
+    def on_page_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, PageError)
+        return error_page(request, exc.status, exc.title, exc.message)
+
+    def on_csrf(request: Request, exc: Exception) -> Response:
+        log.warning("web: %s on %s %s", exc, request.method, request.url.path)
+        return error_page(request, 403, "Permintaan ditolak", (
+            "Formulir ini tidak dapat diterima karena token keamanannya tidak cocok atau "
+            "sudah kedaluwarsa. Tidak ada yang diubah. Muat ulang halaman, lalu kirim lagi."))
+
+    def on_sign_in(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SignInRequired)
+        target = exc.next_url
+        if request.method != "GET":
+            case_id = request.path_params.get("case_id")
+            target = f"/kasus/{case_id}" if case_id is not None else "/antrean"
+            page.flash(request, "error", "Sesi Anda telah berakhir; isian formulir belum "
+                       "disimpan. Silakan masuk kembali.")
+        elif exc.expired:
+            request.session["expired"] = True
+        return RedirectResponse("/masuk?next=" + quote(target, safe="/"), 303)
+
+    def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            return error_page(request, 404, "Halaman tidak ditemukan",
+                              "Alamat yang Anda buka tidak ada.")
+        if exc.status_code == 405:
+            return error_page(request, 405, "Cara akses tidak diizinkan",
+                              "Halaman ini tidak dapat dibuka dengan cara tersebut.")
+        return error_page(request, exc.status_code, "Permintaan tidak dapat diproses",
+                          "Permintaan tidak dapat diproses.")
+
+    def on_error(request: Request, exc: Exception) -> Response:
+        log.error("web: unexpected error on %s %s", request.method, request.url.path,
+                  exc_info=exc)
+        return PlainTextResponse(
+            "Terjadi kesalahan pada server. Kejadian ini telah dicatat; tidak ada data yang "
+            "diubah sebagian. Silakan muat ulang halaman atau hubungi admin.",
+            status_code=500)
+
+    static = StaticFiles(directory=str(files("bridge.web") / "static"))
+    routes = [
+        Route("/", page.home),
+        Route("/masuk", page.login_form, methods=["GET"]),
+        Route("/masuk", page.login, methods=["POST"]),
+        Route("/masuk/demo/{token}", page.demo_login, methods=["GET"]),
+        Route("/keluar", page.logout, methods=["POST"]),
+        Route("/antrean", page.queue, methods=["GET"]),
+        Route("/antrean/data", page.queue_data, methods=["GET"]),
+        Route("/kasus/{case_id:int}", page.case_page, methods=["GET"]),
+        Route("/kasus/{case_id:int}/aksi/{key}", page.case_action, methods=["POST"]),
+        Route("/kotak-keluar", page.outbox, methods=["GET"]),
+        Route("/kotak-keluar/ulang-semua", page.outbox_retry, methods=["POST"]),
+        Route("/kotak-keluar/{row_id:int}/ulang", page.outbox_retry, methods=["POST"]),
+        Route("/rekap", page.recap_page, methods=["GET"]),
+        Route("/rekap.csv", page.recap_csv, methods=["GET"]),
+        Mount("/static", app=static, name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            PageError: on_page_error,
+            csrf.CsrfRefused: on_csrf,
+            SignInRequired: on_sign_in,
+            HTTPException: on_http,
+            Exception: on_error,
+        },
+    )
+    app.add_middleware(CookieSessions, secret=key.value, max_age=web.session_max_age,
+                       secure=web.cookie_secure, clock=clock)
+    app.add_middleware(SecurityHeaders)
+    app.state.page = page
+    app.state.web = web
+    return app

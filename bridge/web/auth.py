@@ -1,0 +1,214 @@
+"""Staff accounts: argon2 password hashes, sign-in, and the failed sign-in limiter.
+
+The limiter lives in memory: a restart forgets failures, and two page processes do not
+share counts. That is acceptable for one page process per deployment (the supported
+set-up); the window is short and argon2 makes each guess slow anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bridge.store.models import User
+from bridge.web.settings import ADMIN_ROLE
+
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,99}$")
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024
+#: Roles no person signs in with: the bridge acts as "sistem" by itself.
+RESERVED_ROLES = frozenset({"sistem"})
+
+_hasher = PasswordHasher()
+#: Checked against when the username is unknown, so that timing does not tell.
+_DUMMY_HASH = _hasher.hash("lapor-bridge-no-such-user")
+
+
+class UserError(ValueError):
+    """A user command that cannot be done; the message says why."""
+
+
+@dataclass(frozen=True)
+class WebUser:
+    """The signed-in person, as the page needs it."""
+
+    id: int
+    username: str
+    full_name: str
+    role: str
+    #: Changes when the password changes, so that old sessions end with it.
+    password_tag: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ADMIN_ROLE
+
+
+def password_tag(password_hash: str) -> str:
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+def _web_user(u: User) -> WebUser:
+    return WebUser(u.id, u.username, u.full_name, u.role, password_tag(u.password_hash))
+
+
+def known_roles(workflow_roles: Iterable[str]) -> list[str]:
+    return [*[r for r in workflow_roles if r not in RESERVED_ROLES], ADMIN_ROLE]
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"password too short: use at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise UserError(f"password too long (over {MAX_PASSWORD_LENGTH} characters)")
+
+
+def normalise_username(username: str) -> str:
+    name = username.strip().lower()
+    if not USERNAME_RE.match(name):
+        raise UserError(f"invalid username {username!r}: 2-100 characters, letters, digits, "
+                        "'.', '_' or '-', starting with a letter or digit")
+    return name
+
+
+def create_user(session: Session, username: str, full_name: str, role: str, password: str,
+                roles: Iterable[str]) -> User:
+    """Add an account (the caller commits). ``roles``: the roles accepted here."""
+    name = normalise_username(username)
+    allowed = list(roles)
+    if role not in allowed:
+        raise UserError(f"unknown role {role!r}; expected one of {', '.join(allowed)}")
+    if not full_name.strip():
+        raise UserError("a full name is required (--name)")
+    check_password(password)
+    if session.scalar(select(User.id).where(func.lower(User.username) == name)) is not None:
+        raise UserError(f"user {name!r} exists already (use `user passwd` to change the "
+                        "password)")
+    user = User(username=name, full_name=full_name.strip()[:200], role=role,
+                password_hash=_hasher.hash(password), active=True)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def find_user(session: Session, username: str) -> User | None:
+    return session.scalars(
+        select(User).where(func.lower(User.username) == username.strip().lower())
+    ).first()
+
+
+def set_password(session: Session, username: str, password: str) -> User:
+    user = find_user(session, username)
+    if user is None:
+        raise UserError(f"no user {username!r}")
+    check_password(password)
+    user.password_hash = _hasher.hash(password)
+    return user
+
+
+def set_active(session: Session, username: str, active: bool) -> User:
+    user = find_user(session, username)
+    if user is None:
+        raise UserError(f"no user {username!r}")
+    user.active = active
+    return user
+
+
+def authenticate(session: Session, username: str, password: str) -> WebUser | None:
+    """The account if the password is right and the account active; else None.
+
+    Takes about as long for an unknown name as for a wrong password.
+    """
+    user = find_user(session, username) if username.strip() else None
+    if user is None or not user.active:
+        with contextlib.suppress(VerificationError):
+            _hasher.verify(_DUMMY_HASH, password or "-")
+        return None
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return _web_user(user)
+
+
+def load_user(session: Session, user_id: int) -> WebUser | None:
+    user = session.get(User, user_id)
+    if user is None or not user.active:
+        return None
+    return _web_user(user)
+
+
+class LoginLimiter:
+    """Failed sign-ins per (username, address) within a sliding window, in memory.
+
+    A key with ``max_failures`` failures in the last ``window`` seconds is refused until
+    the oldest of them leaves the window, even with the right password. An address also
+    has a budget of ``4 * max_failures`` across usernames, so that trying many names from
+    one place is slowed the same way.
+    """
+
+    #: Keys kept at most; the stalest are forgotten first.
+    MAX_KEYS = 10_000
+
+    def __init__(self, max_failures: int, window: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.max_failures = max_failures
+        self.window = window
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    @staticmethod
+    def _keys(username: str, address: str) -> tuple[str, str]:
+        return f"u:{username.strip().lower()}|{address}", f"a:{address}"
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        times = self._failures.get(key)
+        if times is None:
+            return deque()
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+        return times
+
+    def retry_after(self, username: str, address: str) -> float | None:
+        """Seconds until another try is allowed, or None if it is allowed now."""
+        now = self.clock()
+        user_key, addr_key = self._keys(username, address)
+        waits = []
+        with self._lock:
+            for key, limit in ((user_key, self.max_failures),
+                               (addr_key, 4 * self.max_failures)):
+                times = self._recent(key, now)
+                if len(times) >= limit:
+                    waits.append(times[len(times) - limit] + self.window - now)
+        return max(waits) if waits else None
+
+    def failed(self, username: str, address: str) -> None:
+        now = self.clock()
+        with self._lock:
+            for key in self._keys(username, address):
+                times = self._failures.setdefault(key, deque())
+                times.append(now)
+                self._failures.move_to_end(key)
+            while len(self._failures) > self.MAX_KEYS:
+                self._failures.popitem(last=False)
+
+    def succeeded(self, username: str, address: str) -> None:
+        user_key, _ = self._keys(username, address)
+        with self._lock:
+            self._failures.pop(user_key, None)

@@ -1,0 +1,178 @@
+"""``lapor-bridge web`` (serve the staff page) and ``lapor-bridge user ...`` (accounts)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import click
+
+from bridge.cli import config_option
+
+
+def commands() -> list[click.Command]:
+    return [web_cmd, user_group]
+
+
+@click.command("web")
+@click.option("--host", default=None, help="Address to listen on (default: web.host, 127.0.0.1).")
+@click.option("--port", default=None, type=click.IntRange(1, 65535),
+              help="Port (default: web.port, 8080).")
+@config_option
+@click.pass_context
+def web_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the staff page: queue, cases and their actions, outbox, recap.
+
+    The page does not sync with LAPOR! itself: run the daemon (or `sync --once`) beside it.
+    The cookie-signing key comes from $LAPOR_BRIDGE_WEB_SECRET or web.secret_file.
+    """
+    import uvicorn
+    from sqlalchemy import func, select
+
+    from bridge.cli import fail, runtime
+    from bridge.config import ConfigError
+    from bridge.store.models import User
+    from bridge.web.app import create_app
+    from bridge.web.settings import signing_key, web_settings
+
+    with runtime(ctx) as rt:
+        try:
+            ws = web_settings(rt.settings)
+            key = signing_key(rt.settings, ws)
+        except ConfigError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        bind_host = host or ws.host
+        bind_port = port or ws.port
+        sock = socket.socket(socket.AF_INET6 if ":" in bind_host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((bind_host, bind_port))
+        except OSError as exc:
+            sock.close()
+            fail(f"cannot listen on {bind_host}:{bind_port}: {exc.strerror or exc}")
+        with rt.sessions() as s:
+            users = s.scalar(select(func.count()).select_from(User).where(User.active)) or 0
+        if not users:
+            click.echo("note: no accounts yet; add one with "
+                       "`lapor-bridge user add NAME --role ROLE --name \"Full Name\"`", err=True)
+        app = create_app(rt, web=ws, key=key)
+        click.echo(f"staff page at http://{bind_host}:{bind_port}/ (signing key: {key.origin}); "
+                   "Ctrl-C to stop")
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", proxy_headers=True)
+        uvicorn.Server(config).run(sockets=[sock])
+
+
+@click.group("user")
+def user_group() -> None:
+    """Staff accounts of the web page."""
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    value: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return value
+
+
+@user_group.command("add")
+@click.argument("username")
+@click.option("--role", required=True, help="A role of the workflow profile, or admin.")
+@click.option("--name", "full_name", required=True, help="Full name, shown in the history.")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from the first line of standard input.")
+@config_option
+@click.pass_context
+def user_add(ctx: click.Context, username: str, role: str, full_name: str,
+             password_stdin: bool) -> None:
+    """Add an account. The password is asked for (never given on the command line)."""
+    from bridge.cli import fail, runtime
+    from bridge.web.auth import UserError, create_user, known_roles
+
+    with runtime(ctx) as rt:
+        roles = known_roles(rt.workflow.roles)
+        if role not in roles:
+            fail(f"unknown role {role!r}; expected one of {', '.join(roles)}")
+        password = _read_password(password_stdin)
+        try:
+            with rt.sessions() as s, s.begin():
+                user = create_user(s, username, full_name, role, password, roles)
+                name = user.username
+        except UserError as exc:
+            fail(str(exc))
+    click.echo(f"user {name} added ({role})")
+
+
+@user_group.command("passwd")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the new password from the first line of standard input.")
+@config_option
+@click.pass_context
+def user_passwd(ctx: click.Context, username: str, password_stdin: bool) -> None:
+    """Set a new password (the account's open sessions end)."""
+    from bridge.cli import fail, runtime
+    from bridge.web.auth import UserError, find_user, set_password
+
+    with runtime(ctx) as rt:
+        with rt.sessions() as s:
+            if find_user(s, username) is None:
+                fail(f"no user {username!r}")
+        password = _read_password(password_stdin)
+        try:
+            with rt.sessions() as s, s.begin():
+                set_password(s, username, password)
+        except UserError as exc:
+            fail(str(exc))
+    click.echo(f"password of {username} changed")
+
+
+@user_group.command("disable")
+@click.argument("username")
+@config_option
+@click.pass_context
+def user_disable(ctx: click.Context, username: str) -> None:
+    """Stop an account from signing in (its open sessions end)."""
+    _set_active(ctx, username, False)
+
+
+@user_group.command("enable")
+@click.argument("username")
+@config_option
+@click.pass_context
+def user_enable(ctx: click.Context, username: str) -> None:
+    """Let a disabled account sign in again."""
+    _set_active(ctx, username, True)
+
+
+def _set_active(ctx: click.Context, username: str, active: bool) -> None:
+    from bridge.cli import fail, runtime
+    from bridge.web.auth import UserError, set_active
+
+    with runtime(ctx) as rt:
+        try:
+            with rt.sessions() as s, s.begin():
+                set_active(s, username, active)
+        except UserError as exc:
+            fail(str(exc))
+    click.echo(f"user {username} {'enabled' if active else 'disabled'}")
+
+
+@user_group.command("list")
+@config_option
+@click.pass_context
+def user_list(ctx: click.Context) -> None:
+    """The accounts: username, role, name, active."""
+    from sqlalchemy import select
+
+    from bridge.cli import runtime
+    from bridge.store.models import User
+
+    with runtime(ctx) as rt, rt.sessions() as s:
+        users = s.scalars(select(User).order_by(User.username)).all()
+        if not users:
+            click.echo("no accounts")
+        for u in users:
+            state = "" if u.active else "  (disabled)"
+            click.echo(f"{u.username:<20} {u.role:<14} {u.full_name}{state}")
