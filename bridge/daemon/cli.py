@@ -1,0 +1,94 @@
+"""``lapor-bridge run`` and ``lapor-bridge status`` (attached by bridge.cli)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+
+import click
+
+from bridge.cli import config_option, load
+from bridge.daemon import settings as _settings  # noqa: F401 - registers [daemon], [logging]
+
+
+def _config_error(exc: Exception) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(2)
+
+
+@click.command("run")
+@config_option
+@click.pass_context
+def run_cmd(ctx: click.Context) -> None:
+    """Run the scheduled sync daemon (pull, push, deadlines, refresh, recaps) until stopped.
+
+    Several daemons may run against one database: one is the leader and syncs, the others
+    wait as standby and take over within lease_ttl + standby_poll_interval when it dies.
+    SIGTERM or Ctrl-C finishes the page or row in hand and exits 0.
+    """
+    from bridge.checks import check_settings
+    from bridge.config import ConfigError
+    from bridge.daemon.logging_setup import configure
+    from bridge.daemon.scheduler import Daemon
+    from bridge.daemon.settings import daemon_settings, logging_settings
+    from bridge.plugins import PluginError
+
+    settings = load(ctx)
+    try:
+        cfg = daemon_settings(settings)
+        log_cfg = logging_settings(settings)
+        check_settings(settings)
+    except (ConfigError, PluginError) as exc:
+        _config_error(exc)
+    configure(settings, log_cfg)
+    code = Daemon(settings, cfg=cfg).run()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Worker threads still inside a hung request must not hold the exit up: everything
+    # that matters is committed already.
+    os._exit(code)
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@config_option
+@click.pass_context
+def status_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Health of the deployment: leader, last pull and push, lag, outbox, next runs.
+
+    Exit code 0 when healthy, 1 when a threshold of [daemon.health] is crossed (or the
+    database cannot be read), 2 for a configuration error: a monitor can call it.
+    """
+    from bridge.cli import runtime
+    from bridge.config import ConfigError
+    from bridge.daemon.health import collect, render_text
+    from bridge.daemon.settings import daemon_settings
+
+    settings = load(ctx)
+    try:
+        cfg = daemon_settings(settings)
+    except ConfigError as exc:
+        _config_error(exc)
+    with runtime(ctx) as rt:
+        try:
+            report = collect(rt.engine, rt.sessions, cfg)
+        except Exception as exc:
+            click.echo(f"error: cannot read the status: {type(exc).__name__}: "
+                       f"{(str(exc).splitlines() or [''])[0][:300]}", err=True)
+            sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2, ensure_ascii=False, default=str))
+    else:
+        for line in render_text(report, settings.regency.timezone):
+            click.echo(line)
+    sys.exit(0 if report.healthy else 1)
+
+
+def commands() -> list[click.Command]:
+    return [run_cmd, status_cmd]
+
+
+__all__ = ["commands", "run_cmd", "status_cmd"]

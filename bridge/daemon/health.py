@@ -1,0 +1,428 @@
+"""Is the deployment healthy? What ``lapor-bridge status``, ``/healthz`` and ``/metrics`` say.
+
+:func:`collect` reads everything from the database, so it gives the same answer from any
+machine: who holds the sync lease and which daemons are alive, the last successful pull
+and push, the lag behind LAPOR!, the outbox (pending, waiting, dead), quarantined items,
+plugin events waiting, and when each job runs next. It then applies the thresholds of
+``[daemon.health]``; every threshold crossed is one line in ``problems``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge
+from prometheus_client.exposition import generate_latest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge.daemon.jobs import PUSH_STREAM
+from bridge.daemon.lease import LeaseInfo, read_lease
+from bridge.daemon.settings import DaemonSettings
+from bridge.daemon.status import STOPPED, InstanceStatus, read_statuses
+from bridge.services.outbox import list_outbox
+from bridge.store.models import PendingEvent, QuarantinedItem, SyncCursor, utcnow
+from bridge.sync.pull import INBOX
+
+log = logging.getLogger("bridge.daemon.health")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _age(now: datetime, value: datetime | None) -> float | None:
+    return None if value is None else max(0.0, (now - value).total_seconds())
+
+
+@dataclass
+class StreamState:
+    last_success_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+
+    @property
+    def failing(self) -> bool:
+        """The latest outcome is an error (newer than the last success)."""
+        if self.last_error is None or self.last_error_at is None:
+            return False
+        return self.last_success_at is None or self.last_error_at > self.last_success_at
+
+    def as_json(self, now: datetime) -> dict[str, Any]:
+        return {"last_success_at": _iso(self.last_success_at),
+                "age_seconds": _age(now, self.last_success_at),
+                "failing": self.failing,
+                "last_error": self.last_error if self.failing else None,
+                "last_error_at": _iso(self.last_error_at)}
+
+
+@dataclass
+class HealthReport:
+    checked_at: datetime
+    lease: LeaseInfo | None
+    instances: list[InstanceStatus]
+    alive: dict[str, bool]
+    pull: StreamState
+    push: StreamState
+    cursor_at: datetime | None
+    outbox: dict[str, int]
+    oldest_pending_at: datetime | None
+    quarantined: int
+    pending_events: int
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+    @property
+    def leader(self) -> InstanceStatus | None:
+        if self.lease is None or self.lease.expired:
+            return None
+        for inst in self.instances:
+            if inst.instance == self.lease.holder:
+                return inst
+        return None
+
+    @property
+    def lag_seconds(self) -> float | None:
+        return _age(self.checked_at, self.cursor_at)
+
+    def as_json(self) -> dict[str, Any]:
+        now = self.checked_at
+        leader = self.leader
+        return {
+            "healthy": self.healthy,
+            "problems": list(self.problems),
+            "checked_at": now.isoformat(),
+            "leader": leader.instance if leader else None,
+            "lease": None if self.lease is None else {
+                "holder": self.lease.holder,
+                "expires_at": self.lease.expires_at.isoformat(),
+                "acquired_at": self.lease.acquired_at.isoformat(),
+                "expired": self.lease.expired,
+            },
+            "instances": [dict(i.as_json(), alive=self.alive.get(i.instance, False),
+                               heartbeat_age_seconds=_age(now, i.heartbeat_at))
+                          for i in self.instances],
+            "pull": self.pull.as_json(now),
+            "push": self.push.as_json(now),
+            "cursor_at": _iso(self.cursor_at),
+            "lag_seconds": self.lag_seconds,
+            "outbox": dict(self.outbox,
+                           oldest_pending_age_seconds=_age(now, self.oldest_pending_at)),
+            "quarantined": self.quarantined,
+            "pending_events": self.pending_events,
+            "next_runs": dict(leader.next_runs) if leader else {},
+        }
+
+
+def _stream(session: Session, name: str) -> tuple[StreamState, SyncCursor | None]:
+    row = session.get(SyncCursor, name)
+    if row is None:
+        return StreamState(), None
+    return StreamState(row.last_success_at, row.last_error, row.last_error_at), row
+
+
+def collect(engine: Engine, sessions: sessionmaker[Session], cfg: DaemonSettings,
+            now: datetime | None = None) -> HealthReport:
+    """Read the deployment's state and judge it against ``cfg.health``."""
+    now = now or utcnow()
+    lease = read_lease(engine)
+    instances = read_statuses(engine)
+    # A daemon renews at least every lease_renew_interval; three missed beats is dead.
+    beat = max(cfg.lease_renew_interval, cfg.standby_poll_interval) * 3 + 5
+    alive = {i.instance: i.role != STOPPED and (now - i.heartbeat_at).total_seconds() <= beat
+             for i in instances}
+    with sessions() as session:
+        pull, inbox_row = _stream(session, INBOX)
+        push, _ = _stream(session, PUSH_STREAM)
+        cursor_at = inbox_row.updated_since if inbox_row is not None else None
+        pending = list_outbox(session, ("pending", "waiting", "dead"), limit=10_000_000)
+        outbox = {"pending": 0, "waiting": 0, "dead": 0}
+        oldest: datetime | None = None
+        for view in pending:
+            outbox[view.state] += 1
+            if view.state == "pending" and (oldest is None or view.created_at < oldest):
+                oldest = view.created_at
+        quarantined = int(session.scalar(
+            select(func.count()).select_from(QuarantinedItem)
+            .where(QuarantinedItem.resolved_at.is_(None))) or 0)
+        events = int(session.scalar(select(func.count()).select_from(PendingEvent)) or 0)
+    report = HealthReport(now, lease, instances, alive, pull, push, cursor_at, outbox, oldest,
+                          quarantined, events)
+    report.problems = judge(report, cfg)
+    return report
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def judge(r: HealthReport, cfg: DaemonSettings) -> list[str]:
+    h = cfg.health
+    now = r.checked_at
+    problems: list[str] = []
+    if r.leader is None:
+        if r.lease is None:
+            problems.append("no daemon holds the sync lease (is `lapor-bridge run` running?)")
+        else:
+            problems.append(f"the sync lease expired {_ago(_age(now, r.lease.expires_at) or 0)}"
+                            f" ago (holder {r.lease.holder}); no daemon is syncing")
+    elif not r.alive.get(r.leader.instance, False):
+        problems.append(f"the leader {r.leader.instance} has not written a heartbeat for "
+                        f"{_ago(_age(now, r.leader.heartbeat_at) or 0)}")
+    for label, stream, limit in (("pull", r.pull, h.max_pull_age),
+                                 ("push", r.push, h.max_push_age)):
+        age = _age(now, stream.last_success_at)
+        if age is None:
+            why = f" (last error: {stream.last_error})" if stream.last_error else ""
+            problems.append(f"no successful {label} yet{why}")
+        elif age > limit:
+            why = f"; failing: {stream.last_error}" if stream.failing else ""
+            problems.append(f"last successful {label} was {_ago(age)} ago (limit "
+                            f"{_ago(limit)}){why}")
+    lag = r.lag_seconds
+    if lag is not None and lag > h.max_lag:
+        problems.append(f"newest LAPOR! change seen is {_ago(lag)} old (limit {_ago(h.max_lag)})")
+    if r.outbox["dead"] > h.max_dead:
+        problems.append(f"{r.outbox['dead']} dead letter(s) in the outbox (limit {h.max_dead}); "
+                        "see `lapor-bridge outbox`")
+    oldest = _age(now, r.oldest_pending_at)
+    if oldest is not None and oldest > h.max_outbox_age:
+        problems.append(f"the oldest outbox row has waited {_ago(oldest)} (limit "
+                        f"{_ago(h.max_outbox_age)})")
+    if h.max_quarantined is not None and r.quarantined > h.max_quarantined:
+        problems.append(f"{r.quarantined} quarantined item(s) (limit {h.max_quarantined})")
+    if r.pending_events > h.max_pending_events:
+        problems.append(f"{r.pending_events} plugin events waiting (limit "
+                        f"{h.max_pending_events})")
+    return problems
+
+
+# -- text --------------------------------------------------------------------------------
+
+
+def render_text(report: HealthReport, tz: str) -> list[str]:
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz)
+    now = report.checked_at
+
+    def when(value: datetime | None) -> str:
+        if value is None:
+            return "never"
+        return (f"{value.astimezone(zone).strftime('%Y-%m-%d %H:%M:%S')} "
+                f"({_ago(_age(now, value) or 0)} ago)")
+
+    def at(value: str | None) -> str:
+        if value is None:
+            return "paused"
+        moment = datetime.fromisoformat(value)
+        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+
+    lines = [f"health: {'OK' if report.healthy else 'UNHEALTHY'}"]
+    lines += [f"  problem: {p}" for p in report.problems]
+    leader = report.leader
+    lines.append(f"leader: {leader.instance if leader else 'none'}")
+    for inst in report.instances:
+        state = "alive" if report.alive.get(inst.instance) else "not alive"
+        lines.append(f"  {inst.role:8} {inst.instance} (pid {inst.pid} on {inst.host}), "
+                     f"heartbeat {when(inst.heartbeat_at)}, {state}")
+    for label, stream in (("pull", report.pull), ("push", report.push)):
+        lines.append(f"last successful {label}: {when(stream.last_success_at)}")
+        if stream.failing:
+            lines.append(f"  failing since {when(stream.last_error_at)}: {stream.last_error}")
+    lag = report.lag_seconds
+    lines.append(f"newest LAPOR! change seen: {when(report.cursor_at)}"
+                 + ("" if lag is None else f" (lag {_ago(lag)})"))
+    o = report.outbox
+    lines.append(f"outbox: {o['pending']} pending, {o['waiting']} waiting, {o['dead']} dead")
+    lines.append(f"quarantined items: {report.quarantined}")
+    lines.append(f"plugin events waiting: {report.pending_events}")
+    if leader and leader.next_runs:
+        lines.append("next runs:")
+        for job, moment in sorted(leader.next_runs.items()):
+            lines.append(f"  {job:24} {at(moment)}")
+    return lines
+
+
+# -- metrics -----------------------------------------------------------------------------
+
+
+class Metrics:
+    """Prometheus metrics of one daemon (its own registry, so tests can run several)."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.pulled = Counter("lapor_bridge_pulled", "LAPOR! reports pulled, by result",
+                              ["result"], registry=r)
+        self.pushed = Counter("lapor_bridge_pushed", "Outbox rows pushed, by result",
+                              ["result"], registry=r)
+        self.quarantined = Counter("lapor_bridge_quarantined",
+                                   "Remote items quarantined by the pull", registry=r)
+        self.dead = Counter("lapor_bridge_dead_letters",
+                            "Outbox rows that became dead letters", registry=r)
+        self.job_runs = Counter("lapor_bridge_job_runs", "Job runs, by job and outcome",
+                                ["job", "outcome"], registry=r)
+        self.job_seconds = Gauge("lapor_bridge_job_last_duration_seconds",
+                                 "Duration of the job's latest run", ["job"], registry=r)
+        self.job_success = Gauge("lapor_bridge_job_last_success_timestamp_seconds",
+                                 "Unix time of the job's latest successful run", ["job"],
+                                 registry=r)
+        self.leader = Gauge("lapor_bridge_leader", "1 while this daemon holds the sync lease",
+                            registry=r)
+        self.healthy = Gauge("lapor_bridge_healthy", "1 when no health threshold is crossed",
+                             registry=r)
+        self.outbox = Gauge("lapor_bridge_outbox_rows", "Outbox rows by state", ["state"],
+                            registry=r)
+        self.lag = Gauge("lapor_bridge_lag_seconds",
+                         "Age of the newest LAPOR! change seen (pull cursor)", registry=r)
+        self.quarantine_open = Gauge("lapor_bridge_quarantined_items",
+                                     "Unresolved quarantined items", registry=r)
+        self.pending_events = Gauge("lapor_bridge_pending_events",
+                                    "Plugin events waiting for dispatch", registry=r)
+        self.last_success = Gauge("lapor_bridge_last_success_timestamp_seconds",
+                                  "Unix time of the last successful run, by stream",
+                                  ["stream"], registry=r)
+        self.leader.set(0)
+
+    def job_result(self, job: str, kind: str, counts: dict[str, Any], seconds: float) -> None:
+        self.job_runs.labels(job, "ok").inc()
+        self.job_seconds.labels(job).set(seconds)
+        self.job_success.labels(job).set(time.time())
+        if kind in ("pull", "reconcile"):
+            for key in ("created", "updated", "unchanged", "stale"):
+                self.pulled.labels(key).inc(int(counts.get(key, 0)))
+            self.quarantined.inc(int(counts.get("quarantined", 0)))
+        elif kind == "push":
+            for key in ("delivered", "retried", "dead"):
+                self.pushed.labels(key).inc(int(counts.get(key, 0)))
+            self.dead.inc(int(counts.get("dead", 0)))
+
+    def job_outcome(self, job: str, outcome: str, seconds: float | None = None) -> None:
+        self.job_runs.labels(job, outcome).inc()
+        if seconds is not None:
+            self.job_seconds.labels(job).set(seconds)
+
+    def observe(self, report: HealthReport) -> None:
+        self.healthy.set(1 if report.healthy else 0)
+        for state, n in report.outbox.items():
+            self.outbox.labels(state).set(n)
+        lag = report.lag_seconds
+        if lag is not None:
+            self.lag.set(lag)
+        self.quarantine_open.set(report.quarantined)
+        self.pending_events.set(report.pending_events)
+        for stream, st in (("inbox", report.pull), ("push", report.push)):
+            if st.last_success_at is not None:
+                self.last_success.labels(stream).set(st.last_success_at.timestamp())
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+# -- HTTP --------------------------------------------------------------------------------
+
+
+class HealthServer:
+    """``GET /healthz`` (200 or 503, JSON) and ``GET /metrics`` on a loopback port."""
+
+    def __init__(self, host: str, port: int, report: Callable[[], HealthReport],
+                 metrics: Metrics, extra: Callable[[], dict[str, Any]] | None = None) -> None:
+        self._report = report
+        self.metrics = metrics
+        self._extra = extra or (lambda: {})
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                path = self.path.split("?", 1)[0]
+                if path == "/healthz":
+                    outer._healthz(self)
+                elif path == "/metrics":
+                    outer._metrics(self)
+                else:
+                    self._send(404, "text/plain; charset=utf-8", b"not found\n")
+
+            def _send(self, code: int, ctype: str, body: bytes) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("http: " + format, *args)
+
+        self.Handler = Handler
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.port: int = int(self.server.server_address[1])
+        self._thread: threading.Thread | None = None
+
+    def _healthz(self, h: Any) -> None:
+        try:
+            report = self._report()
+        except Exception as exc:  # the database is down: that is the answer
+            body = {"healthy": False, "problems": [f"cannot read the database: "
+                                                    f"{type(exc).__name__}"]}
+            h._send(503, "application/json", json.dumps(body).encode())
+            return
+        self.metrics.observe(report)
+        body = dict(report.as_json(), **self._extra())
+        h._send(200 if report.healthy else 503, "application/json",
+                json.dumps(body, default=str).encode())
+
+    def _metrics(self, h: Any) -> None:
+        try:
+            self.metrics.observe(self._report())
+        except Exception as exc:  # still serve the counters we have
+            log.warning("metrics: cannot read the database: %s", type(exc).__name__)
+            self.metrics.healthy.set(0)
+        h._send(200, CONTENT_TYPE_LATEST, self.metrics.render())
+
+    def start(self) -> HealthServer:
+        self._thread = threading.Thread(target=self.server.serve_forever, name="health-http",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self.server.shutdown()
+            self._thread.join(timeout=5)
+        self.server.server_close()
+
+
+def summary_line(report: HealthReport) -> str:
+    o = report.outbox
+    return (f"health: {'OK' if report.healthy else 'UNHEALTHY'}; outbox {o['pending']} pending,"
+            f" {o['waiting']} waiting, {o['dead']} dead; {report.quarantined} quarantined"
+            + ("" if report.healthy else "; problems: " + "; ".join(report.problems)))
+
+
+__all__ = [
+    "HealthReport",
+    "HealthServer",
+    "Metrics",
+    "StreamState",
+    "collect",
+    "judge",
+    "render_text",
+    "summary_line",
+]

@@ -1,0 +1,308 @@
+"""The daemon's job bodies: thin calls into the sync and the services.
+
+Each body takes a :class:`JobContext` and returns a small dict of counts for the job's
+log line and metrics. Bodies never hold a database transaction across a LAPOR! request
+and stop at the next page (pull) or row (push) boundary once ``ctx.stop`` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from bridge.store.models import (
+    Case,
+    CaseEvent,
+    RemoteInstitution,
+    RemoteTemplate,
+    SyncCursor,
+    utcnow,
+)
+from bridge.sync.pull import INBOX
+
+if TYPE_CHECKING:
+    from bridge.runtime import Runtime
+
+log = logging.getLogger("bridge.daemon.jobs")
+
+#: The sync_cursors row where the push records its last successful run.
+PUSH_STREAM = "push"
+DEADLINE_EVENTS = ("deadline_near", "deadline_missed")
+
+
+@dataclass(eq=False)
+class JobContext:
+    """One run of one job: the runtime and the run's own stop signal."""
+
+    rt: Runtime
+    job: str
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+Counts = dict[str, Any]
+
+
+# -- pull, reconcile, push ---------------------------------------------------------------
+
+
+def pull(ctx: JobContext, window: timedelta | None = None) -> Counts:
+    """Read LAPOR!'s inbox from the cursor (or re-read ``window`` back: reconciliation)."""
+    with ctx.rt.client() as client:
+        puller = ctx.rt.puller(client)
+        puller.stop = ctx.stop
+        result = puller.run(window=window)
+    return {
+        "pages": result.pages,
+        "received": result.received,
+        "created": result.created,
+        "updated": result.updated,
+        "unchanged": result.unchanged,
+        "stale": result.stale,
+        "quarantined": result.quarantined,
+        "stopped": ctx.stop.is_set(),
+    }
+
+
+def reconcile(ctx: JobContext, days: float) -> Counts:
+    return pull(ctx, window=timedelta(days=days))
+
+
+def push(ctx: JobContext) -> Counts:
+    """Deliver the outbox; record the run's outcome in ``sync_cursors`` row ``push``."""
+    try:
+        with ctx.rt.client() as client:
+            pusher = ctx.rt.pusher(client)
+            pusher.stop = ctx.stop
+            result = pusher.run()
+    except Exception as exc:
+        record_stream(ctx.rt, PUSH_STREAM, error=f"{type(exc).__name__}: {exc}")
+        raise
+    if result.errors:
+        # The run was aborted (LAPOR! refused our credentials): not a success.
+        record_stream(ctx.rt, PUSH_STREAM, error="; ".join(result.errors))
+        raise PushAborted("; ".join(result.errors))
+    record_stream(ctx.rt, PUSH_STREAM)
+    return {
+        "delivered": result.delivered,
+        "confirmed_by_readback": result.confirmed_by_readback,
+        "retried": result.retried,
+        "dead": result.dead,
+        "stopped": ctx.stop.is_set(),
+    }
+
+
+class PushAborted(Exception):
+    """The push run stopped before the outbox was worked through."""
+
+
+def record_stream(rt: Runtime, stream: str, error: str | None = None) -> None:
+    """Mark a success (``error=None``) or a failure of ``stream`` in ``sync_cursors``."""
+    now = utcnow()
+    with rt.sessions() as session, session.begin():
+        row = session.get(SyncCursor, stream)
+        if row is None:
+            row = SyncCursor(stream=stream)
+            session.add(row)
+        if error is None:
+            row.last_success_at = now
+            row.last_error = None
+        else:
+            row.last_error = error[:2000]
+            row.last_error_at = now
+
+
+# -- plugin events -----------------------------------------------------------------------
+
+
+def events(ctx: JobContext, batch: int = 200) -> Counts:
+    """Dispatch plugin events recorded by the sync and staff actions (leader only: one
+    dispatcher per deployment keeps them in order)."""
+    from bridge.events import dispatch_pending
+
+    dispatched = dropped = failures = 0
+    while not ctx.stop.is_set():
+        result = dispatch_pending(ctx.rt.sessions, ctx.rt.plugins, limit=batch)
+        dispatched += result.dispatched
+        dropped += result.dropped
+        failures += len(result.failures)
+        if result.dispatched + result.dropped < batch:
+            break
+    return {"dispatched": dispatched, "dropped": dropped, "plugin_failures": failures}
+
+
+# -- deadlines ---------------------------------------------------------------------------
+
+
+def open_stages(rt: Runtime) -> list[str]:
+    wf = rt.workflow
+    return [name for name in wf.stages if not wf.is_resolved(name)]
+
+
+def sweep_deadlines(rt: Runtime, *, near: timedelta, now: datetime | None = None,
+                    stop: threading.Event | None = None, batch: int = 500) -> Counts:
+    """Record ``deadline_near`` / ``deadline_missed`` once per case and deadline.
+
+    A case counts when it is in an open stage (not resolved or terminal) and its stored
+    deadline (``cases.deadline_at``, the SOP's overall deadline) is within ``near`` of
+    ``now`` or past. Each crossing is written to the case's history (kind
+    ``deadline_near`` / ``deadline_missed``, with the deadline), which is also how a later
+    sweep knows it was already reported; a changed deadline is a new crossing. The plugin
+    event goes through the runtime's event sink in the same transaction, so plugins hear
+    of it after commit, exactly when the history says so.
+    """
+    now = now or utcnow()
+    stages = open_stages(rt)
+    with rt.sessions() as session:
+        ids = list(session.scalars(
+            select(Case.id)
+            .where(Case.deadline_at.is_not(None), Case.deadline_at <= now + near,
+                   Case.closed_at.is_(None), Case.stage.in_(stages))
+            .order_by(Case.deadline_at, Case.id)))
+    counts: Counts = {"checked": len(ids), "near": 0, "missed": 0}
+    for start in range(0, len(ids), batch):
+        if stop is not None and stop.is_set():
+            counts["stopped"] = True
+            break
+        with rt.sessions() as session, session.begin():
+            _sweep_batch(rt, session, ids[start:start + batch], now, counts)
+    return counts
+
+
+def _sweep_batch(rt: Runtime, session: Session, ids: list[int], now: datetime,
+                 counts: Counts) -> None:
+    seen: set[tuple[int, str, str]] = set()
+    for case_id, kind, changes in session.execute(
+            select(CaseEvent.case_id, CaseEvent.kind, CaseEvent.changes)
+            .where(CaseEvent.case_id.in_(ids), CaseEvent.kind.in_(DEADLINE_EVENTS))):
+        due = (changes or {}).get("deadline_at")
+        if isinstance(due, list) and due:
+            due = due[-1]
+        seen.add((case_id, kind, str(due)))
+    for case in session.scalars(select(Case).where(Case.id.in_(ids))):
+        due_at = case.deadline_at
+        if due_at is None:
+            continue
+        kind = "deadline_missed" if due_at <= now else "deadline_near"
+        if (case.id, kind, due_at.isoformat()) in seen:
+            continue
+        data: dict[str, Any] = {"deadline_at": due_at}
+        note = f"Batas waktu {due_at.isoformat()} terlewati"
+        if kind == "deadline_near":
+            left = rt.calendar.working_days_between(now, due_at)
+            data["working_days_left"] = left
+            note = f"Batas waktu {due_at.isoformat()} sudah dekat ({left} hari kerja lagi)"
+        session.add(CaseEvent(case_id=case.id, at=now, side="system", actor="bridge",
+                              kind=kind, changes={"deadline_at": due_at.isoformat()},
+                              note=note))
+        if rt.event_sink is not None:
+            rt.event_sink(session, kind, case.id, data)
+        counts["missed" if kind == "deadline_missed" else "near"] += 1
+
+
+def deadlines(ctx: JobContext, near_hours: float) -> Counts:
+    return sweep_deadlines(ctx.rt, near=timedelta(hours=near_hours), stop=ctx.stop)
+
+
+# -- LAPOR!'s directories ----------------------------------------------------------------
+
+
+def refresh(ctx: JobContext) -> Counts:
+    """Refresh LAPOR!'s institutions and reply templates into the local tables."""
+    with ctx.rt.client() as client:
+        institutions = client.institutions()
+        templates = [] if ctx.stop.is_set() else client.templates()
+    now = utcnow()
+    counts: Counts = {"institutions": len(institutions), "templates": len(templates)}
+    with ctx.rt.sessions() as session, session.begin():
+        if institutions:
+            _replace(session, RemoteInstitution, {i.id: {"name": i.name} for i in institutions},
+                     now)
+        if templates:
+            _replace(session, RemoteTemplate,
+                     {t.id: {"code": t.code, "name": t.name, "content": t.content}
+                      for t in templates}, now)
+    return counts
+
+
+def _replace(session: Session, model: Any, rows: dict[int, dict[str, Any]], now: datetime) -> None:
+    # An empty answer is more likely a LAPOR! hiccup than a real empty list: callers only
+    # replace with a non-empty one, so staff never lose the list they forward with.
+    existing = {row.id: row for row in session.scalars(select(model))}
+    for rid, values in rows.items():
+        row = existing.get(rid)
+        if row is None:
+            session.add(model(id=rid, refreshed_at=now, **values))
+        else:
+            for key, value in values.items():
+                setattr(row, key, value)
+            row.refreshed_at = now
+    gone = [rid for rid in existing if rid not in rows]
+    if gone:
+        session.execute(delete(model).where(model.id.in_(gone)))
+
+
+def refresh_age(rt: Runtime) -> timedelta | None:
+    """How old the institution list is (``None``: never refreshed)."""
+    with rt.sessions() as session:
+        newest = session.scalar(select(func.max(RemoteInstitution.refreshed_at)))
+    return None if newest is None else utcnow() - newest
+
+
+# -- recaps ------------------------------------------------------------------------------
+
+
+RecapHook = Callable[["Runtime", str], Any]
+
+
+def recap_hook() -> RecapHook | None:
+    """``bridge.reports.jobs.run_recap`` if the reports feature is installed, else None."""
+    import importlib
+
+    try:
+        report_jobs = importlib.import_module("bridge.reports.jobs")
+    except ModuleNotFoundError as exc:
+        if exc.name in ("bridge.reports", "bridge.reports.jobs"):
+            return None
+        raise
+    hook = getattr(report_jobs, "run_recap", None)
+    return hook if callable(hook) else None
+
+
+def recap(ctx: JobContext, kind: str, hook: RecapHook) -> Counts:
+    result = hook(ctx.rt, kind)
+    counts: Counts = {"period": kind}
+    if isinstance(result, dict):
+        counts.update({k: v for k, v in result.items() if isinstance(v, int | float | str)})
+    return counts
+
+
+def cursor_time(rt: Runtime) -> datetime | None:
+    with rt.sessions() as session:
+        row = session.get(SyncCursor, INBOX)
+        return None if row is None else row.updated_since
+
+
+__all__ = [
+    "PUSH_STREAM",
+    "JobContext",
+    "PushAborted",
+    "cursor_time",
+    "deadlines",
+    "events",
+    "pull",
+    "push",
+    "recap",
+    "recap_hook",
+    "reconcile",
+    "record_stream",
+    "refresh",
+    "refresh_age",
+    "sweep_deadlines",
+]

@@ -1,0 +1,159 @@
+"""One active syncer per deployment: a lease row in the database.
+
+The leader holds row ``leases(name='sync')`` until ``expires_at`` and renews it well before
+then; a standby asks for it every few seconds and gets it only once it has expired. Both
+take and renew go through one atomic statement -- an ``INSERT ... ON CONFLICT DO UPDATE
+... WHERE holder = me OR expires_at < now RETURNING`` -- so two daemons can never both
+succeed, whatever the interleaving.
+
+Expiry is on the database clock where there is one: PostgreSQL's ``now()`` (UTC). SQLite
+has no server; it is a local file, so every daemon using it runs on the same machine and
+shares the Python clock.
+
+The leader also keeps a local, monotonic deadline: the moment it *sent* its last
+successful renewal plus ``ttl * safety``. That deadline always falls before the expiry
+the database recorded (the database read its clock after we sent), so a leader that
+cannot reach the database demotes itself before any standby can take over.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Engine, Interval, Table, case, delete, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql.elements import ColumnElement
+
+from bridge.store.models import Lease, utcnow
+
+log = logging.getLogger("bridge.daemon.lease")
+
+SYNC_LEASE = "sync"
+
+_leases = cast(Table, Lease.__table__)
+
+
+def make_holder() -> str:
+    """A name unique to this process start: host, pid and a random tag."""
+    return f"{socket.gethostname()[:120]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True)
+class LeaseInfo:
+    name: str
+    holder: str
+    expires_at: datetime
+    acquired_at: datetime
+    #: Expired by the database clock (or the Python clock on SQLite) when read.
+    expired: bool
+
+    @property
+    def pid(self) -> int | None:
+        parts = self.holder.split(":")
+        try:
+            return int(parts[-2])
+        except (IndexError, ValueError):
+            return None
+
+
+class LeaseManager:
+    """Take, renew and give up one named lease for ``holder``."""
+
+    def __init__(self, engine: Engine, ttl: float, *, holder: str | None = None,
+                 name: str = SYNC_LEASE, safety: float = 0.8) -> None:
+        if ttl <= 0:
+            raise ValueError("ttl must be > 0")
+        self.engine = engine
+        self.ttl = ttl
+        self.name = name
+        self.holder = holder or make_holder()
+        self.safety = safety
+        self.dialect = engine.dialect.name
+        #: time.monotonic() until which we may act as leader (0: not leader).
+        self.valid_until = 0.0
+
+    # -- the clock ----------------------------------------------------------------------
+
+    def _now(self) -> ColumnElement[datetime] | datetime:
+        if self.dialect == "postgresql":
+            # timestamp without time zone, in UTC: how UTCDateTime stores times.
+            return func.timezone("UTC", func.now())
+        return utcnow()
+
+    def _plus_ttl(self) -> ColumnElement[datetime] | datetime:
+        if self.dialect == "postgresql":
+            return func.timezone("UTC", func.now()) + literal(
+                timedelta(seconds=self.ttl), Interval())
+        return utcnow() + timedelta(seconds=self.ttl)
+
+    # -- operations -------------------------------------------------------------------
+
+    def acquire(self) -> bool:
+        """Take the lease if it is free or expired, or renew it if it is ours.
+
+        Returns whether we hold it now. Raises the database's error if it cannot be
+        reached (the caller decides what that means for leadership).
+        """
+        sent = time.monotonic()
+        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        upsert = insert(_leases).values(name=self.name, holder=self.holder,
+                                        expires_at=self._plus_ttl(), acquired_at=self._now())
+        excluded = upsert.excluded
+        stmt: Any = upsert.on_conflict_do_update(
+            index_elements=[_leases.c.name],
+            set_={
+                "holder": excluded.holder,
+                "expires_at": excluded.expires_at,
+                # A renewal keeps the time of the first acquisition.
+                "acquired_at": case((_leases.c.holder == excluded.holder,
+                                     _leases.c.acquired_at), else_=excluded.acquired_at),
+            },
+            where=or_(_leases.c.holder == excluded.holder, _leases.c.expires_at < self._now()),
+        ).returning(_leases.c.holder)
+        with self.engine.begin() as conn:
+            row = conn.execute(stmt).first()
+        held = row is not None and row[0] == self.holder
+        self.valid_until = sent + self.ttl * self.safety if held else 0.0
+        return held
+
+    def still_valid(self) -> bool:
+        """Whether our last successful renewal still covers this moment (local clock)."""
+        return time.monotonic() < self.valid_until
+
+    def release(self) -> bool:
+        """Give the lease up (clean stop), so a standby takes over at its next poll."""
+        self.valid_until = 0.0
+        with self.engine.begin() as conn:
+            done = conn.execute(delete(_leases).where(_leases.c.name == self.name,
+                                                      _leases.c.holder == self.holder))
+        return bool(done.rowcount)
+
+    def current(self) -> LeaseInfo | None:
+        return read_lease(self.engine, self.name)
+
+
+def read_lease(engine: Engine, name: str = SYNC_LEASE) -> LeaseInfo | None:
+    """Who holds lease ``name`` and until when (``None``: nobody ever took it, or released)."""
+    dialect = engine.dialect.name
+    now: ColumnElement[datetime] | datetime
+    now = func.timezone("UTC", func.now()) if dialect == "postgresql" else utcnow()
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(_leases.c.holder, _leases.c.expires_at, _leases.c.acquired_at,
+                   (_leases.c.expires_at < now).label("expired"))
+            .where(_leases.c.name == name)
+        ).first()
+    if row is None:
+        return None
+    return LeaseInfo(name, row.holder, row.expires_at, row.acquired_at, bool(row.expired))
+
+
+__all__ = ["SYNC_LEASE", "LeaseInfo", "LeaseManager", "make_holder", "read_lease"]

@@ -1,0 +1,693 @@
+"""``lapor-bridge run``: the scheduled sync daemon.
+
+Threads and what they do:
+
+* **main**: APScheduler's ``BlockingScheduler`` (in-memory job store: what must survive a
+  crash lives in our own cursor and outbox tables). Jobs are added paused; the leader
+  resumes them.
+* **lease**: takes or renews the sync lease (:mod:`bridge.daemon.lease`) every
+  ``lease_renew_interval`` (leader) or ``standby_poll_interval`` (standby), writes this
+  daemon's heartbeat row, and on a stop request shuts the scheduler down.
+* **watchdog**: demotes the leader as soon as its last renewal no longer covers the
+  present, even while the lease thread is stuck in a database call.
+* **job bodies**: each run of a job executes in its own thread, watched by the APScheduler
+  worker that started it. Past the job's deadline (``[daemon.timeouts]``) the run's stop
+  event is set, so the pull stops at the next page and the push at the next row; the
+  client's own timeouts bound every request.
+
+Stopping (SIGTERM, SIGINT): every run is told to stop at its next boundary, the scheduler
+shuts down, running bodies get up to ``stop_timeout`` to commit what they hold, the lease
+is released (a standby takes over at its next poll) and the process exits 0. Nothing is
+lost by a harder stop either: every page and every outbox row is committed on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    EVENT_SCHEDULER_STARTED,
+    JobExecutionEvent,
+    JobSubmissionEvent,
+    SchedulerEvent,
+)
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.schedulers.base import STATE_STOPPED
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bridge.config import ConfigError, Settings
+from bridge.daemon import jobs
+from bridge.daemon.health import HealthServer, Metrics, collect, summary_line
+from bridge.daemon.lease import LeaseManager, make_holder
+from bridge.daemon.settings import DaemonSettings, daemon_settings
+from bridge.daemon.status import LEADER, STANDBY, STARTING, STOPPED, forget_old, write_status
+from bridge.store.models import utcnow
+
+if TYPE_CHECKING:
+    from bridge.runtime import Runtime
+
+log = logging.getLogger("bridge.daemon")
+
+Counts = dict[str, Any]
+Body = Callable[[jobs.JobContext], Counts | None]
+
+
+class JobFailed(Exception):
+    """A job run raised; carries how long it ran (for the failure's log line)."""
+
+    def __init__(self, job: str, seconds: float, cause: BaseException) -> None:
+        super().__init__(f"{type(cause).__name__}: {_first_line(cause)}")
+        self.job = job
+        self.seconds = seconds
+        self.cause = cause
+
+
+class JobTimedOut(Exception):
+    def __init__(self, job: str, seconds: float, message: str) -> None:
+        super().__init__(message)
+        self.job = job
+        self.seconds = seconds
+
+
+class JobOverrun(Exception):
+    """The previous run of the job is still going (past its deadline); this one skipped."""
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:500]
+
+
+def _expected(exc: BaseException) -> bool:
+    """Failures an operator can act on from the message alone (no traceback needed)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from bridge.lapor.errors import LaporError
+    from bridge.sync.pull import PaginationError
+
+    return isinstance(exc, LaporError | DBAPIError | PaginationError | jobs.PushAborted
+                      | JobTimedOut | JobOverrun | OSError)
+
+
+@dataclass
+class JobSpec:
+    id: str
+    #: Which ``[daemon.timeouts]`` entry applies, and the metrics label.
+    kind: str
+    trigger: BaseTrigger
+    body: Body
+    leader_only: bool = True
+    #: Jobs sharing a lock never run at the same time (pull and reconcile).
+    lock: threading.Lock | None = None
+    #: Run as soon as this daemon becomes leader (instead of one interval later).
+    run_on_promotion: bool = False
+    #: Log the per-run line at DEBUG (the health job writes its own summary).
+    quiet: bool = False
+
+
+@dataclass
+class _Streak:
+    failures: int = 0
+    since: datetime | None = None
+
+
+@dataclass
+class JobRunner:
+    """What APScheduler calls: runs the body in its own thread, bounded by a deadline."""
+
+    daemon: Daemon
+    spec: JobSpec
+    timeout: float
+    thread: threading.Thread | None = None
+    last: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self) -> Counts | None:
+        d = self.daemon
+        if d.stopping.is_set() or (self.spec.leader_only and not d.is_leader):
+            return None
+        prev = self.thread
+        if prev is not None and prev.is_alive():
+            raise JobOverrun(f"the previous run is still finishing past its deadline of "
+                             f"{self.timeout:g} s; this run is skipped")
+        assert d.rt is not None
+        ctx = jobs.JobContext(rt=d.rt, job=self.spec.id)
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["result"] = self._body(ctx)
+            except BaseException as exc:  # noqa: BLE001 - reported by the watcher
+                box["error"] = exc
+
+        started = time.monotonic()
+        thread = threading.Thread(target=target, name=f"job:{self.spec.id}", daemon=True)
+        d.register(ctx)
+        self.thread = thread
+        thread.start()
+        try:
+            finished = self._wait(thread, started + self.timeout)
+            if not finished:
+                ctx.stop.set()
+                log.error("job %s passed its deadline of %g s; told to stop at the next "
+                          "page or row", self.spec.id, self.timeout,
+                          extra={"job": self.spec.id, "event": "job_deadline"})
+                self._wait(thread, time.monotonic() + d.cfg.stop_timeout)
+        finally:
+            if not thread.is_alive():
+                d.unregister(ctx)
+        seconds = time.monotonic() - started
+        if not finished:
+            state = "still running" if thread.is_alive() else "stopped"
+            raise JobTimedOut(self.spec.id, seconds,
+                              f"did not finish within its deadline of {self.timeout:g} s "
+                              f"({state})")
+        if "error" in box:
+            raise JobFailed(self.spec.id, seconds, box["error"]) from box["error"]
+        counts: Counts = box.get("result") or {}
+        d.job_succeeded(self, counts, seconds)
+        return counts
+
+    def _wait(self, thread: threading.Thread, until: float) -> bool:
+        d = self.daemon
+        while thread.is_alive():
+            now = time.monotonic()
+            if now >= until or (d.stopping.is_set() and now >= d.stop_deadline):
+                return False
+            thread.join(min(0.25, until - now))
+        return True
+
+    def _body(self, ctx: jobs.JobContext) -> Counts | None:
+        lock = self.spec.lock
+        if lock is None:
+            return self.spec.body(ctx)
+        while not lock.acquire(timeout=0.2):
+            if ctx.stop.is_set():
+                return {"skipped": "stopped while another inbox job ran"}
+        try:
+            return self.spec.body(ctx)
+        finally:
+            lock.release()
+
+
+class Daemon:
+    """One ``lapor-bridge run`` process. ``run()`` blocks and returns the exit code."""
+
+    def __init__(self, settings: Settings, *, cfg: DaemonSettings | None = None,
+                 runtime: Runtime | None = None, install_signals: bool = True) -> None:
+        self.settings = settings
+        self.cfg = cfg or daemon_settings(settings)
+        self.holder = make_holder()
+        self.started_at = utcnow()
+        self.rt: Runtime | None = runtime
+        self._own_runtime = runtime is None
+        self.install_signals = install_signals
+        self.metrics = Metrics()
+        self.stopping = threading.Event()
+        self.stop_deadline = float("inf")
+        self.role = STARTING
+        self.scheduler: BlockingScheduler | None = None
+        self.lease: LeaseManager | None = None
+        self.http: HealthServer | None = None
+        self.runners: dict[str, JobRunner] = {}
+        self._role_lock = threading.RLock()
+        self._contexts: set[jobs.JobContext] = set()
+        self._contexts_lock = threading.Lock()
+        self._streaks: dict[str, _Streak] = {}
+        self._threads: list[threading.Thread] = []
+        self._main_done = threading.Event()
+        self._signals = 0
+        self._db_trouble_since: float | None = None
+        self._db_trouble_logged = 0.0
+        #: Set once this daemon has been leader at least once (for tests and status).
+        self.became_leader = threading.Event()
+
+    # -- public ----------------------------------------------------------------------
+
+    @property
+    def is_leader(self) -> bool:
+        return self.role == LEADER
+
+    def request_stop(self, reason: str = "requested") -> None:
+        """Begin a clean stop (thread-safe; what SIGTERM and SIGINT do)."""
+        if self.stopping.is_set():
+            return
+        self.stop_deadline = time.monotonic() + self.cfg.stop_timeout
+        log.info("stopping (%s): finishing the page or row in hand, at most %g s", reason,
+                 self.cfg.stop_timeout, extra={"event": "stopping"})
+        self.stopping.set()
+        self._stop_all_runs()
+
+    def run(self) -> int:
+        """Start, serve until stopped, return the process exit code (0: clean stop)."""
+        if self.install_signals and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+        try:
+            if self.rt is None:
+                self.rt = self._open_runtime()
+                if self.rt is None:
+                    return 1
+            try:
+                self._build()
+            except ConfigError as exc:
+                log.error("%s", exc)
+                return 2
+            except Exception as exc:
+                from bridge.plugins import PluginError
+
+                if isinstance(exc, PluginError):
+                    log.error("%s", exc)
+                    return 2
+                raise
+            if self.cfg.http_port is not None:
+                try:
+                    self._start_http()
+                except OSError as exc:
+                    log.error("cannot serve /healthz on %s:%s: %s", self.cfg.http_host,
+                              self.cfg.http_port, exc)
+                    return 1
+            assert self.scheduler is not None
+            log.info("daemon %s started (%d jobs); asking for the sync lease", self.holder,
+                     len(self.runners), extra={"event": "started", "instance": self.holder})
+            if not self.stopping.is_set():
+                self.scheduler.start()
+            return self._finish()
+        finally:
+            self._main_done.set()
+            if self._own_runtime and self.rt is not None:
+                self.rt.close()
+
+    # -- start -------------------------------------------------------------------------
+
+    def _open_runtime(self) -> Runtime | None:
+        """The Runtime, retrying an unreachable database with backoff for start_timeout."""
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import DBAPIError
+
+        from bridge.runtime import Runtime
+
+        where = make_url(self.settings.database.url).render_as_string(hide_password=True)
+        give_up = time.monotonic() + self.cfg.start_timeout
+        delay = min(1.0, self.cfg.start_retry_max_delay)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return Runtime(self.settings)
+            except (DBAPIError, OSError) as exc:
+                left = give_up - time.monotonic()
+                reason = f"{type(exc).__name__}: {_first_line(exc)}"
+                if left <= 0:
+                    log.error("giving up: the database %s could not be reached for %g s "
+                              "(%d attempts); last error: %s", where, self.cfg.start_timeout,
+                              attempt, reason, extra={"event": "database_unreachable"})
+                    return None
+                pause = min(delay, left)
+                log.warning("the database %s cannot be reached (%s); retrying in %.1f s "
+                            "(giving up in %.0f s)", where, reason, pause, left,
+                            extra={"event": "database_retry", "attempt": attempt})
+                if self.stopping.wait(pause):
+                    return None
+                delay = min(delay * 2, self.cfg.start_retry_max_delay)
+
+    def _build(self) -> None:
+        rt = self.rt
+        assert rt is not None
+        tz = ZoneInfo(self.settings.regency.timezone)
+        specs = self._job_specs(rt, tz)
+        workers = len(specs) + 2
+        self.scheduler = BlockingScheduler(
+            jobstores={"default": MemoryJobStore()},
+            executors={"default": ThreadPoolExecutor(max_workers=workers)},
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                # APScheduler wants whole seconds here.
+                "misfire_grace_time": max(1, int(-(-self.cfg.misfire_grace_time // 1))),
+            },
+            timezone=tz,
+        )
+        self.scheduler.add_listener(self._on_job_event,
+                                    EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        self.scheduler.add_listener(self._on_started, EVENT_SCHEDULER_STARTED)
+        timeouts = self.cfg.timeouts.model_dump()
+        for spec in specs:
+            runner = JobRunner(self, spec, float(timeouts[spec.kind]))
+            self.runners[spec.id] = runner
+            self.scheduler.add_job(runner, trigger=spec.trigger, id=spec.id, name=spec.id,
+                                   next_run_time=None if spec.leader_only else _now())
+        self.lease = LeaseManager(rt.engine, self.cfg.lease_ttl, holder=self.holder)
+
+    def _job_specs(self, rt: Runtime, tz: ZoneInfo) -> list[JobSpec]:
+        c = self.cfg
+
+        def every(seconds: float) -> IntervalTrigger:
+            return IntervalTrigger(seconds=seconds, timezone=tz)
+
+        inbox = threading.Lock()
+        specs = [
+            JobSpec("pull", "pull", every(c.pull_interval), jobs.pull, lock=inbox,
+                    run_on_promotion=True),
+            JobSpec("push", "push", every(c.push_interval), jobs.push, run_on_promotion=True),
+            JobSpec("events", "events", every(c.events_interval), jobs.events,
+                    run_on_promotion=True),
+            JobSpec("deadlines", "deadlines", every(c.deadline_interval),
+                    lambda ctx: jobs.deadlines(ctx, c.deadline_near_hours),
+                    run_on_promotion=True),
+            JobSpec("refresh", "refresh", every(c.refresh_interval), jobs.refresh),
+            JobSpec("reconcile", "reconcile", every(c.reconcile_interval),
+                    lambda ctx: jobs.reconcile(ctx, c.reconcile_window_days), lock=inbox),
+            JobSpec("health", "health", every(c.health_log_interval), self._health_job,
+                    quiet=True),
+        ]
+        hook = jobs.recap_hook()
+        if hook is None:
+            if c.recaps:
+                log.info("recap jobs not scheduled: the reports feature (bridge.reports.jobs"
+                         ".run_recap) is not installed")
+        else:
+            for kind, expr in c.recaps.items():
+                specs.append(JobSpec(
+                    f"recap:{kind}", "recap", CronTrigger.from_crontab(expr, timezone=tz),
+                    lambda ctx, kind=kind: jobs.recap(ctx, kind, hook)))  # type: ignore[misc]
+        if c.plugin_jobs:
+            for pj in rt.plugins.scheduler_jobs():
+                func = pj.func
+                specs.append(JobSpec(pj.id, "plugin", pj.make_trigger(),
+                                     lambda ctx, func=func: _plugin_run(func)))  # type: ignore[misc]
+        return specs
+
+    def _start_http(self) -> None:
+        rt = self.rt
+        assert rt is not None
+        self.http = HealthServer(
+            self.cfg.http_host, int(self.cfg.http_port or 0),
+            lambda: collect(rt.engine, rt.sessions, self.cfg), self.metrics,
+            extra=lambda: {"instance": self.holder, "role": self.role}).start()
+        log.info("serving /healthz and /metrics on http://%s:%d", self.cfg.http_host,
+                 self.http.port, extra={"event": "http", "port": self.http.port})
+
+    def _on_started(self, _event: SchedulerEvent) -> None:
+        for name, target in (("lease", self._lease_loop), ("watchdog", self._watchdog_loop)):
+            thread = threading.Thread(target=target, name=f"daemon-{name}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    # -- the lease ---------------------------------------------------------------------
+
+    def _lease_loop(self) -> None:
+        while not self.stopping.is_set():
+            self._lease_tick()
+            wait = (self.cfg.lease_renew_interval if self.is_leader
+                    else self.cfg.standby_poll_interval)
+            self.stopping.wait(wait)
+        self._shutdown_scheduler()
+
+    def _lease_tick(self) -> None:
+        lease = self.lease
+        assert lease is not None
+        try:
+            held = lease.acquire()
+        except Exception as exc:
+            self._db_trouble(exc)
+            return
+        if self._db_trouble_since is not None:
+            log.info("the database is reachable again", extra={"event": "database_back"})
+            self._db_trouble_since = None
+        if held and not self.is_leader:
+            self._promote()
+        elif not held and self.is_leader:
+            self._demote("another daemon holds the lease")
+        elif not held and self.role == STARTING:
+            current = lease.current()
+            with self._role_lock:
+                self.role = STANDBY
+            log.info("standby: %s holds the sync lease; polling every %g s",
+                     current.holder if current else "another daemon",
+                     self.cfg.standby_poll_interval, extra={"event": "standby"})
+        self._heartbeat()
+
+    def _db_trouble(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if self._db_trouble_since is None:
+            self._db_trouble_since = now
+            self._db_trouble_logged = 0.0
+        if now - self._db_trouble_logged >= 60:
+            self._db_trouble_logged = now
+            log.error("cannot reach the database to renew the sync lease (%s: %s); "
+                      "failing for %.0f s", type(exc).__name__, _first_line(exc),
+                      now - self._db_trouble_since, extra={"event": "lease_error"})
+        if self.is_leader and self.lease is not None and not self.lease.still_valid():
+            self._demote("the lease could not be renewed")
+
+    def _watchdog_loop(self) -> None:
+        tick = min(0.5, self.cfg.lease_renew_interval / 4)
+        while not self.stopping.wait(tick):
+            if self.is_leader and self.lease is not None and not self.lease.still_valid():
+                self._demote("the lease could not be renewed in time")
+
+    def _promote(self) -> None:
+        rt = self.rt
+        sched = self.scheduler
+        assert rt is not None and sched is not None
+        with self._role_lock:
+            if self.stopping.is_set() or self.is_leader:
+                return
+            self.role = LEADER
+            self.metrics.leader.set(1)
+            log.info("leader: this daemon holds the sync lease; sync jobs start",
+                     extra={"event": "leader", "instance": self.holder})
+            now = _now()
+            stale_refresh = self._refresh_is_stale()
+            for job_id, runner in self.runners.items():
+                if not runner.spec.leader_only:
+                    continue
+                try:
+                    sched.resume_job(job_id)
+                    if runner.spec.run_on_promotion or (job_id == "refresh" and stale_refresh):
+                        sched.modify_job(job_id, next_run_time=now)
+                except Exception:  # the scheduler is shutting down
+                    log.debug("could not resume job %s", job_id, exc_info=True)
+        self.became_leader.set()
+
+    def _refresh_is_stale(self) -> bool:
+        assert self.rt is not None
+        try:
+            age = jobs.refresh_age(self.rt)
+        except Exception:
+            return True
+        return age is None or age.total_seconds() >= self.cfg.refresh_interval
+
+    def _demote(self, reason: str) -> None:
+        sched = self.scheduler
+        with self._role_lock:
+            if not self.is_leader:
+                return
+            self.role = STANDBY
+            self.metrics.leader.set(0)
+            log.error("lost the sync lease (%s): sync jobs stopped, standby now", reason,
+                      extra={"event": "lost_lease"})
+            if sched is not None:
+                for job_id, runner in self.runners.items():
+                    if runner.spec.leader_only:
+                        try:
+                            sched.pause_job(job_id)
+                        except Exception:
+                            log.debug("could not pause job %s", job_id, exc_info=True)
+        self._stop_all_runs(include_rt=False)
+
+    def _heartbeat(self) -> None:
+        rt = self.rt
+        if rt is None:
+            return
+        try:
+            write_status(rt.engine, self.holder, self.role, self.started_at,
+                         self.next_runs(), self._info())
+        except Exception as exc:
+            log.debug("heartbeat not written: %s", exc)
+
+    def next_runs(self) -> dict[str, str | None]:
+        sched = self.scheduler
+        if sched is None:
+            return {}
+        out: dict[str, str | None] = {}
+        for job in sched.get_jobs():
+            moment = getattr(job, "next_run_time", None)
+            out[job.id] = moment.astimezone(UTC).isoformat() if moment else None
+        return out
+
+    def _info(self) -> dict[str, Any]:
+        return {
+            "http_port": self.http.port if self.http else None,
+            "last_runs": {job: r.last for job, r in self.runners.items() if r.last},
+        }
+
+    # -- job outcomes ------------------------------------------------------------------
+
+    def register(self, ctx: jobs.JobContext) -> None:
+        with self._contexts_lock:
+            self._contexts.add(ctx)
+        if self.stopping.is_set() or (not self.is_leader and ctx.job in self.runners
+                                      and self.runners[ctx.job].spec.leader_only):
+            ctx.stop.set()
+
+    def unregister(self, ctx: jobs.JobContext) -> None:
+        with self._contexts_lock:
+            self._contexts.discard(ctx)
+
+    def _stop_all_runs(self, include_rt: bool = True) -> None:
+        if include_rt and self.rt is not None:
+            self.rt.stop.set()
+        with self._contexts_lock:
+            contexts = list(self._contexts)
+        for ctx in contexts:
+            ctx.stop.set()
+
+    def job_succeeded(self, runner: JobRunner, counts: Counts, seconds: float) -> None:
+        job = runner.spec.id
+        self.metrics.job_result(job, runner.spec.kind, counts, seconds)
+        runner.last = {"at": utcnow().isoformat(), "ok": True, "seconds": round(seconds, 3),
+                       "counts": counts}
+        streak = self._streaks.pop(job, None)
+        detail = " ".join(f"{k}={v}" for k, v in counts.items())
+        log.log(logging.DEBUG if runner.spec.quiet else logging.INFO,
+                "job %s ok in %.2fs%s", job, seconds, f": {detail}" if detail else "",
+                extra={"event": "job_run", "job": job, "ok": True,
+                       "duration_s": round(seconds, 3), "counts": counts})
+        if streak is not None and streak.failures:
+            log.info("job %s recovered after %d failed run(s)", job, streak.failures,
+                     extra={"event": "job_recovered", "job": job})
+
+    def _on_job_event(self, event: SchedulerEvent) -> None:
+        job = getattr(event, "job_id", "?")
+        if isinstance(event, JobExecutionEvent) and event.code == EVENT_JOB_ERROR:
+            exc = event.exception
+            cause: BaseException = exc.cause if isinstance(exc, JobFailed) else exc
+            seconds = getattr(exc, "seconds", None)
+            streak = self._streaks.setdefault(job, _Streak())
+            streak.failures += 1
+            streak.since = streak.since or utcnow()
+            outcome = ("timeout" if isinstance(exc, JobTimedOut)
+                       else "overrun" if isinstance(exc, JobOverrun) else "error")
+            runner = self.runners.get(job)
+            self.metrics.job_outcome(job, outcome, seconds)
+            if runner is not None:
+                runner.last = {"at": utcnow().isoformat(), "ok": False,
+                               "error": f"{type(cause).__name__}: {_first_line(cause)}"}
+            took = f" after {seconds:.2f}s" if seconds is not None else ""
+            again = (f" ({streak.failures} failed runs in a row since "
+                     f"{streak.since.isoformat(timespec='seconds')})"
+                     if streak.failures > 1 else "")
+            log.error("job %s failed%s: %s: %s%s", job, took, type(cause).__name__,
+                      _first_line(cause), again,
+                      exc_info=None if _expected(cause) else (type(cause), cause,
+                                                              cause.__traceback__),
+                      extra={"event": "job_failed", "job": job, "ok": False,
+                             "duration_s": seconds, "failures": streak.failures})
+        elif event.code == EVENT_JOB_MISSED:
+            when = getattr(event, "scheduled_run_time", None)
+            self.metrics.job_outcome(job, "missed")
+            log.warning("job %s missed its run at %s (more than %g s late); the next run "
+                        "catches up", job, when, self.cfg.misfire_grace_time,
+                        extra={"event": "job_missed", "job": job})
+        elif isinstance(event, JobSubmissionEvent) and event.code == EVENT_JOB_MAX_INSTANCES:
+            self.metrics.job_outcome(job, "skipped")
+            log.warning("job %s: run skipped, the previous run is still going", job,
+                        extra={"event": "job_skipped", "job": job})
+
+    def _health_job(self, ctx: jobs.JobContext) -> Counts:
+        rt = ctx.rt
+        report = collect(rt.engine, rt.sessions, self.cfg)
+        self.metrics.observe(report)
+        if report.healthy:
+            log.info(summary_line(report), extra={"event": "health", "healthy": True})
+        else:
+            log.error(summary_line(report), extra={"event": "health", "healthy": False,
+                                                   "problems": report.problems})
+        forget_old(rt.engine, timedelta(days=7))
+        return {"problems": len(report.problems)}
+
+    # -- stopping ----------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self._signals += 1
+        name = signal.Signals(signum).name
+        if self._signals > 1:
+            log.error("%s again: exiting now (the store stays consistent: every page and "
+                      "row is committed on its own)", name)
+            logging.shutdown()
+            os._exit(1)
+        self.request_stop(name)
+
+    def _shutdown_scheduler(self) -> None:
+        sched = self.scheduler
+        while sched is not None and not self._main_done.is_set():
+            if sched.state != STATE_STOPPED:
+                try:
+                    sched.shutdown(wait=False)
+                except Exception:
+                    log.debug("scheduler shutdown", exc_info=True)
+                return
+            time.sleep(0.05)
+
+    def _finish(self) -> int:
+        if not self.stopping.is_set():
+            self.request_stop("scheduler ended")
+        for thread in self._threads:
+            thread.join(max(0.0, self.stop_deadline - time.monotonic()))
+        running = []
+        for job_id, runner in self.runners.items():
+            body = runner.thread
+            if body is not None and body.is_alive():
+                body.join(max(0.0, self.stop_deadline - time.monotonic()))
+                if body.is_alive():
+                    running.append(job_id)
+        was_leader = self.is_leader
+        with self._role_lock:
+            self.role = STOPPED
+        self.metrics.leader.set(0)
+        if self.lease is not None:
+            try:
+                if self.lease.release() and was_leader:
+                    log.info("sync lease released", extra={"event": "lease_released"})
+            except Exception as exc:
+                log.warning("could not release the sync lease (%s); a standby takes over "
+                            "when it expires", _first_line(exc))
+        self._heartbeat()
+        if self.http is not None:
+            self.http.stop()
+        if running:
+            log.error("stopped after %g s with job(s) %s still running; nothing is lost: "
+                      "every page and outbox row is committed on its own",
+                      self.cfg.stop_timeout, ", ".join(running), extra={"event": "stopped"})
+            return 1
+        log.info("stopped cleanly", extra={"event": "stopped"})
+        return 0
+
+
+def _plugin_run(func: Callable[[], object]) -> Counts:
+    func()
+    return {}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+__all__ = ["Daemon", "JobFailed", "JobOverrun", "JobRunner", "JobSpec", "JobTimedOut"]
