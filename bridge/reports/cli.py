@@ -1,0 +1,69 @@
+"""``lapor-bridge report``: write a recap (rekapitulasi) for a period as HTML and CSV."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+
+import click
+
+
+@click.command("report")
+@click.option("--period", "period_text", required=True, metavar="PERIOD",
+              help="2026-10 (month), 2026-S1 / 2026-S2 (semester), 2026 (year) or "
+                   "2026-08-17 (day).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Directory to write into. Default: [reports] out_dir.")
+@click.option("--notify", is_flag=True,
+              help="Also tell the [reports] recipients of the period's kind.")
+def report_cmd(period_text: str, out_dir: str | None, notify: bool) -> None:
+    """Write the recap of PERIOD: received; by channel, category, class and OPD;
+    follow-ups; finished on time or late; still open."""
+    from bridge.cli import fail, runtime
+    from bridge.config import ConfigError
+    from bridge.reports.jobs import build_recap, recap_notification
+    from bridge.reports.period import PeriodError, parse_period
+    from bridge.reports.render import write_recap
+    from bridge.reports.settings import output_dir, reports_settings
+
+    ctx = click.get_current_context()
+    try:
+        period = parse_period(period_text)
+    except PeriodError as exc:
+        click.echo(f"error: --period: {exc}", err=True)
+        sys.exit(2)
+    with runtime(ctx) as rt:
+        try:
+            cfg = reports_settings(rt.settings)
+        except ConfigError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        now = datetime.now(UTC)
+        recap = build_recap(rt, period, now=now, cfg=cfg)
+        target = out_dir or str(output_dir(rt.settings, cfg))
+        try:
+            paths = write_recap(recap, target, rt.settings.regency.code)
+        except OSError as exc:
+            fail(f"cannot write the recap into {target}: {exc}")
+        for path in paths:
+            click.echo(str(path))
+        click.echo(f"{recap.period.label}: {recap.received} pengaduan diterima, "
+                   f"{recap.finished} selesai ({recap.finished_late} terlambat), "
+                   f"{recap.still_open} masih dalam proses.", err=True)
+        if notify:
+            recipients = cfg.recipients_for(period.kind)
+            if not recipients:
+                fail(f"no [[reports.recipients]] for {period.kind} recaps")
+            failures = rt.plugins.notify(recap_notification(
+                rt, recap, recipients, paths, cfg.note_for(period.kind)))
+            if failures:
+                fail("; ".join(str(f) for f in failures))
+
+
+def commands() -> list[click.Command]:
+    from bridge.cli import config_option
+
+    return [config_option(report_cmd)]
+
+
+__all__ = ["commands", "report_cmd"]
