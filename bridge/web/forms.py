@@ -128,7 +128,7 @@ def _form_for(workflow: Workflow, settings: Settings, rule: Rule, role: str,
         return form((
             FormField("kekurangan", "Berkas yang harus dilengkapi pelapor", required=True,
                       provides=("missing",)),
-        ), to_lapor=lapor("Pemberitahuan kekurangan berkas kepada pelapor"))
+        ), to_lapor=lapor("Pemberitahuan kekurangan berkas dikirim ke pelapor melalui LAPOR!"))
     if a == "classify":
         classes = tuple((n, c.label) for n, c in workflow.profile.classes.items())
         severity = (FormField("klasifikasi", "Klasifikasi", kind="select", required=True,
@@ -155,7 +155,7 @@ def _form_for(workflow: Workflow, settings: Settings, rule: Rule, role: str,
             FormField("tembusan", "Tembusan (satu per baris)", kind="lines",
                       default="Pelapor", max_len=SHORT_MAX),
             _note("Alasan penerusan" if kind == "opd" else "Alasan bukan wewenang"),
-        ), to_lapor=lapor("Penerusan dan tembusan tercatat di LAPOR!"),
+        ), to_lapor=lapor("Penerusan dan tembusan dicatat di LAPOR!"),
             unavailable=unavailable)
     if a == "followup" and rule.step is None:
         steps = (("", "Tindak lanjut kepada pelapor (dikirim ke LAPOR!)" if on_lapor
@@ -166,7 +166,7 @@ def _form_for(workflow: Workflow, settings: Settings, rule: Rule, role: str,
             FormField("isi", "Isi", required=True, max_len=CONTENT_MAX,
                       provides=("content", "reason")),
             FormField("lampiran", "Lampiran", kind="files"),
-        ), to_lapor=lapor("Tindak lanjut dikirim ke LAPOR! (kecuali catatan internal)"))
+        ), to_lapor=lapor("Tindak lanjut dikirim ke LAPOR! (kecuali catatan internal)."))
     if a == "followup":
         kind_label = workflow.profile.step_kinds.get(rule.step or "")
         return form((
@@ -179,7 +179,7 @@ def _form_for(workflow: Workflow, settings: Settings, rule: Rule, role: str,
         return form((
             FormField("isi", "Isi jawaban (ditampilkan kepada pelapor)", required=True,
                       max_len=CONTENT_MAX, provides=("content",)),
-        ), to_lapor=lapor("Jawaban dikirim ke LAPOR! sebagai tindak lanjut"))
+        ), to_lapor=lapor("Jawaban dikirim ke LAPOR! sebagai tindak lanjut."))
     if a == "escalate":
         levels = tuple((lv.name, lv.label) for lv in workflow.profile.deadlines.escalation.levels)
         level = (FormField("tingkat", "Eskalasi ke", kind="select", required=True,

@@ -2,8 +2,8 @@
 and class, plus how many are finished and how many ran past their deadline.
 
 A small read-only query of the local store. When the reports feature (``bridge.reports``)
-offers ``web_figures(session, start, end, settings, workflow)``, its figures are used
-instead, so the page and the official recap never disagree.
+offers ``web_figures(session, start, end, settings, workflow) -> Recap | None``,
+its figures are used instead, so the page and the official recap never disagree.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -507,7 +508,12 @@ class StaffPage:
                 if key == "stage":
                     old = self.workflow.stage_label(old) if old else old
                     new = self.workflow.stage_label(new) if new else new
-                lines.append((CHANGE_LABELS.get(key, key), _show(old), _show(new)))
+                elif key == "channel":
+                    new = recap.CHANNEL_LABELS.get(str(new), new)
+                elif key == "approval" and isinstance(new, Mapping):
+                    new = self._approval_text(new)
+                lines.append((CHANGE_LABELS.get(key, key), _show(old, self.tz),
+                              _show(new, self.tz)))
         try:
             at = datetime.fromisoformat(str(e.get("at")))
         except ValueError:
@@ -515,6 +521,16 @@ class StaffPage:
         return {"at": at, "side": SIDE_LABELS.get(str(e.get("side")), e.get("side")),
                 "side_key": e.get("side"), "actor": e.get("actor"), "label": label,
                 "changes": lines, "note": e.get("note")}
+
+    def _approval_text(self, entry: Mapping[str, Any]) -> str:
+        document = str(entry.get("document") or "")
+        chains = self.workflow.profile.approvals
+        doc_label = chains[document].label if document in chains else document
+        kind = "Tanda tangan" if entry.get("kind") == "tanda_tangan" else "Paraf"
+        text = f"{kind} {doc_label} oleh {entry.get('by') or '-'}"
+        if entry.get("number"):
+            text += f", nomor {entry['number']}"
+        return text
 
     async def case_action(self, request: Request) -> Response:
         form = await self.read_form(request)
@@ -722,16 +738,27 @@ def _safe_url(value: object) -> str | None:
     return text if text.startswith(("https://", "http://")) else None
 
 
-def _show(value: Any) -> str:
+_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+
+
+def _show(value: Any, tz: str) -> str:
+    """A changed value as staff read it (times in the regency's zone)."""
     if value is None or value == "":
         return "-"
     if isinstance(value, bool):
         return "ya" if value else "tidak"
     if isinstance(value, list):
-        return "; ".join(_show(v) for v in value) or "-"
+        return "; ".join(_show(v, tz) for v in value) or "-"
     if isinstance(value, dict):
-        return ", ".join(f"{k}: {_show(v)}" for k, v in value.items())
+        return ", ".join(f"{k}: {_show(v, tz)}" for k, v in value.items())
     text = str(value)
+    if _ISO_TIME.match(text):
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            moment = None
+        if moment is not None and moment.tzinfo is not None:
+            return local_time(moment, tz)
     return text if len(text) <= 300 else text[:300] + "…"
 
 
