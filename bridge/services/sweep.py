@@ -195,7 +195,7 @@ def _plan(rt: Runtime, session: Session, case: Case, now: datetime, near: timede
     if cls is not None and cls.escalate_to and not resolved \
             and not _escalated_to(case.data, cls.escalate_to):
         class_target = (cls.escalate_to,
-                        f"Pengaduan {cls.label.lower()} memerlukan kewenangan "
+                        f"{cls.label} memerlukan kewenangan "
                         f"{workflow.role_label(cls.escalate_to)}")
     return _Plan(case.id, case.register_no, case.stage, due, step,
                  reached_level(case.data, workflow), class_target, snapshot_from_row(case))
@@ -279,6 +279,13 @@ def _escalate(rt: Runtime, plan: _Plan, now: datetime, level: int, name: str, to
             return True
         _lock(session, case)
         data = copy.deepcopy(dict(case.data or {}))
+        entries = list(data.get("escalations") or [])
+        last = entries[-1] if entries and isinstance(entries[-1], dict) else {}
+        if (last.get("level"), last.get("at")) != (name, now.isoformat()):
+            # CaseActions.escalate appends to the list it shares with the loaded row, so a
+            # second escalation of a case can be lost on flush; keep the record whole.
+            entries.append({"level": name, "reason": reason, "at": now.isoformat()})
+            data["escalations"] = entries
         data[LEVEL_KEY] = max(reached_level(data, rt.workflow), level)
         case.data = data
         session.flush()

@@ -304,14 +304,14 @@ def triage_case(rt: Runtime, case_id: int, *, now: datetime | None = None,
                    if decision.body_id is not None else None)
             route_state = _routing_record(decision, outcome_r.plugin, stage, at, opd)
             route_state["status"] = SUGGESTED
-            result = _apply_route(actions, workflow, case_id, stage, decision, opd,
-                                  outcome_r.plugin)
-            if isinstance(result, str):
-                route_state["not_applied"] = result
-            elif result is not None:
+            new_stage, problem = _apply_route(actions, workflow, case_id, stage, decision,
+                                              opd, outcome_r.plugin)
+            if problem is not None:
+                route_state["not_applied"] = problem
+            elif new_stage is not None:
                 route_state["status"] = APPLIED
                 out.newly_applied.append("routing")
-                stage = result
+                stage = new_stage
         state["routing"] = route_state
     out.routing = route_state
     out.failures = [str(f) for f in failures]
@@ -322,28 +322,29 @@ def triage_case(rt: Runtime, case_id: int, *, now: datetime | None = None,
 
 def _apply_route(actions: CaseActions, workflow: Workflow, case_id: int, stage: str,
                  decision: RoutingDecision, opd: OpdSettings | None,
-                 plugin: str | None) -> str | None:
-    """Apply ``decision`` if ``sistem`` may here: the new stage, an error text, or None."""
+                 plugin: str | None) -> tuple[str | None, str | None]:
+    """Apply ``decision`` if ``sistem`` may here: ``(new stage, None)`` when applied,
+    ``(None, why)`` when the action failed, ``(None, None)`` when not ours to take."""
     reason = decision.reason or f"keputusan otomatis ({plugin})"
     try:
         if decision.ours:
             unit = str(decision.unit)
             if not allowed(workflow, "dispose", stage, {"unit": unit}):
-                return None
+                return None, None
             others = ", ".join(decision.tembusan)
             note = f"{reason}. Tim penanganan: {unit}" + (f", {others}" if others else "")
-            return actions.dispose(case_id, SYSTEM_ACTOR, unit, note=note).stage
+            return actions.dispose(case_id, SYSTEM_ACTOR, unit, note=note).stage, None
         if opd is None:
-            return None  # a LAPOR! institution we have no [[opds]] entry for: staff decide
+            return None, None  # a LAPOR! institution with no [[opds]] entry: staff decide
         action = "forward_body" if opd.kind == "body" else "forward_opd"
         fields = {"target": opd.code, "institution_id": opd.lapor_institution_id or opd.code,
                   "reason": reason}
         if not allowed(workflow, action, stage, fields):
-            return None
+            return None, None
         return actions.forward(case_id, SYSTEM_ACTOR, opd.code, list(decision.tembusan),
-                               note=reason).stage
+                               note=reason).stage, None
     except ActionError as exc:
-        return str(exc)
+        return None, str(exc)
 
 
 def _record(rt: Runtime, case_id: int, state: dict[str, Any],
