@@ -61,10 +61,11 @@ class Group:
 
 @dataclass(frozen=True, slots=True)
 class CaseLine:
-    """One complaint in the recap's list (no reporter, no complaint text)."""
+    """One complaint in the recap's list: its subject, never its reporter or full text."""
 
     register_no: str
     tracking_id: str
+    title: str
     received_at: datetime
     channel: str
     category: str
@@ -220,6 +221,7 @@ def compute_recap(
         recap.lines.append(CaseLine(
             register_no=case.register_no,
             tracking_id=case.tracking_id or (str(case.lapor_id) if case.lapor_id else "-"),
+            title=case.title,
             received_at=case.received_at,
             channel=CHANNEL_LABELS.get(case.channel, case.channel),
             category=case.category or NOT_GIVEN,

@@ -152,12 +152,12 @@ def list_csv(recap: Recap) -> str:
         return "" if value is None else value.astimezone(ZoneInfo(tz)).date().isoformat()
 
     rows: list[Sequence[object]] = [[
-        "no_register", "id_lapor", "tanggal_diterima", "kanal", "kategori", "klasifikasi",
+        "no_register", "id_lapor", "perihal", "tanggal_diterima", "kanal", "kategori", "klasifikasi",
         "opd_penanganan", "tahap", "jumlah_tindak_lanjut", "tindak_lanjut_terakhir",
         "batas_waktu", "tanggal_selesai", "status", "dieskalasi", "diteruskan"]]
     for line in recap.lines:
         rows.append([
-            line.register_no, line.tracking_id, day(line.received_at), line.channel,
+            line.register_no, line.tracking_id, line.title, day(line.received_at), line.channel,
             line.category, line.severity, line.opd, line.stage, line.followups,
             day(line.last_followup_at), day(line.deadline_at), day(line.finished_at),
             STATUS_LABELS[line.status], "ya" if line.escalated else "tidak",

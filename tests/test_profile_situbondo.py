@@ -1,0 +1,170 @@
+"""Situbondo (seed 003): the disposition chain Kepala Dinas -> Kabid -> Kasi, the kewenangan
+decision, the forwarding letter (drafted, initialled, signed) with its tembusan, and the
+answer letter for what is ours. Received on Monday 25 May 2026: ten working days skip
+Idul Adha (27 May), its cuti bersama (28 May) and Hari Lahir Pancasila (1 June)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.services.actions import ActionNotAllowed, Actor
+from bridge.services.sweep import sweep_deadlines
+from bridge.services.triage import triage_new_cases
+from bridge.testing import FakeLapor
+from tests.test_profile_common import Deployment, end_of, make_deployment, wib
+
+UMUM = Actor("Siti Aminah (Subbag Umum dan Kepegawaian)", "petugas")
+KADIS = Actor("Drs. Edy Wahyudi (Kepala Dinas)", "kepala_dinas")
+KABID = Actor("Yuni Kartika, S.T. (Kabid Data, Informasi dan Pengaduan)", "kabid")
+KASI = Actor("Moh. Hasan, S.Sos. (Kasi Penanganan Pengaduan)", "kasi")
+STAF = Actor("Rizal Fahmi (Staf Penanganan Pengaduan)", "analis")
+KABID_PT = Actor("Ir. Lilik Suryani (Kabid Pelayanan Terpadu)", "penangan")
+
+
+def arrive(d: Deployment, lapor: FakeLapor, rid: int, title: str, content: str,
+           **fields: object) -> int:
+    lapor.add_report(id=rid, title=title, content=content, created_at=wib(2026, 5, 25, 8),
+                     location="Desa Kilensari, Kec. Panarukan", **fields)
+    (cid,) = d.pull()
+    return cid
+
+
+def to_kasi(d: Deployment, cid: int) -> None:
+    a = d.actions()
+    assert a.register(cid, UMUM).stage == "registered"
+    assert a.files_complete(cid, UMUM).stage == "verified"
+    with pytest.raises(ActionNotAllowed, match="kepala_dinas"):
+        a.dispose(cid, KASI, "Kepala Seksi Penanganan Pengaduan")  # not the Kasi's to give
+    assert a.dispose(cid, KADIS, "Kepala Bidang Data, Informasi dan Pengaduan").stage \
+        == "disposed_kabid"
+    assert a.dispose(cid, KABID, "Kepala Seksi Penanganan Pengaduan").stage \
+        == "disposed_kasi"
+
+
+def test_not_ours_forwarded_to_the_opd_with_tembusan(tmp_path: Path,
+                                                      lapor_mock: FakeLapor) -> None:
+    d = make_deployment("situbondo", tmp_path, lapor_mock, wib(2026, 5, 25, 9))
+    try:
+        cid = arrive(d, lapor_mock, 6601, "Asap pabrik dan limbah ke sawah",
+                     "Limbah pabrik tepung mengalir ke sawah, asap pabrik mengganggu warga.",
+                     category="Lingkungan Hidup")
+        assert d.case(cid).deadline_at == end_of(2026, 6, 11)
+        skipped = [day.isoformat() for day, _ in d.deadlines(cid)["overall"].holidays]
+        assert skipped == ["2026-05-27", "2026-05-28", "2026-05-31", "2026-06-01"]
+        tri = triage_new_cases(d.rt, [cid], now=d.clock.now).cases[0]
+        assert tri.routing is not None
+        assert (tri.routing["status"], tri.routing["opd"], tri.routing["tembusan"]) == (
+            "suggested", "DLH", ["Pihak pengadu", "Camat Panarukan"])
+
+        to_kasi(d, cid)
+        a = d.actions()
+        d.clock.set(wib(2026, 5, 26, 9))
+        assert a.record_step(cid, KASI, "konsep_surat_penerusan", "Konsep surat ke DLH").stage \
+            == "forward_drafted"
+        with pytest.raises(ActionNotAllowed, match="kabid"):
+            a.approve(cid, KADIS, "surat_penerusan")
+        assert a.approve(cid, KABID, "surat_penerusan").stage == "forward_in_approval"
+        assert a.approve(cid, KADIS, "surat_penerusan").stage == "forward_approved"
+        assert (d.case(cid).data or {})["documents"]["surat_penerusan"] == "001/TRS/431.305/2026"
+        d.clock.set(wib(2026, 5, 29, 9))
+        reason = "Pengawasan pencemaran lingkungan adalah kewenangan Dinas Lingkungan Hidup"
+        done = a.forward(cid, STAF, "DLH", ["Pihak pengadu", "Camat Panarukan"], reason)
+        assert done.stage == "forwarded"
+        assert a.archive(cid, STAF).stage == "archived"
+
+        assert d.push().delivered == 1
+        (posted,) = lapor_mock.followups[6601]
+        assert posted["institution_to"]["id"] == 44960
+        assert d.posted(6601) == [
+            "Pengaduan ini diteruskan kepada Dinas Lingkungan Hidup Kabupaten Situbondo sesuai "
+            f"kewenangannya.\nAlasan: {reason}\nTembusan: Pihak pengadu; Camat Panarukan"]
+        # Finished on time: forwarded within the deadline.
+        overall = d.deadlines(cid)["overall"]
+        assert overall.met and not overall.met_late
+    finally:
+        d.rt.close()
+
+
+def test_ours_permit_data_checked_and_answer_letter_signed(tmp_path: Path,
+                                                           lapor_mock: FakeLapor) -> None:
+    d = make_deployment("situbondo", tmp_path, lapor_mock, wib(2026, 5, 25, 9))
+    try:
+        cid = arrive(d, lapor_mock, 6602, "Toko modern tanpa izin dekat pasar",
+                     "Toko modern baru buka di dekat Pasar Panarukan, apakah berizin?",
+                     category="Perizinan")
+        to_kasi(d, cid)
+        a = d.actions()
+        assert a.dispose(cid, KASI, "Staf Seksi Penanganan Pengaduan").stage == "handling"
+        d.clock.set(wib(2026, 5, 26, 9))
+        a.record_step(cid, STAF, "cek_data_perizinan", "PB UMKU toko terdaftar di OSS")
+        a.record_step(cid, KASI, "kajian", "Izin sesuai; jarak dari pasar perlu dicek")
+        a.record_step(cid, KABID_PT, "rapat_koordinasi", "Koordinasi dengan Bidang Pelayanan")
+        a.record_step(cid, KADIS, "arahan_kepala_dinas", "Lakukan peninjauan lokasi")
+        a.record_step(cid, KASI, "penanganan", "Peninjauan lokasi bersama pemilik toko")
+        a.followup(cid, KASI, "Pengaduan sedang ditangani; lokasi telah ditinjau.")
+        d.clock.set(wib(2026, 6, 3, 9))
+        assert a.record_step(cid, KASI, "konsep_jawaban", "Konsep surat jawaban").stage \
+            == "answer_drafted"
+        a.approve(cid, KABID, "surat_jawaban")
+        assert a.approve(cid, KADIS, "surat_jawaban").stage == "answer_approved"
+        number = (d.case(cid).data or {})["documents"]["surat_jawaban"]
+        assert number == "001/ADU/431.305/2026"
+        d.clock.set(wib(2026, 6, 4, 9))
+        text = f"Surat jawaban nomor {number}: toko modern telah memiliki izin yang sah."
+        assert a.answer_delivered(cid, STAF, text).stage == "answer_delivered"
+        assert a.archive(cid, STAF).stage == "archived"
+        actors = [(e.kind, e.actor) for e in d.history(cid) if e.kind in ("dispose", "approve")]
+        assert actors == [("dispose", KADIS.name), ("dispose", KABID.name),
+                          ("dispose", KASI.name), ("approve", KABID.name),
+                          ("approve", KADIS.name)]
+        assert d.push().delivered == 2
+        assert d.posted(6602) == ["Pengaduan sedang ditangani; lokasi telah ditinjau.", text]
+    finally:
+        d.rt.close()
+
+
+def test_other_body_through_lapor_bukan_wewenang(tmp_path: Path,
+                                                 lapor_mock: FakeLapor) -> None:
+    d = make_deployment("situbondo", tmp_path, lapor_mock, wib(2026, 5, 25, 9))
+    try:
+        cid = arrive(d, lapor_mock, 6603, "Sengketa tanah kavling",
+                     "Sertifikat tanah saya ganda dengan tetangga.", category="Pertanahan")
+        tri = triage_new_cases(d.rt, [cid], now=d.clock.now).cases[0]
+        assert tri.routing is not None and tri.routing["opd"] == "BPN"
+        to_kasi(d, cid)
+        a = d.actions()
+        a.record_step(cid, KASI, "konsep_surat_penerusan", "Surat ke Kantor Pertanahan")
+        a.approve(cid, KABID, "surat_penerusan")
+        a.approve(cid, KADIS, "surat_penerusan")
+        reason = "Pertanahan adalah kewenangan Kantor Pertanahan (ATR/BPN)"
+        assert a.forward(cid, STAF, "BPN", ["Pihak pengadu"], reason).stage == "forwarded_out"
+        assert d.push().delivered == 1
+        (sent,) = lapor_mock.forwards
+        assert (sent["complaint_id"], sent["reason"], sent["not_authority"]) == (
+            6603, "3910", "1")
+        assert sent["reason_description"] == (
+            "Pengaduan ini diteruskan kepada Kantor Pertanahan Kabupaten Situbondo sesuai "
+            f"kewenangannya.\nAlasan: {reason}\nTembusan: Pihak pengadu")
+        assert lapor_mock.reports[6603]["disposition_id"] == 3910
+    finally:
+        d.rt.close()
+
+
+def test_deadline_missed_escalates(tmp_path: Path, lapor_mock: FakeLapor) -> None:
+    d = make_deployment("situbondo", tmp_path, lapor_mock, wib(2026, 5, 25, 9))
+    try:
+        cid = arrive(d, lapor_mock, 6604, "Izin reklame belum selesai",
+                     "Izin reklame saya belum selesai.", category="Perizinan")
+        to_kasi(d, cid)  # ... and the Kasi never decides
+        first = sweep_deadlines(d.rt, wib(2026, 6, 5, 8))
+        assert [(e.to, e.level) for e in first.escalated] == [("kabid", 1)]
+        late = sweep_deadlines(d.rt, wib(2026, 6, 12, 8))
+        assert {m.deadline: m.due_at for m in late.missed}["overall"] == end_of(2026, 6, 11)
+        assert [(e.to, e.level) for e in late.escalated] == [("kepala_dinas", 2)]
+        a = d.actions()
+        a.record_step(cid, KADIS, "arahan_kepala_dinas", "Segera putuskan kewenangan")
+        assert a.dispose(cid, KADIS, "Kepala Seksi Penanganan Pengaduan").stage == "handling"
+    finally:
+        d.rt.close()
