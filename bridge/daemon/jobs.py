@@ -18,8 +18,6 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from bridge.store.models import (
-    Case,
-    CaseEvent,
     RemoteInstitution,
     RemoteTemplate,
     SyncCursor,
@@ -34,7 +32,6 @@ log = logging.getLogger("bridge.daemon.jobs")
 
 #: The sync_cursors row where the push records its last successful run.
 PUSH_STREAM = "push"
-DEADLINE_EVENTS = ("deadline_near", "deadline_missed")
 
 
 @dataclass(eq=False)
@@ -140,74 +137,23 @@ def events(ctx: JobContext, batch: int = 200) -> Counts:
 # -- deadlines ---------------------------------------------------------------------------
 
 
-def open_stages(rt: Runtime) -> list[str]:
-    wf = rt.workflow
-    return [name for name in wf.stages if not wf.is_resolved(name)]
-
-
-def sweep_deadlines(rt: Runtime, *, near: timedelta, now: datetime | None = None,
-                    stop: threading.Event | None = None, batch: int = 500) -> Counts:
-    """Record ``deadline_near`` / ``deadline_missed`` once per case and deadline.
-
-    A case counts when it is in an open stage (not resolved or terminal) and its stored
-    deadline (``cases.deadline_at``, the SOP's overall deadline) is within ``near`` of
-    ``now`` or past. Each crossing is written to the case's history (kind
-    ``deadline_near`` / ``deadline_missed``, with the deadline), which is also how a later
-    sweep knows it was already reported; a changed deadline is a new crossing. The plugin
-    event goes through the runtime's event sink in the same transaction, so plugins hear
-    of it after commit, exactly when the history says so.
-    """
-    now = now or utcnow()
-    stages = open_stages(rt)
-    with rt.sessions() as session:
-        ids = list(session.scalars(
-            select(Case.id)
-            .where(Case.deadline_at.is_not(None), Case.deadline_at <= now + near,
-                   Case.closed_at.is_(None), Case.stage.in_(stages))
-            .order_by(Case.deadline_at, Case.id)))
-    counts: Counts = {"checked": len(ids), "near": 0, "missed": 0}
-    for start in range(0, len(ids), batch):
-        if stop is not None and stop.is_set():
-            counts["stopped"] = True
-            break
-        with rt.sessions() as session, session.begin():
-            _sweep_batch(rt, session, ids[start:start + batch], now, counts)
-    return counts
-
-
-def _sweep_batch(rt: Runtime, session: Session, ids: list[int], now: datetime,
-                 counts: Counts) -> None:
-    seen: set[tuple[int, str, str]] = set()
-    for case_id, kind, changes in session.execute(
-            select(CaseEvent.case_id, CaseEvent.kind, CaseEvent.changes)
-            .where(CaseEvent.case_id.in_(ids), CaseEvent.kind.in_(DEADLINE_EVENTS))):
-        due = (changes or {}).get("deadline_at")
-        if isinstance(due, list) and due:
-            due = due[-1]
-        seen.add((case_id, kind, str(due)))
-    for case in session.scalars(select(Case).where(Case.id.in_(ids))):
-        due_at = case.deadline_at
-        if due_at is None:
-            continue
-        kind = "deadline_missed" if due_at <= now else "deadline_near"
-        if (case.id, kind, due_at.isoformat()) in seen:
-            continue
-        data: dict[str, Any] = {"deadline_at": due_at}
-        note = f"Batas waktu {due_at.isoformat()} terlewati"
-        if kind == "deadline_near":
-            left = rt.calendar.working_days_between(now, due_at)
-            data["working_days_left"] = left
-            note = f"Batas waktu {due_at.isoformat()} sudah dekat ({left} hari kerja lagi)"
-        session.add(CaseEvent(case_id=case.id, at=now, side="system", actor="bridge",
-                              kind=kind, changes={"deadline_at": due_at.isoformat()},
-                              note=note))
-        if rt.event_sink is not None:
-            rt.event_sink(session, kind, case.id, data)
-        counts["missed" if kind == "deadline_missed" else "near"] += 1
-
-
 def deadlines(ctx: JobContext, near_hours: float) -> Counts:
-    return sweep_deadlines(ctx.rt, near=timedelta(hours=near_hours), stop=ctx.stop)
+    """The deadline sweep of the services (near and missed deadlines, escalations).
+
+    Each deadline is reported once (the sweep remembers it on the case); the plugin
+    events it records are dispatched by the events job.
+    """
+    from bridge.services.sweep import sweep_deadlines
+
+    result = sweep_deadlines(ctx.rt, utcnow(), near=timedelta(hours=near_hours))
+    return {
+        "checked": result.checked,
+        "near": len(result.near),
+        "missed": len(result.missed),
+        "escalated": len(result.escalated),
+        "blocked": len(result.blocked),
+        "failures": len(result.failures),
+    }
 
 
 # -- LAPOR!'s directories ----------------------------------------------------------------
@@ -280,6 +226,8 @@ def recap(ctx: JobContext, kind: str, hook: RecapHook) -> Counts:
     counts: Counts = {"period": kind}
     if isinstance(result, dict):
         counts.update({k: v for k, v in result.items() if isinstance(v, int | float | str)})
+    elif isinstance(result, list | tuple):
+        counts["files"] = len(result)
     return counts
 
 
@@ -304,5 +252,4 @@ __all__ = [
     "record_stream",
     "refresh",
     "refresh_age",
-    "sweep_deadlines",
 ]
