@@ -104,7 +104,8 @@ class ReportsSettings(_Model):
 def _describe(exc: ValidationError) -> tuple[str, str]:
     errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
-    loc = ".".join(str(p) for p in first["loc"])
+    # pydantic marks a bad dict key as "<key>.[key]"; the key is what the user wrote.
+    loc = ".".join(str(p) for p in first["loc"] if p != "[key]")
     if first["type"] == "extra_forbidden":
         return loc, "unknown key"
     if first["type"] == "missing":
