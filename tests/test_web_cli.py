@@ -127,6 +127,8 @@ def test_password_is_not_an_option(tmp_path: Path) -> None:
     ("[web]\nprot = 1\n", "web.prot: unknown key"),
     ("[web]\nport = 0\n", "web.port:"),
     ("[web]\nsecret = \"abc\"\n", "web.secret: the signing key may not be written"),
+    ("[web]\nretry_roles = [\"admin\", \"kasie\"]\n",
+     "web.retry_roles[1]: unknown role 'kasie'"),
 ])
 def test_web_config_errors(tmp_path: Path, extra: str, key: str) -> None:
     cfg = str(write_config(tmp_path, extra))

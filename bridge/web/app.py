@@ -38,7 +38,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bridge.config import ConfigError
 from bridge.web import csrf
+from bridge.web.auth import known_roles
 from bridge.web.sessions import CookieSessions
 from bridge.web.settings import SigningKey, WebSettings, signing_key, web_settings
 from bridge.web.views import PageError, SignInRequired, StaffPage, template_filters
@@ -98,6 +100,11 @@ def create_app(rt: Any, *, web: WebSettings | None = None, key: SigningKey | Non
     demo passes it.
     """
     web = web or web_settings(rt.settings)
+    roles = known_roles(rt.workflow.roles)
+    for i, role in enumerate(web.retry_roles):
+        if role not in roles:
+            raise ConfigError(rt.settings.source, f"web.retry_roles[{i}]",
+                              f"unknown role {role!r}; expected one of {', '.join(roles)}")
     key = key or signing_key(rt.settings, web)
     templates = _templates(rt.settings.regency.timezone, clock)
     page = StaffPage(rt, web, templates, clock, auto_login)

@@ -56,7 +56,12 @@ def web_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
         if not users:
             click.echo("note: no accounts yet; add one with "
                        "`lapor-bridge user add NAME --role ROLE --name \"Full Name\"`", err=True)
-        app = create_app(rt, web=ws, key=key)
+        try:
+            app = create_app(rt, web=ws, key=key)
+        except ConfigError as exc:
+            sock.close()
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
         click.echo(f"staff page at http://{bind_host}:{bind_port}/ (signing key: {key.origin}); "
                    "Ctrl-C to stop")
         config = uvicorn.Config(app, log_level="warning", lifespan="off", proxy_headers=True)
