@@ -150,6 +150,8 @@ def test_pages_need_sign_in(env: Env) -> None:
         r = c.get(path, follow_redirects=False)
         assert r.status_code == 303, path
         assert r.headers["location"].startswith("/masuk?next=")
+    home = c.get("/", follow_redirects=False)
+    assert home.status_code == 303 and home.headers["location"] == "/antrean"
     page = c.get("/antrean")
     assert page.url.path == "/masuk"
     assert "Nama pengguna" in page.text and "Kata sandi" in page.text
@@ -164,6 +166,9 @@ def test_sign_in_and_out(env: Env) -> None:
     assert page.status_code == 200
     assert "Dewi Lestari" in page.text and "Kepala Seksi Penanganan Pengaduan" in page.text
     assert "Jalan rusak di depan kantor" in page.text
+    # Already signed in: the sign-in page sends on to where the user was going.
+    again = c.get("/masuk?next=/rekap", follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"] == "/rekap"
     r = c.post("/keluar", data={"csrf_token": csrf_of(page.text)}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/masuk"
     after = c.get("/masuk")
