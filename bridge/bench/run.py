@@ -1,0 +1,426 @@
+"""The benchmark: sandbox and phases in their own processes, figures and targets.
+
+Each phase (see :mod:`bridge.bench.phases`) runs in a fresh Python process so that its
+peak RSS is its own; the sandbox runs in yet another process (see
+:mod:`bridge.bench.sandbox`) so that serving does not share the measured process's GIL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bridge.bench.phases import RESULT_PREFIX
+
+#: The targets (2-core machine), see docs/benchmarks.md.
+PULL_RATE_TARGET = 2_000.0
+BASELINE_SHARE_TARGET = 0.60
+RSS_TARGET_MB = 200.0
+#: "Flat": the largest size's peak RSS at most this much above the smallest size's.
+RSS_FLAT_SLACK_MB = 25.0
+NO_CHANGE_SECONDS_TARGET = 2.0
+PUSH_RATE_TARGET = 200.0
+
+PHASE_TIMEOUT_S = 1800
+
+
+class BenchError(Exception):
+    """A phase failed or its counts are wrong."""
+
+
+@dataclass
+class BenchOptions:
+    sizes: list[int]
+    followups: int = 10_000
+    per_case: int = 10
+    page_size: int = 1000
+    concurrency: int = 8
+    seed: int = 0
+    postgres: bool = False
+    inprocess_sandbox: bool = False
+    workdir: Path | None = None
+    profile_dir: Path | None = None
+
+
+@dataclass
+class BenchReport:
+    config: dict[str, Any]
+    machine: dict[str, Any]
+    phases: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    targets: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c["ok"] for c in self.checks)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"config": self.config, "machine": self.machine, "phases": self.phases,
+                "checks": self.checks, "targets": self.targets, "notes": self.notes,
+                "ok": self.ok}
+
+    def check(self, what: str, ok: bool, detail: str = "") -> None:
+        self.checks.append({"what": what, "ok": bool(ok), "detail": detail})
+
+
+# --------------------------------------------------------------------------- processes
+
+
+class SandboxProcess:
+    """``python -m bridge.bench.sandbox`` with its admin API."""
+
+    def __init__(self, reports: int, seed: int) -> None:
+        self.reports = reports
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bridge.bench.sandbox", "--reports", str(reports),
+             "--seed", str(seed)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            self.proc.wait()
+            raise BenchError(f"the sandbox did not start: {err.strip()[-500:]}")
+        info = json.loads(line)
+        self.url: str = info["url"]
+        self.admin_url: str = info["admin_url"]
+        self.bearer: str = info["bearer"]
+        self.token: str = info["token"]
+        self.seed_seconds: float = info["seed_seconds"]
+        self._admin = httpx.Client(timeout=120)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.state()
+                break
+            except httpx.TransportError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise BenchError("the sandbox did not answer") from None
+                time.sleep(0.05)
+
+    def spec(self) -> dict[str, Any]:
+        return {"url": self.url, "bearer": self.bearer, "token": self.token}
+
+    def state(self) -> dict[str, Any]:
+        response = self._admin.get(f"{self.admin_url}/state")
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def random_changes(self, count: int) -> list[int]:
+        response = self._admin.post(f"{self.admin_url}/reports/random-changes",
+                                    json={"count": count})
+        response.raise_for_status()
+        return [int(i) for i in response.json()["changed"]]
+
+    def followups_added(self) -> int:
+        return int(self.state()["writes"].get("followups_added", 0))
+
+    def stop(self) -> None:
+        self._admin.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def run_phase(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one phase in a fresh process; its result dict."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bridge.bench.phases", json.dumps(spec)],
+        capture_output=True, text=True, timeout=PHASE_TIMEOUT_S,
+    )
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX) and proc.returncode == 0:
+            result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX):])
+            return result
+    tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+    raise BenchError(f"phase {spec['phase']} failed (exit {proc.returncode}):\n{tail}")
+
+
+# --------------------------------------------------------------------------- databases
+
+
+class Databases:
+    """Where each phase's store lives: SQLite files in the work directory, and databases
+    of a throwaway PostgreSQL cluster when asked for."""
+
+    def __init__(self, workdir: Path, postgres: bool, notes: list[str]) -> None:
+        self.workdir = workdir
+        self.kinds = ["sqlite"]
+        self.cluster: Any = None
+        if postgres:
+            from bridge.tools.pg_cluster import NoPostgres, start_cluster
+
+            try:
+                self.cluster = start_cluster()
+                self.kinds.append("postgresql")
+            except NoPostgres as exc:
+                notes.append(f"postgresql skipped: {exc}")
+
+    def url(self, kind: str, name: str) -> str:
+        if kind == "sqlite":
+            return f"sqlite:///{self.workdir / (name + '.db')}"
+        assert self.cluster is not None
+        return str(self.cluster.create_database(name))
+
+    def close(self) -> None:
+        if self.cluster is not None:
+            self.cluster.stop()
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "processor": platform.processor() or None,
+            "loadavg_start": round(os.getloadavg()[0], 2)}
+
+
+def _rate(items: int, seconds: float) -> float:
+    return items / seconds if seconds > 0 else 0.0
+
+
+def run_bench(opts: BenchOptions, progress: Callable[[str], None] = lambda _m: None
+              ) -> BenchReport:
+    sizes = sorted(set(opts.sizes))
+    if not sizes or sizes[0] < 1:
+        raise BenchError("sizes must be positive numbers of reports")
+    report = BenchReport(
+        config={"sizes": sizes, "followups": opts.followups, "per_case": opts.per_case,
+                "page_size": opts.page_size, "push_concurrency": opts.concurrency,
+                "seed": opts.seed, "sandbox": "in-process" if opts.inprocess_sandbox
+                else "subprocess", "databases": ["sqlite"]},
+        machine=_machine(),
+    )
+    with contextlib.ExitStack() as stack:
+        if opts.workdir is None:
+            workdir = Path(tempfile.mkdtemp(prefix="lapor-bridge-bench-"))
+            stack.callback(shutil.rmtree, workdir, True)
+        else:
+            workdir = opts.workdir
+            workdir.mkdir(parents=True, exist_ok=True)
+        dbs = Databases(workdir, opts.postgres, report.notes)
+        stack.callback(dbs.close)
+        report.config["databases"] = dbs.kinds
+        if opts.profile_dir is not None:
+            opts.profile_dir.mkdir(parents=True, exist_ok=True)
+        for size in sizes:
+            _run_size(opts, report, dbs, size, largest=size == sizes[-1],
+                      smallest=size == sizes[0], progress=progress)
+    _targets(report, sizes)
+    load = round(os.getloadavg()[0], 2)
+    report.machine["loadavg_end"] = load
+    cpus = report.machine["cpus"] or 1
+    busiest = max(load, report.machine["loadavg_start"])
+    if busiest > cpus:
+        report.notes.append(
+            f"the machine was busy (load average up to {busiest:.1f} on {cpus} CPUs): "
+            "wall-clock figures are pessimistic; cpu_seconds (CPU time of the measured "
+            "process) is the steadier figure")
+    return report
+
+
+@contextlib.contextmanager
+def _sandbox(opts: BenchOptions, size: int, report: BenchReport) -> Iterator[SandboxProcess | None]:
+    if opts.inprocess_sandbox:
+        yield None
+        return
+    box = SandboxProcess(size, opts.seed)
+    report.notes.append(f"sandbox seeded {size:,} reports in {box.seed_seconds:.2f} s")
+    try:
+        yield box
+    finally:
+        box.stop()
+
+
+def _run_size(opts: BenchOptions, report: BenchReport, dbs: Databases, size: int, *,
+              largest: bool, smallest: bool, progress: Callable[[str], None]) -> None:
+    with _sandbox(opts, size, report) as box:
+
+        def sandbox_spec(**extra: Any) -> dict[str, Any]:
+            if box is not None:
+                return box.spec()
+            return {"reports": size, "seed": opts.seed, **extra}
+
+        def phase(name: str, kind: str, db: str, **spec: Any) -> dict[str, Any]:
+            progress(f"{name} ({db}, {size:,} reports)...")
+            full = {"phase": kind, "page_size": opts.page_size,
+                    "concurrency": opts.concurrency, **spec}
+            if opts.profile_dir is not None:
+                full["profile"] = str(opts.profile_dir / f"{name}-{db}-{size}.prof")
+            result = run_phase(full)
+            result.update({"name": name, "db": db, "size": size})
+            report.phases.append(result)
+            return result
+
+        store: dict[str, str] = {}
+        for db in dbs.kinds:
+            store[db] = dbs.url(db, f"pull_{size}")
+            pulled = phase("pull", "pull", db, db_url=store[db], sandbox=sandbox_spec())
+            pulled["items"] = pulled["created"]
+            pulled["rate"] = _rate(pulled["created"], pulled["seconds"])
+            report.check(f"pull {db} {size}: every report stored once",
+                         pulled["stored"] == size and pulled["created"] == size,
+                         f"stored {pulled['stored']}, created {pulled['created']}")
+            base = phase("baseline", "baseline", db, db_url=dbs.url(db, f"baseline_{size}"),
+                         sandbox=sandbox_spec())
+            base["items"] = base["stored"]
+            base["rate"] = _rate(base["stored"], base["seconds"])
+            report.check(f"baseline {db} {size}: every report stored",
+                         base["stored"] == size, f"stored {base['stored']}")
+            if largest:
+                same = phase("incremental, nothing changed", "pull", db, db_url=store[db],
+                             sandbox=sandbox_spec())
+                same["items"] = same["received"]
+                same["rate"] = _rate(same["received"], same["seconds"])
+                report.check(f"no-change sync {db} {size}: nothing created or changed",
+                             same["created"] == 0 and same["updated"] == 0,
+                             f"created {same['created']}, updated {same['updated']}")
+        if largest:
+            changes = max(1, size // 100)
+            expected: int | None = None
+            if box is not None:
+                expected = len(set(box.random_changes(changes)))
+            for db in dbs.kinds:
+                moved = phase("incremental, 1% changed", "pull", db, db_url=store[db],
+                              sandbox=sandbox_spec(random_changes=changes))
+                moved["items"] = moved["received"]
+                moved["rate"] = _rate(moved["received"], moved["seconds"])
+                moved["changed_remotely"] = expected
+                if expected is not None:
+                    report.check(f"1% sync {db} {size}: each changed report updated once",
+                                 moved["updated"] == expected and moved["created"] == 0,
+                                 f"updated {moved['updated']} of {expected} changed")
+        if smallest and opts.followups > 0:
+            for db in dbs.kinds:
+                before = box.followups_added() if box is not None else 0
+                pushed = phase("push", "push", db, db_url=store[db], sandbox=sandbox_spec(),
+                               followups=opts.followups, per_case=opts.per_case)
+                pushed["items"] = pushed["delivered"]
+                pushed["rate"] = _rate(pushed["delivered"], pushed["seconds"])
+                received = (box.followups_added() - before) if box is not None else None
+                pushed["sandbox_received"] = received
+                report.check(
+                    f"push {db}: every follow-up delivered once",
+                    pushed["delivered"] == opts.followups and pushed["left"] == 0
+                    and received in (None, opts.followups),
+                    f"delivered {pushed['delivered']}, sandbox received {received}",
+                )
+
+
+def _find(report: BenchReport, name: str, db: str, size: int | None = None
+          ) -> dict[str, Any] | None:
+    for p in report.phases:
+        if p["name"] == name and p["db"] == db and (size is None or p["size"] == size):
+            return p
+    return None
+
+
+def _target(report: BenchReport, name: str, value: float | None, ok: bool | None,
+            shown: str) -> None:
+    status = "n/a" if ok is None else ("PASS" if ok else "MISS")
+    report.targets.append({"target": name, "value": value, "status": status,
+                           "shown": shown})
+
+
+def _targets(report: BenchReport, sizes: list[int]) -> None:
+    big, small = sizes[-1], sizes[0]
+    pull = _find(report, "pull", "sqlite", big)
+    if pull:
+        _target(report, f"pull into SQLite >= {PULL_RATE_TARGET:,.0f} reports/s "
+                f"({big:,} reports)", pull["rate"], pull["rate"] >= PULL_RATE_TARGET,
+                f"{pull['rate']:,.0f} reports/s")
+    for db in report.config["databases"]:
+        p, b = _find(report, "pull", db, big), _find(report, "baseline", db, big)
+        if p and b and b["rate"] > 0:
+            share = p["rate"] / b["rate"]
+            _target(report, f"pull into {db} >= {BASELINE_SHARE_TARGET:.0%} of the "
+                    f"baseline's rate ({big:,} reports)", share,
+                    share >= BASELINE_SHARE_TARGET,
+                    f"{share:.0%} ({p['rate']:,.0f} vs {b['rate']:,.0f} reports/s)")
+    rss = max((p["peak_rss_mb"] for p in report.phases if p["name"] != "baseline"),
+              default=None)
+    if rss is not None:
+        _target(report, f"peak RSS of every bridge phase < {RSS_TARGET_MB:.0f} MB", rss,
+                rss < RSS_TARGET_MB, f"{rss:.1f} MB")
+    lo, hi = _find(report, "pull", "sqlite", small), pull
+    if lo and hi and big > small:
+        growth = hi["peak_rss_mb"] - lo["peak_rss_mb"]
+        _target(report, f"pull peak RSS flat from {small:,} to {big:,} reports (grows "
+                f"< {RSS_FLAT_SLACK_MB:.0f} MB)", growth, growth < RSS_FLAT_SLACK_MB,
+                f"{lo['peak_rss_mb']:.1f} -> {hi['peak_rss_mb']:.1f} MB "
+                f"({growth:+.1f} MB)")
+    else:
+        _target(report, "pull peak RSS flat across sizes", None, None,
+                "needs two sizes")
+    for db in report.config["databases"]:
+        same = _find(report, "incremental, nothing changed", db, big)
+        if same:
+            ok = same["seconds"] < NO_CHANGE_SECONDS_TARGET and same["requests"] == 1
+            _target(report, f"no-change sync of a {big:,}-case {db} store < "
+                    f"{NO_CHANGE_SECONDS_TARGET:.0f} s and 1 request per stream",
+                    same["seconds"], ok,
+                    f"{same['seconds']:.3f} s, {same['requests']} request(s)")
+    for db in report.config["databases"]:
+        push = _find(report, "push", db)
+        if push:
+            _target(report, f"push into LAPOR! from {db} >= {PUSH_RATE_TARGET:,.0f} "
+                    "follow-ups/s", push["rate"], push["rate"] >= PUSH_RATE_TARGET,
+                    f"{push['rate']:,.0f} follow-ups/s")
+
+
+# --------------------------------------------------------------------------- text
+
+
+def text_lines(report: BenchReport) -> list[str]:
+    c, m = report.config, report.machine
+    lines = [
+        f"lapor-bridge bench: sizes {', '.join(f'{s:,}' for s in c['sizes'])}; page size "
+        f"{c['page_size']}; {c['followups']:,} follow-ups; sandbox in "
+        f"{'this process' if c['sandbox'] == 'in-process' else 'its own process'}; "
+        f"{m['cpus']} CPUs, Python {m['python']}",
+        "",
+        f"{'phase':<30} {'db':<10} {'reports':>8} {'items':>8} {'seconds':>8} "
+        f"{'cpu s':>7} {'items/s':>8} {'requests':>8} {'peak RSS':>9}",
+    ]
+    for p in report.phases:
+        lines.append(
+            f"{p['name']:<30} {p['db']:<10} {p['size']:>8,} {p['items']:>8,} "
+            f"{p['seconds']:>8.2f} {p['cpu_seconds']:>7.2f} {p['rate']:>8,.0f} "
+            f"{p['requests']:>8,} "
+            f"{p['peak_rss_mb']:>6.1f} MB"
+        )
+    lines += ["", "targets:"]
+    for t in report.targets:
+        lines.append(f"  {t['status']:<4}  {t['target']}: {t['shown']}")
+    bad = [ch for ch in report.checks if not ch["ok"]]
+    lines += ["", f"count checks: {len(report.checks) - len(bad)} of {len(report.checks)} ok"]
+    lines += [f"  FAILED {ch['what']}: {ch['detail']}" for ch in bad]
+    lines += [f"note: {n}" for n in report.notes]
+    return lines

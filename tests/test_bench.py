@@ -1,0 +1,110 @@
+"""`lapor-bridge bench` at tiny sizes: the JSON's shape and that every count is right.
+
+No timing is asserted (the machine decides those); the figures only have to be there.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from bridge.bench.run import BenchReport, text_lines
+
+PHASE_KEYS = {"name", "db", "size", "seconds", "cpu_seconds", "requests", "peak_rss_mb",
+              "items", "rate"}
+
+
+def bench(*args: str) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, "-m", "bridge", "bench", "--json", *args],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+def phases(report: dict[str, Any], name: str, db: str = "sqlite") -> list[dict[str, Any]]:
+    return [p for p in report["phases"] if p["name"] == name and p["db"] == db]
+
+
+def check_common(report: dict[str, Any]) -> None:
+    assert set(report) >= {"config", "machine", "phases", "checks", "targets", "notes", "ok"}
+    assert report["ok"] is True
+    assert report["checks"] and all(c["ok"] for c in report["checks"]), report["checks"]
+    for p in report["phases"]:
+        assert set(p) >= PHASE_KEYS, p
+        assert p["seconds"] > 0 and p["cpu_seconds"] >= 0 and p["peak_rss_mb"] > 10
+        assert p["requests"] >= 1
+    for t in report["targets"]:
+        assert t["status"] in ("PASS", "MISS", "n/a") and t["shown"]
+
+
+def test_bench_tiny_sizes_counts_are_right() -> None:
+    report = bench("--sizes", "200,400", "--followups", "60", "--page-size", "100")
+    check_common(report)
+    assert report["config"]["sizes"] == [200, 400]
+    assert report["config"]["databases"] == ["sqlite"]
+    assert report["machine"]["cpus"] >= 1
+
+    for size in (200, 400):
+        (pull,) = [p for p in phases(report, "pull") if p["size"] == size]
+        assert pull["created"] == pull["stored"] == pull["items"] == size
+        assert pull["quarantined"] == pull["stale"] == 0
+        # page_size 100; a new request starts at the last timestamp read, so at least
+        # size / 100 requests, and never more than one per page plus the last.
+        assert size // 100 <= pull["requests"] <= size // 100 + 2
+        (base,) = [p for p in phases(report, "baseline") if p["size"] == size]
+        assert base["stored"] == size and base["requests"] == size // 100
+
+    (same,) = phases(report, "incremental, nothing changed")
+    assert same["size"] == 400 and same["requests"] == 1
+    assert same["created"] == same["updated"] == 0
+
+    (moved,) = phases(report, "incremental, 1% changed")
+    assert moved["changed_remotely"] >= 1  # distinct reports the sandbox changed
+    assert moved["updated"] == moved["changed_remotely"] and moved["created"] == 0
+
+    (push,) = phases(report, "push")
+    assert push["size"] == 200  # the smallest store is the one pushed from
+    assert push["delivered"] == push["sandbox_received"] == 60
+    assert push["left"] == push["dead"] == 0
+    assert push["requests"] == 60  # no faults: one POST per follow-up, no read-back
+    assert push["cases"] == 6  # 10 follow-ups per case, in per-case order
+
+    names = [t["target"] for t in report["targets"]]
+    assert any("reports/s" in n for n in names) and any("baseline" in n for n in names)
+    assert any("flat" in n for n in names) and any("follow-ups/s" in n for n in names)
+    assert any("no-change sync" in n for n in names)
+
+    lines = text_lines(BenchReport(**{k: report[k] for k in (
+        "config", "machine", "phases", "checks", "targets", "notes")}))
+    assert any(line.startswith("pull ") for line in lines)
+    assert any(line.strip().startswith(("PASS", "MISS")) for line in lines)
+
+
+@pytest.mark.postgres
+def test_bench_on_postgresql_too() -> None:
+    pytest.importorskip("psycopg")
+    from bridge.tools.pg_cluster import find_bin
+
+    if not find_bin("initdb"):
+        pytest.skip("no PostgreSQL server binaries")
+    report = bench("--sizes", "150", "--followups", "20", "--page-size", "50", "--postgres")
+    check_common(report)
+    assert report["config"]["databases"] == ["sqlite", "postgresql"]
+    for db in ("sqlite", "postgresql"):
+        (pull,) = phases(report, "pull", db)
+        assert pull["created"] == pull["stored"] == 150
+        (base,) = phases(report, "baseline", db)
+        assert base["stored"] == 150
+        (same,) = phases(report, "incremental, nothing changed", db)
+        assert same["requests"] == 1 and same["updated"] == 0
+        (moved,) = phases(report, "incremental, 1% changed", db)
+        assert moved["updated"] == moved["changed_remotely"] == 1
+        (push,) = phases(report, "push", db)
+        assert push["delivered"] == push["sandbox_received"] == 20
+    flat = [t for t in report["targets"] if "flat" in t["target"]]
+    assert flat and flat[0]["status"] == "n/a"  # one size: nothing to compare
