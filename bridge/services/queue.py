@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session
 
 from bridge.store.models import Case, CaseEvent, utcnow
@@ -128,6 +128,15 @@ def _row(c: Case) -> QueueRow:
         assigned_to=c.assigned_to,
         forwarded_to=c.forwarded_to,
     )
+
+
+def mark_seen(session: Session, case_id: int) -> bool:
+    """Clear a case's "new" mark (someone opened it). Not an action: no history entry and
+    no version bump, so forms that others have open stay valid."""
+    result = session.execute(
+        update(Case).where(Case.id == case_id, Case.is_new.is_(True)).values(is_new=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def find_case(session: Session, ref: str | int) -> Case:

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -44,6 +44,7 @@ from bridge.services.queue import (
     QueueRow,
     case_detail,
     list_queue,
+    mark_seen,
 )
 from bridge.store.models import Case, OutboxRow
 from bridge.timefmt import local_date, local_time
@@ -102,15 +103,6 @@ class SignInRequired(Exception):
         super().__init__(next_url)
         self.next_url = next_url
         self.expired = expired
-
-
-def mark_seen(session: Session, case_id: int) -> bool:
-    """Clear a case's "new" mark (someone opened it). Not an action: no history entry and
-    no version bump, so forms that others have open stay valid."""
-    result = session.execute(
-        update(Case).where(Case.id == case_id, Case.is_new.is_(True)).values(is_new=False)
-    )
-    return bool(getattr(result, "rowcount", 0))
 
 
 def _safe_next(value: str | None) -> str:
