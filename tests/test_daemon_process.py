@@ -38,7 +38,8 @@ def test_sigterm_mid_sync_finishes_the_page_and_exits_0(tmp_path: Path) -> None:
     with SandboxServer(seed=21, reports=1500, bearer=TEST_BEARER, token=TEST_TOKEN,
                        bearer_header="Authorization", faults={"latency_ms": 40}) as sandbox:
         config = write_config(tmp_path / "c.toml", sandbox.url, db_url,
-                              lapor={"page_size": 20, "lookback_seconds": 0})
+                              lapor={"page_size": 20, "lookback_seconds": 0},
+                              daemon={"deadline_interval": 3600.0})
         store = Store(db_url)
         procs = []
         try:

@@ -194,3 +194,42 @@ def test_configure_replaces_handlers_and_quiets_apscheduler() -> None:
         for h in saved[0]:
             root.addHandler(h)
         root.setLevel(saved[1])
+
+
+# -- the systemd unit --------------------------------------------------------------------
+
+
+def _unit() -> dict[str, dict[str, str]]:
+    import configparser
+
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(ROOT / "config" / "lapor-bridge.service", encoding="utf-8")
+    return {name: dict(parser[name]) for name in parser.sections()}
+
+
+def test_systemd_unit_restarts_on_failure_and_outwaits_the_clean_stop() -> None:
+    service = _unit()["Service"]
+    assert service["Restart"] == "on-failure"
+    assert service["User"] == "lapor-bridge"
+    assert service["EnvironmentFile"].startswith("/etc/lapor-bridge/")
+    assert service["RestartPreventExitStatus"] == "2"
+    assert " run --config " in service["ExecStart"]
+    stop_sec = float(service["TimeoutStopSec"])
+    assert stop_sec > DaemonSettings().stop_timeout, "systemd would SIGKILL a clean stop"
+    assert service["KillSignal"] == "SIGTERM"
+
+
+def test_systemd_unit_verifies() -> None:
+    import shutil
+    import subprocess
+
+    tool = shutil.which("systemd-analyze")
+    if tool is None:
+        pytest.skip("systemd-analyze is not installed")
+    proc = subprocess.run([tool, "verify", str(ROOT / "config" / "lapor-bridge.service")],
+                          capture_output=True, text=True, timeout=60)
+    complaints = [line for line in (proc.stdout + proc.stderr).splitlines()
+                  if line.strip() and "is not executable" not in line
+                  and "/opt/lapor-bridge" not in line]
+    assert not complaints, complaints

@@ -63,6 +63,11 @@ class PlainFormatter(logging.Formatter):
         super().__init__(PLAIN_FORMAT)
         self.scrub = scrub
 
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        # UTC with its zone, whatever the server's local time is.
+        moment = datetime.fromtimestamp(record.created, UTC)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
     def format(self, record: logging.LogRecord) -> str:
         return self.scrub(super().format(record))
 
