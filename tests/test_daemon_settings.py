@@ -113,11 +113,12 @@ def test_logging_level_any_case() -> None:
     assert logging_settings(make_settings(SQLITE, logging={"level": "debug"})).level == "DEBUG"
 
 
-@pytest.mark.parametrize("command", ["run", "status"])
+@pytest.mark.parametrize("command", ["run", "status", "check-config"])
 def test_commands_exit_2_with_file_key_and_problem(tmp_path: Path, command: str) -> None:
     config = write_config(tmp_path / "bad.toml", "http://127.0.0.1:9",
                           f"sqlite:///{tmp_path / 'x.db'}", daemon={"pull_interval": 0})
-    proc = cli(command, "--config", str(config))
+    proc = cli(command, str(config)) if command == "check-config" else cli(
+        command, "--config", str(config))
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert lines == [f"error: {config}: daemon.pull_interval: must be greater than 0 seconds, "
