@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from bridge.daemon.status import read_statuses
 from bridge.lapor.sandbox import SandboxServer
 from tests.conftest import TEST_BEARER, TEST_TOKEN
 from tests.test_daemon_support import (
@@ -178,3 +182,45 @@ def test_lapor_down_for_a_while_status_says_so_then_catches_up(tmp_path: Path) -
         store.close()
         for server in servers:
             server.stop()
+
+
+def test_a_paused_daemon_reports_missed_runs_and_goes_on(tmp_path: Path) -> None:
+    """SIGSTOP over a run time (a frozen VM, a suspended laptop): the run is reported as
+    missed through APScheduler's event, and the daemon carries on."""
+    db_url = f"sqlite:///{tmp_path / 'bridge.db'}"
+    log = tmp_path / "daemon.log"
+    with SandboxServer(seed=5, reports=20, bearer=TEST_BEARER, token=TEST_TOKEN) as sandbox:
+        config = write_config(tmp_path / "c.toml", sandbox.url, db_url, daemon={
+            "deadline_interval": 4.0, "misfire_grace_time": 1.0, "lease_ttl": 10.0,
+            "lease_renew_interval": 0.5})
+        store = Store(db_url)
+        proc = start_daemon(config, log)
+        try:
+            wait_for("the first pull", lambda: store.case_count() == 20, procs=[proc],
+                     log=log)
+
+            def upcoming() -> float | None:
+                for row in read_statuses(store.engine):
+                    moment = row.next_runs.get("deadlines") if row.pid == proc.pid else None
+                    if moment:
+                        left = (datetime.fromisoformat(moment)
+                                - datetime.now(UTC)).total_seconds()
+                        if left > 1.0:
+                            return left
+                return None
+
+            left = wait_for("a known next run of the sweep", upcoming, procs=[proc], log=log)
+            time.sleep(left - 0.3)
+            os.kill(proc.pid, signal.SIGSTOP)
+            time.sleep(2.8)  # past the run time by more than misfire_grace_time
+            os.kill(proc.pid, signal.SIGCONT)
+            wait_for("the missed run reported",
+                     lambda: "job deadlines missed its run" in log.read_text(),
+                     timeout=15, procs=[proc], log=log)
+            sandbox.state.add_report(title="Sesudah jeda")
+            wait_for("the daemon to go on", lambda: store.case_count() == 21, procs=[proc],
+                     log=log)
+            assert stop(proc) == 0
+        finally:
+            kill_all([proc])
+            store.close()
