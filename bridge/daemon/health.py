@@ -239,10 +239,18 @@ def render_text(report: HealthReport, tz: str) -> list[str]:
     lines += [f"  problem: {p}" for p in report.problems]
     leader = report.leader
     lines.append(f"leader: {leader.instance if leader else 'none'}")
+    gone = 0
     for inst in report.instances:
-        state = "alive" if report.alive.get(inst.instance) else "not alive"
+        alive = report.alive.get(inst.instance, False)
+        if not alive and not (leader and inst.instance == leader.instance):
+            gone += 1  # stopped or died earlier; --json lists them
+            continue
+        state = "alive" if alive else "NOT alive"
         lines.append(f"  {inst.role:8} {inst.instance} (pid {inst.pid} on {inst.host}), "
                      f"heartbeat {when(inst.heartbeat_at)}, {state}")
+    if gone:
+        lines.append(f"  ({gone} stopped or dead daemon(s) of the last 7 days not shown; "
+                     "see --json)")
     for label, stream in (("pull", report.pull), ("push", report.push)):
         lines.append(f"last successful {label}: {when(stream.last_success_at)}")
         if stream.failing:

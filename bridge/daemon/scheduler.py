@@ -285,6 +285,8 @@ class Daemon:
                      len(self.runners), extra={"event": "started", "instance": self.holder})
             if not self.stopping.is_set():
                 self.scheduler.start()
+            # From here on nobody needs to (or can) shut the scheduler down.
+            self._main_done.set()
             return self._finish()
         finally:
             self._main_done.set()
