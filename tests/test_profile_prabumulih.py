@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+import plugins.severity_handlers as severity_handlers
+from bridge.plugins import PluginConfigError
 from bridge.reports.jobs import run_recap
 from bridge.services.actions import Actor
 from bridge.services.sweep import sweep_deadlines
 from bridge.services.triage import triage_new_cases, triage_pending
-from bridge.testing import FakeLapor, SmtpSink
-from tests.test_profile_common import Deployment, end_of, make_deployment, wib
+from bridge.testing import FakeLapor, SmtpSink, make_case, make_host, run_hooks
+from tests.test_profile_common import Deployment, end_of, make_deployment, profile_data, wib
 
 LOKET = Actor("Dewi Anggraini (Petugas Loket)", "petugas")
 SEKSI = Actor("Rudi Hartono, S.Sos. (Seksi Pengaduan)", "kasi")
@@ -178,3 +182,26 @@ def test_ringan_unanswered_misses_its_deadline(tmp_path: Path, lapor_mock: FakeL
         assert "Selesai melewati batas waktu" in listing
     finally:
         d.rt.close()
+
+
+def test_handler_set_names_what_the_location_does_not() -> None:
+    config = profile_data("prabumulih")["severity_handlers"]
+    run = run_hooks(severity_handlers, make_case(
+        title="Debu dari pabrik batu bara", content="Debu menutupi rumah warga.",
+        location="Jl. Jenderal Sudirman KM 12", category="Lingkungan Hidup"), config=config,
+        notify=False)
+    assert run.failures == []
+    assert run.classification is not None and run.classification.severity == "sedang"
+    assert run.routing is not None and run.routing.unit == LEAD
+    assert "Aparatur Kecamatan (lokasi pengaduan belum jelas)" in run.routing.tembusan
+    assert "Aparatur Kelurahan (lokasi pengaduan belum jelas)" in run.routing.tembusan
+    # A class the profile does not allow is not suggested.
+    plain = run_hooks(severity_handlers, make_case(title="Tarif izin", content="Berapa biaya?"),
+                      config=config, severities=("sedang", "berat"), notify=False)
+    assert plain.classification is None and plain.routing is None
+
+
+def test_handler_config_is_checked() -> None:
+    with pytest.raises(PluginConfigError, match="order names unknown class 'sangat_berat'"):
+        make_host(severity_handlers, sections={"severity_handlers": {
+            "order": ["sangat_berat"], "classes": {"berat": {"lead": "Seksi"}}}})

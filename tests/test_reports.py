@@ -126,7 +126,7 @@ def fill(rt: Any) -> dict[str, int]:
     def new(key: str, received: datetime, **kw: Any) -> Any:
         actions = rt.actions()
         actions.clock = lambda: received
-        fields = {"title": f"Pengaduan {key}", "content": "Isi rahasia pelapor Siti.",
+        fields: dict[str, Any] = {"title": f"Pengaduan {key}", "content": "Isi rahasia pelapor Siti.",
                   "channel": "surat", "category": "Perizinan", "received_at": received,
                   "reporter": {"name": "Siti Nurhaliza", "phone": "0812999"}}
         fields.update(kw)

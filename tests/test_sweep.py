@@ -69,7 +69,7 @@ def setup(runtime_factory: Any, listener: Listener, **sections: Any) -> Any:
 def new(rt: Any, received: datetime, **kw: Any) -> int:
     actions = rt.actions()
     actions.clock = lambda: received
-    fields = {"title": "Izin belum terbit", "content": "Menunggu.", "channel": "surat",
+    fields: dict[str, Any] = {"title": "Izin belum terbit", "content": "Menunggu.", "channel": "surat",
               "received_at": received}
     fields.update(kw)
     return int(actions.new_case(NewCase(**fields), PETUGAS).case_id)

@@ -53,7 +53,7 @@ def setup(runtime_factory: Any, rules: Rules, **sections: Any) -> Any:
 
 
 def new(rt: Any, **kw: Any) -> int:
-    fields = {"title": "Limbah pabrik", "content": "Limbah ke sungai.", "channel": "surat",
+    fields: dict[str, Any] = {"title": "Limbah pabrik", "content": "Limbah ke sungai.", "channel": "surat",
               "location": "Kel. Sukamaju, Kec. Kota", "reporter": {"name": "Siti"}}
     fields.update(kw)
     return int(rt.actions().new_case(NewCase(**fields), PETUGAS).case_id)
