@@ -70,6 +70,14 @@ CASES = [
         "calendar.cuti_bersama[0]", "day is out of range for month",
         id="impossible-cuti-bersama"),
     pytest.param(
+        '[reports]\nout_dir = "rekap"\n[reports.schedules]\nmonthly = "tiap tanggal 1"\n',
+        "reports.schedules.monthly", "'tiap tanggal 1' is not a crontab expression",
+        id="recap-schedule-not-a-crontab"),
+    pytest.param(
+        '[[reports.recipients]]\nname = "Bupati"\nperiods = ["mingguan"]\n',
+        "reports.recipients.0.periods.0", "unknown value 'mingguan'",
+        id="recap-period-unknown"),
+    pytest.param(
         '[workflow.stages.classified]\ndrop = true\n',
         "workflow.transitions.classify.to", "unknown stage 'classified'",
         id="dropped-stage-still-named"),
