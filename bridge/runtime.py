@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -23,6 +24,7 @@ from bridge.plugins import PluginHost, load_plugins
 from bridge.services.actions import CaseActions
 from bridge.services.deadlines import CaseDeadlines
 from bridge.store.db import ensure_schema, make_engine, session_factory
+from bridge.store.models import utcnow
 from bridge.store.register import RegisterFormat
 from bridge.sync.pull import EventSink, Puller
 from bridge.sync.push import Pusher
@@ -76,9 +78,10 @@ class Runtime:
     def deadlines(self) -> CaseDeadlines:
         return CaseDeadlines(self.workflow, self.calendar)
 
-    def actions(self) -> CaseActions:
+    def actions(self, clock: Callable[[], datetime] | None = None) -> CaseActions:
         return CaseActions(self.sessions, self.settings, self.workflow,
-                           event_sink=self.event_sink, after_change=self.deadlines.refresh)
+                           event_sink=self.event_sink, after_change=self.deadlines.refresh,
+                           clock=clock or utcnow)
 
     def pusher(self, client: LaporClient) -> Pusher:
         return Pusher(client, self.sessions, self.settings, event_sink=self.event_sink,

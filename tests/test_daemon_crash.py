@@ -95,10 +95,6 @@ def test_kill_9_mid_sync_five_times_loses_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "bridge/sync/push.py posts a follow-up again when the process died after LAPOR! "
-    "applied the POST and before the row was committed done: the row must be marked "
-    "uncertain before the POST (see the daemon report)"))
 def test_kill_9_during_a_post_does_not_post_twice(tmp_path: Path) -> None:
     db_url = f"sqlite:///{tmp_path / 'bridge.db'}"
     log = tmp_path / "daemon.log"

@@ -168,9 +168,6 @@ def test_anonim_shows_no_identity_anywhere(world: Deployment, tmp_path: Path,
         assert leaks(outputs[where], SECRET) == [], f"secret reporter shown in {where}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bridge/sync/pull.py stores LAPOR!'s item whole in Case.raw, reporter included, even for "
-    "an anonim report; it should drop the reporter from raw as remote_values() does"))
 def test_anonim_identity_is_not_kept_in_the_store(world: Deployment) -> None:
     with world.rt.sessions() as s:
         case = s.get(Case, world.data["ids"][7402])

@@ -418,7 +418,7 @@ class CaseActions:
                      "by": actor.name, "role": actor.role, "at": self.clock().isoformat()}
             if doc_number:
                 entry["number"] = doc_number
-                data.setdefault("documents", {})[document] = doc_number
+                data["documents"] = {**data.get("documents", {}), document: doc_number}
             data["approvals"] = [*data.get("approvals", []), entry]
             case.data = data
             return {"approval": [None, entry]}, []
@@ -458,8 +458,10 @@ class CaseActions:
 
         def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
             data = dict(case.data or {})
-            data.setdefault("escalations", []).append(
-                {"level": level, "reason": reason, "at": self.clock().isoformat()})
+            # A new list, not an in-place append: the JSON column only sees reassignment.
+            data["escalations"] = [*data.get("escalations", []),
+                                   {"level": level, "reason": reason,
+                                    "at": self.clock().isoformat()}]
             case.data = data
             old = case.assigned_to
             case.assigned_to = level

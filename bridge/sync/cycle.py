@@ -8,16 +8,22 @@ from bridge.runtime import Runtime
 
 
 def run_cycle(rt: Runtime, push: bool = True) -> dict[str, Any]:
+    """Pull, triage what arrived, push; then run plugin events for what was committed."""
+    from bridge.services.triage import triage_new_cases
+
     lines: list[str] = []
     report: dict[str, Any] = {"lines": lines}
     with rt.client() as client:
         pulled = rt.puller(client).run()
         lines.append(pulled.summary())
+        if pulled.created_ids:
+            triage_new_cases(rt, pulled.created_ids)
         report["pull"] = {
             k: v for k, v in vars(pulled).items() if k not in ("created_ids", "updated_ids")
         }
-        if push and hasattr(rt, "pusher"):
+        if push:
             pushed = rt.pusher(client).run()
             lines.append(pushed.summary())
             report["push"] = pushed.as_json()
+    report["events"] = rt.dispatch_events()
     return report

@@ -114,6 +114,14 @@ def remote_values(item: RemoteComplaint) -> dict[str, Any]:
     }
 
 
+def raw_payload(item: RemoteComplaint) -> dict[str, Any]:
+    """The payload kept on the case; an anonim report keeps no identity even here."""
+    raw = item.model_dump(mode="json")
+    if item.is_anonymous:
+        raw["reporter"] = None
+    return raw
+
+
 def _key(item: RemoteComplaint) -> tuple[datetime, int]:
     return (item.updated_at, item.id)
 
@@ -273,7 +281,7 @@ class Puller:
                 continue
             for name, (_old, value) in changes.items():
                 setattr(case, name, value)
-            case.raw = item.model_dump(mode="json")
+            case.raw = raw_payload(item)
             case.updated_at = now
             case.is_new = True
             case.version += 1
@@ -333,7 +341,7 @@ class Puller:
                         "updated_at": now,
                         "is_new": True,
                         "version": 1,
-                        "raw": item.model_dump(mode="json"),
+                        "raw": raw_payload(item),
                     }
                 )
         inserted = session.execute(insert(Case).returning(Case.id, Case.register_no), rows).all()

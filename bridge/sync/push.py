@@ -5,10 +5,11 @@ forward before it. Different cases are delivered concurrently, all through the c
 shared request budget. No database transaction is held open across an HTTP call.
 
 Exactly once, although LAPOR! takes no idempotency key: every follow-up carries a marker
-``[lb:<row id>]``. When a POST's outcome is unknown (a timeout, a 5xx, a dropped
-connection after sending), the row is flagged ``uncertain`` and, before it is posted
-again, the case's follow-ups are read back from LAPOR!: if the marker is there, the row is
-done.
+``[lb:<row id>]``. Just before a POST the row is committed as ``uncertain`` (in flight);
+it stays so unless the POST is known to have succeeded. Before an uncertain row is
+posted again -- after a timeout, a 5xx, a dropped connection, or a crash of this process
+mid-POST -- the case's follow-ups are read back from LAPOR!: if the marker is there, the
+row is done.
 
 A row that LAPOR! refuses (a 4xx other than 401/403/429), or that fails too many times,
 becomes a dead letter with LAPOR!'s own reason; the rows after it in its case wait
@@ -117,6 +118,8 @@ class Pusher:
         self.rng = rng or random.Random()
         self._lock = threading.Lock()
         self._aborted: str | None = None
+        #: Rows whose POST was sent in this run (a 4xx answer to it means "not applied").
+        self._posting: set[int] = set()
 
     # -- the run ---------------------------------------------------------------------
 
@@ -224,8 +227,11 @@ class Pusher:
             return False
         except LaporError as exc:
             # LAPOR! refused this row itself (404, 422, other 4xx): a dead letter, with
-            # LAPOR!'s own reason, for a person to look at.
-            return self._dead(row, str(exc), result)
+            # LAPOR!'s own reason, for a person to look at. A refused POST was not applied,
+            # so a retry after the fix posts without reading back.
+            with self._lock:
+                refused_post = row.id in self._posting
+            return self._dead(row, str(exc), result, applied_unknown=not refused_post)
         if confirmed:
             result.confirmed_by_readback += 1
         return self._finish(row, remote_id, result)
@@ -256,6 +262,7 @@ class Pusher:
             template_code=str(row.payload.get("template_code", "")),
             is_secret=bool(row.payload.get("is_secret", False)),
         )
+        self._mark_in_flight(row)
         return str(self.target.add_followup(req, files)), False
 
     def _find_followup(self, lapor_id: int, row_id: int) -> str | None:
@@ -275,6 +282,7 @@ class Pusher:
         target = int(row.payload["institution_id"])
         if row.uncertain and self.target.complaint(lapor_id).disposition_id == target:
             return str(target), True
+        self._mark_in_flight(row)
         self.target.forward(ForwardRequest(complaint_id=lapor_id, institution_id=target,
                                            reason_description=row.payload.get("reason", "")))
         return str(target), False
@@ -297,6 +305,7 @@ class Pusher:
                 if not batch.next_page_url or not (batch.items or batch.rejected):
                     break
                 page += 1
+        self._mark_in_flight(row)
         doc_ids = self.target.upload_attachments(files) if files else []
         new_id = self.target.create_complaint(NewComplaintRequest(
             title=case["title"], content=content, channel=case["channel"],
@@ -305,6 +314,20 @@ class Pusher:
             date_of_incident=case["received_at"].date().isoformat(),
         ))
         return str(new_id), False
+
+    def _mark_in_flight(self, row: OutboxRow) -> None:
+        """Commit "outcome unknown" *before* posting: if the process dies after LAPOR!
+        applied the POST and before we record it done, the next attempt reads back
+        first instead of posting a second time."""
+        with self._lock:
+            self._posting.add(row.id)
+        if row.uncertain:
+            return
+        with self.sessions() as session, session.begin():
+            db_row = session.get(OutboxRow, row.id)
+            if db_row is not None:
+                db_row.uncertain = True
+        row.uncertain = True
 
     # -- outcomes --------------------------------------------------------------------
 
@@ -362,11 +385,14 @@ class Pusher:
         with self._lock:
             result.retried += 1
 
-    def _dead(self, row: OutboxRow, reason: str, result: PushResult) -> bool:
+    def _dead(self, row: OutboxRow, reason: str, result: PushResult,
+              applied_unknown: bool = True) -> bool:
         with self.sessions() as session, session.begin():
             db_row = session.get(OutboxRow, row.id)
             if db_row is not None:
                 db_row.attempts += 1
+                if not applied_unknown:
+                    db_row.uncertain = False
                 self._mark_dead(session, db_row, reason)
         with self._lock:
             result.dead += 1
