@@ -143,9 +143,15 @@ def deadlines(ctx: JobContext, near_hours: float) -> Counts:
     Each deadline is reported once (the sweep remembers it on the case); the plugin
     events it records are dispatched by the events job.
     """
+    import inspect
+
     from bridge.services.sweep import sweep_deadlines
 
-    result = sweep_deadlines(ctx.rt, utcnow(), near=timedelta(hours=near_hours))
+    options: dict[str, Any] = {"near": timedelta(hours=near_hours)}
+    # A sweep that can be told to stop (between chunks of cases) gets the run's signal.
+    if "stop" in inspect.signature(sweep_deadlines).parameters:
+        options["stop"] = ctx.stop
+    result = sweep_deadlines(ctx.rt, utcnow(), **options)
     return {
         "checked": result.checked,
         "near": len(result.near),
