@@ -83,10 +83,12 @@ def test_kill_9_mid_sync_five_times_loses_nothing(tmp_path: Path) -> None:
             assert stop(proc) == 0
             n = assert_store_matches_sandbox(db_url, sandbox)
             assert n == expected
-            # Every queued follow-up reached LAPOR! (exactly-once across a kill in the
-            # middle of a POST is the next test's subject).
+            # Every queued follow-up reached LAPOR!, once (a kill that lands exactly in
+            # a POST is forced by the next test).
             posted = followup_markers(sandbox, sorted(set(queued.values())))
             assert {f"[lb:{i}]" for i in queued} == set(posted), "follow-ups lost"
+            twice = {tag: n for tag, n in posted.items() if n > 1}
+            assert not twice, f"follow-ups posted more than once: {twice}"
             print(f"\n{kills} kills (cases stored at each: {at_kill}); {n} cases match the "
                   "sandbox")
         finally:
