@@ -137,9 +137,10 @@ def test_syncs_reports_health_and_stops_cleanly(runtime_factory: Any, db_url: st
                                                 "refresh", "reconcile", "health"}
         body = report.as_json()
         assert body["outbox"]["dead"] == 0 and body["pull"]["failing"] is False
-        metrics = daemon.metrics.render().decode()
-        assert 'lapor_bridge_pulled_total{result="created"} 60.0' in metrics
-        assert "lapor_bridge_leader 1.0" in metrics
+        # The pull job records its counts once it finished (triage runs after the commit).
+        wait_for("the pull job's metrics", lambda: 'lapor_bridge_pulled_total{result="created"} '
+                 '60.0' in daemon.metrics.render().decode())
+        assert "lapor_bridge_leader 1.0" in daemon.metrics.render().decode()
     assert_store_matches_sandbox(db_url, sandbox)
     assert read_lease(rt.engine) is None, "a clean stop releases the lease"
     (row,) = read_statuses(rt.engine)

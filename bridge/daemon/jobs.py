@@ -55,6 +55,10 @@ def pull(ctx: JobContext, window: timedelta | None = None) -> Counts:
         puller = ctx.rt.puller(client)
         puller.stop = ctx.stop
         result = puller.run(window=window)
+    if result.created_ids:
+        from bridge.services.triage import triage_new_cases
+
+        triage_new_cases(ctx.rt, result.created_ids)
     return {
         "pages": result.pages,
         "received": result.received,
@@ -63,7 +67,7 @@ def pull(ctx: JobContext, window: timedelta | None = None) -> Counts:
         "unchanged": result.unchanged,
         "stale": result.stale,
         "quarantined": result.quarantined,
-        "stopped": ctx.stop.is_set(),
+        "stopped": result.stopped,
     }
 
 
@@ -143,15 +147,13 @@ def deadlines(ctx: JobContext, near_hours: float) -> Counts:
     Each deadline is reported once (the sweep remembers it on the case); the plugin
     events it records are dispatched by the events job.
     """
-    import inspect
-
     from bridge.services.sweep import sweep_deadlines
+    from bridge.services.triage import triage_pending
 
-    options: dict[str, Any] = {"near": timedelta(hours=near_hours)}
-    # A sweep that can be told to stop (between chunks of cases) gets the run's signal.
-    if "stop" in inspect.signature(sweep_deadlines).parameters:
-        options["stop"] = ctx.stop
-    result = sweep_deadlines(ctx.rt, utcnow(), **options)
+    now = utcnow()
+    # Cases that reached a stage where the system may act on a plugin's earlier advice.
+    triage_pending(ctx.rt, now=now)
+    result = sweep_deadlines(ctx.rt, now, near=timedelta(hours=near_hours), stop=ctx.stop)
     return {
         "checked": result.checked,
         "near": len(result.near),

@@ -382,7 +382,7 @@ class Daemon:
                 log.info("recap jobs not scheduled: the reports feature (bridge.reports.jobs"
                          ".run_recap) is not installed")
         else:
-            for kind, expr in c.recaps.items():
+            for kind, expr in self._recap_schedules(c).items():
                 specs.append(JobSpec(
                     f"recap:{kind}", "recap", CronTrigger.from_crontab(expr, timezone=tz),
                     lambda ctx, kind=kind: jobs.recap(ctx, kind, hook)))  # type: ignore[misc]
@@ -616,6 +616,15 @@ class Daemon:
             log.log(logging.WARNING if first else logging.DEBUG,
                     "job %s: run skipped, the previous run is still going", job,
                     extra={"event": "job_skipped", "job": job})
+
+    def _recap_schedules(self, c: DaemonSettings) -> dict[str, str]:
+        """The profile's own recap schedule ([reports] schedules) when it names one;
+        otherwise [daemon] recaps."""
+        if "schedules" in self.settings.section("reports"):
+            from bridge.reports.settings import recap_schedules
+
+            return recap_schedules(self.settings)
+        return dict(c.recaps)
 
     def _health_job(self, ctx: jobs.JobContext) -> Counts:
         rt = ctx.rt

@@ -17,24 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Column, Engine, Integer, MetaData, String, Table, delete, select
+from sqlalchemy import Engine, Table, delete, select
 
-from bridge.store.models import UTCDateTime, utcnow
+from bridge.store.models import DaemonStatus, utcnow
 
-metadata = MetaData()
-
-daemon_status = Table(
-    "daemon_status",
-    metadata,
-    Column("instance", String(200), primary_key=True),
-    Column("role", String(16), nullable=False),
-    Column("pid", Integer, nullable=False),
-    Column("host", String(200), nullable=False),
-    Column("started_at", UTCDateTime(), nullable=False),
-    Column("heartbeat_at", UTCDateTime(), nullable=False),
-    Column("next_runs", JSON),
-    Column("info", JSON),
-)
+# The mapped table, used through Core: status writes are single statements.
+daemon_status: Table = DaemonStatus.__table__  # type: ignore[assignment]
 
 LEADER, STANDBY, STARTING, STOPPED = "leader", "standby", "starting", "stopped"
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -357,8 +358,8 @@ def _apply(rt: Runtime, plan: _Plan, now: datetime, renderer: NotificationRender
                   f"plugin:{outcome.plugin}", renderer, result)
 
 
-def sweep_deadlines(rt: Runtime, now: datetime, *, near: timedelta = DEFAULT_NEAR
-                    ) -> SweepResult:
+def sweep_deadlines(rt: Runtime, now: datetime, *, near: timedelta = DEFAULT_NEAR,
+                    stop: threading.Event | None = None) -> SweepResult:
     """Check every open case at ``now`` (timezone-aware); see the module docstring."""
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
@@ -366,7 +367,7 @@ def sweep_deadlines(rt: Runtime, now: datetime, *, near: timedelta = DEFAULT_NEA
     stages = _open_stages(rt.workflow)
     renderer = renderer_for(rt)
     last_id = 0
-    while stages:
+    while stages and not (stop is not None and stop.is_set()):
         # Read a chunk, then act with no read transaction open: on SQLite every
         # transaction holds the write lock, and the actions below need it.
         with rt.sessions() as session:

@@ -283,3 +283,18 @@ class StoredFile(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DaemonStatus(Base):
+    """One row per running daemon: its role, heartbeat and the next run of each job."""
+
+    __tablename__ = "daemon_status"
+
+    instance: Mapped[str] = mapped_column(String(200), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    pid: Mapped[int] = mapped_column(Integer)
+    host: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_runs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    info: Mapped[dict[str, Any] | None] = mapped_column(JSON)

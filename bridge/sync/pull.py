@@ -81,6 +81,8 @@ class PullResult:
     stale: int = 0
     quarantined: int = 0
     seconds: float = 0.0
+    #: Told to stop before the end of the inbox (shutdown, job deadline): not a success.
+    stopped: bool = False
     created_ids: list[int] = field(default_factory=list)
     updated_ids: list[int] = field(default_factory=list)
 
@@ -173,7 +175,10 @@ class Puller:
         # timestamp, so its first items repeat what was just read and are skipped.
         run_key: tuple[datetime, int] | None = None
         try:
-            while not self.stop.is_set():
+            while True:
+                if self.stop.is_set():
+                    result.stopped = True
+                    break
                 if result.pages >= self.max_pages:
                     raise PaginationError(
                         f"more than {self.max_pages} pages in one run; stopping (looping next link?)"
@@ -210,8 +215,9 @@ class Puller:
             raise
         finally:
             result.seconds = time.perf_counter() - started
-        self._record_success()
-        log.info(result.summary())
+        if not result.stopped:
+            self._record_success()
+        log.info(result.summary() + (" (stopped early)" if result.stopped else ""))
         return result
 
     # -- one page, one transaction ----------------------------------------------------
