@@ -236,11 +236,31 @@ def case_show(ctx: click.Context, ref: str, as_json: bool) -> None:
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--reports", default=50, show_default=True, type=int,
               help="How many synthetic reports to start with.")
-def sandbox_cmd(host: str, port: int, seed: int, reports: int) -> None:
+@click.option("--bearer", envvar="LAPOR_BRIDGE_SANDBOX_BEARER", default=None,
+              help="Bearer value the sandbox accepts (default: its built-in fake one).")
+@click.option("--token", envvar="LAPOR_BRIDGE_SANDBOX_TOKEN", default=None,
+              help="Token the sandbox accepts (default: its built-in fake one).")
+@click.option("--faults", "faults_json", default=None, metavar="JSON",
+              help='Fault switches, e.g. \'{"error_rate": 0.1, "latency_ms": 20}\'.')
+def sandbox_cmd(host: str, port: int, seed: int, reports: int, bearer: str | None,
+                token: str | None, faults_json: str | None) -> None:
     """Run the built-in LAPOR! sandbox server (fake credentials, loopback only)."""
-    from bridge.lapor.sandbox import serve_forever
+    from pydantic import ValidationError
 
-    serve_forever(host=host, port=port, seed=seed, reports=reports)
+    from bridge.lapor.sandbox import Faults, serve_forever
+
+    options: dict[str, Any] = {}
+    if bearer:
+        options["bearer"] = bearer
+    if token:
+        options["token"] = token
+    faults = None
+    if faults_json:
+        try:
+            faults = Faults.model_validate_json(faults_json)
+        except ValidationError as exc:
+            fail(f"--faults: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}", 2)
+    serve_forever(host=host, port=port, seed=seed, reports=reports, faults=faults, **options)
 
 
 @main.command("demo")
