@@ -12,7 +12,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -226,18 +226,40 @@ def register_section(name: str) -> None:
     KNOWN_EXTRA_SECTIONS.add(name)
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc if part not in ("function-after",)) or "(root)"
+M = TypeVar("M", bound=BaseModel)
 
 
-def _describe(err: Mapping[str, Any]) -> str:
-    kind = err.get("type", "")
-    if kind == "missing":
-        return "missing required key"
+def describe_validation_error(exc: ValidationError) -> tuple[str, str]:
+    """``(dotted key, problem)`` of the most telling error of ``exc``.
+
+    A misspelt key shows up twice (the right key missing, the wrong one unknown); the
+    unknown one is reported, since it points at the line to fix.
+    """
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
+    # pydantic marks a bad dict key as "<key>.[key]" and validators as "function-...".
+    loc = ".".join(str(p) for p in first["loc"]
+                   if p != "[key]" and not str(p).startswith("function-"))
+    kind = first["type"]
     if kind == "extra_forbidden":
-        return "unknown key"
-    msg = str(err.get("msg", "invalid value"))
-    return msg.removeprefix("Value error, ")
+        return loc, "unknown key"
+    if kind == "missing":
+        return loc, "missing required key"
+    if kind == "literal_error":
+        expected = (first.get("ctx") or {}).get("expected", "")
+        return loc, f"unknown value {first.get('input')!r}; expected {expected}"
+    return loc, str(first["msg"]).removeprefix("Value error, ")
+
+
+def section_settings(settings: Settings, name: str, model: type[M],
+                     data: Mapping[str, Any] | None = None) -> M:
+    """Validate top-level section ``name`` with ``model``; a problem raises ConfigError
+    naming ``<name>.<key>`` (every feature's section goes through here)."""
+    try:
+        return model.model_validate(dict(settings.section(name) if data is None else data))
+    except ValidationError as exc:
+        loc, problem = describe_validation_error(exc)
+        raise ConfigError(settings.source, f"{name}.{loc}" if loc else name, problem) from None
 
 
 def _read_secrets(path: Path, source: str) -> dict[str, str]:
@@ -283,8 +305,8 @@ def settings_from_mapping(
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(source, _loc(first["loc"]), _describe(first)) from None
+        loc, problem = describe_validation_error(exc)
+        raise ConfigError(source, loc or "(root)", problem) from None
     for name, value in settings.extra_sections().items():
         if not isinstance(value, Mapping):
             raise ConfigError(source, name, "unknown key")

@@ -28,7 +28,13 @@ import pluggy
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bridge import hookspecs
-from bridge.config import ConfigError, Settings, register_section
+from bridge.config import (
+    ConfigError,
+    Settings,
+    describe_validation_error,
+    register_section,
+    section_settings,
+)
 from bridge.domain import (
     DEFAULT_SEVERITIES,
     CaseSnapshot,
@@ -520,30 +526,9 @@ def _did_you_mean(word: str, choices: Sequence[str]) -> str:
 # -- loading ---------------------------------------------------------------------------
 
 
-def describe_validation_error(exc: ValidationError) -> tuple[str, str]:
-    """``(dotted key, problem)`` of the most telling error of ``exc``.
-
-    A misspelt key shows up twice (the right key missing, the wrong one unknown); the
-    unknown one is reported, since it points at the line to fix.
-    """
-    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-    first = errors[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    if first["type"] == "extra_forbidden":
-        return loc, "unknown key"
-    if first["type"] == "missing":
-        return loc, "missing required key"
-    return loc, str(first["msg"]).removeprefix("Value error, ")
-
-
 def plugins_settings(settings: Settings) -> PluginsSettings:
     """Validate the ``[plugins]`` table; raises :class:`ConfigError` naming the key."""
-    try:
-        return PluginsSettings.model_validate(settings.section("plugins"))
-    except ValidationError as exc:
-        loc, problem = describe_validation_error(exc)
-        raise ConfigError(settings.source, f"plugins.{loc}" if loc else "plugins",
-                          problem) from None
+    return section_settings(settings, "plugins", PluginsSettings)
 
 
 def load_plugins(

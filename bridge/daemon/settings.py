@@ -16,10 +16,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
 )
 
-from bridge.config import ConfigError, Settings, register_section
+from bridge.config import ConfigError, Settings, register_section, section_settings
 
 # Known top-level sections even when nothing imported bridge.runtime (check-config).
 register_section("daemon")
@@ -167,25 +166,9 @@ class LoggingSettings(_Section):
         "INFO")
 
 
-def _describe(exc: ValidationError) -> tuple[str, str]:
-    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-    first = errors[0]
-    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-"))
-    if first["type"] == "extra_forbidden":
-        return loc, "unknown key"
-    if first["type"] == "missing":
-        return loc, "missing required key"
-    return loc, str(first["msg"]).removeprefix("Value error, ")
-
-
 def daemon_settings(settings: Settings) -> DaemonSettings:
     """Validate ``[daemon]``; raises ConfigError naming ``daemon.<key>`` and the problem."""
-    try:
-        cfg = DaemonSettings.model_validate(settings.section("daemon"))
-    except ValidationError as exc:
-        loc, problem = _describe(exc)
-        raise ConfigError(settings.source, f"daemon.{loc}" if loc else "daemon",
-                          problem) from None
+    cfg = section_settings(settings, "daemon", DaemonSettings)
     if cfg.lease_renew_interval >= cfg.lease_ttl:
         raise ConfigError(settings.source, "daemon.lease_renew_interval",
                           f"must be less than daemon.lease_ttl ({cfg.lease_ttl:g} s), got "
@@ -202,12 +185,7 @@ def daemon_settings(settings: Settings) -> DaemonSettings:
 
 
 def logging_settings(settings: Settings) -> LoggingSettings:
-    try:
-        return LoggingSettings.model_validate(settings.section("logging"))
-    except ValidationError as exc:
-        loc, problem = _describe(exc)
-        raise ConfigError(settings.source, f"logging.{loc}" if loc else "logging",
-                          problem) from None
+    return section_settings(settings, "logging", LoggingSettings)
 
 
 def check(settings: Settings) -> None:

@@ -28,9 +28,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bridge.config import ConfigError, Settings
+from bridge.config import ConfigError, Settings, section_settings
 
 PeriodKind = Literal["daily", "monthly", "semester", "yearly"]
 PERIOD_KINDS: tuple[str, ...] = ("daily", "monthly", "semester", "yearly")
@@ -101,34 +101,16 @@ class ReportsSettings(_Model):
         return next((text for k, text in self.notes.items() if k == kind), None)
 
 
-def _describe(exc: ValidationError) -> tuple[str, str]:
-    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-    first = errors[0]
-    # pydantic marks a bad dict key as "<key>.[key]"; the key is what the user wrote.
-    loc = ".".join(str(p) for p in first["loc"] if p != "[key]")
-    if first["type"] == "extra_forbidden":
-        return loc, "unknown key"
-    if first["type"] == "missing":
-        return loc, "missing required key"
-    if first["type"] == "literal_error":
-        expected = (first.get("ctx") or {}).get("expected", "")
-        return loc, f"unknown value {first.get('input')!r}; expected {expected}"
-    message = str(first["msg"]).removeprefix("Value error, ")
-    # A problem found by the whole-section check names its own sub-key.
-    if not loc and message.startswith("schedules.") and ":" in message:
-        sub, _, rest = message.partition(": ")
-        return sub, rest
-    return loc, message
-
-
 def reports_settings(settings: Settings) -> ReportsSettings:
     """Validate ``[reports]``; raises :class:`ConfigError` naming ``reports.<key>``."""
     try:
-        return ReportsSettings.model_validate(settings.section("reports"))
-    except ValidationError as exc:
-        loc, problem = _describe(exc)
-        raise ConfigError(settings.source, f"reports.{loc}" if loc else "reports",
-                          problem) from None
+        return section_settings(settings, "reports", ReportsSettings)
+    except ConfigError as exc:
+        # A problem found by the whole-section check names its own sub-key.
+        if exc.key == "reports" and exc.problem.startswith("schedules.") and ": " in exc.problem:
+            sub, _, rest = exc.problem.partition(": ")
+            raise ConfigError(settings.source, f"reports.{sub}", rest) from None
+        raise
 
 
 def output_dir(settings: Settings, cfg: ReportsSettings) -> Path:

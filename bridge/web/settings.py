@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from bridge.config import ConfigError, Settings
+from bridge.config import ConfigError, Settings, section_settings
 
 log = logging.getLogger("bridge.web")
 
@@ -71,13 +71,7 @@ def web_settings(settings: Settings) -> WebSettings:
         raise ConfigError(settings.source, f"web.{key}",
                           "the signing key may not be written in the config file; set "
                           f"{ENV_WEB_SECRET} or name a file with web.secret_file")
-    try:
-        return WebSettings.model_validate(dict(raw))
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "(section)"
-        problem = "unknown key" if err["type"] == "extra_forbidden" else str(err["msg"])
-        raise ConfigError(settings.source, f"web.{loc}", problem) from None
+    return section_settings(settings, "web", WebSettings, raw)
 
 
 @dataclass(frozen=True)
