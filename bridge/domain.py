@@ -10,6 +10,7 @@ and applies.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -367,6 +368,7 @@ class WorkingDays(Protocol):
 
 
 __all__ = [
+    "location_places",
     "DEFAULT_SEVERITIES",
     "KNOWN_ROLES",
     "ROLE_KABID",
@@ -384,3 +386,21 @@ __all__ = [
     "WorkingDays",
     "snapshot_from_row",
 ]
+
+
+_PLACE = re.compile(r"\b(Kel(?:urahan)?|Desa|Kec(?:amatan)?)\.?\s+([^,;]+)", re.IGNORECASE)
+
+
+def location_places(location: str | None) -> dict[str, str]:
+    """The named places of a complaint's location, for handler sets and tembusan lists.
+
+    ``"Kel. Sukamaju, Kec. Tengah"`` -> ``{"kelurahan": "Sukamaju", "kecamatan": "Tengah"}``;
+    a village (``Desa X``) is ``desa``. The first of each kind wins.
+    """
+    found: dict[str, str] = {}
+    for kind, name in _PLACE.findall(location or ""):
+        lowered = kind.lower()
+        key = "kecamatan" if lowered.startswith("kec") else (
+            "desa" if lowered == "desa" else "kelurahan")
+        found.setdefault(key, " ".join(name.split()))
+    return found

@@ -32,17 +32,15 @@ and ``severities`` (the case's class, e.g. ``["berat"]``).
 
 from __future__ import annotations
 
-import re
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bridge.domain import CaseSnapshot, ConfigSection, RoutingDecision
+from bridge.domain import CaseSnapshot, ConfigSection, RoutingDecision, location_places
 from bridge.hookspecs import hookimpl
 
 __version__ = "1.0"
 
-_PLACE = re.compile(r"\b(Kel(?:urahan)?|Desa|Kec(?:amatan)?)\.?\s+([^,]+)", re.IGNORECASE)
 
 
 class Rule(BaseModel):
@@ -90,22 +88,8 @@ class Config(BaseModel):
     default_tembusan: list[str] = Field(default_factory=lambda: ["pelapor"])
 
 
-def places(location: str | None) -> dict[str, str]:
-    """``"Kel. Sukamaju, Kec. Tengah"`` -> ``{"kelurahan": "Sukamaju", "kecamatan": "Tengah"}``.
-
-    A village (``Desa X``) is ``desa``, so ``"Kepala Desa {desa}"`` can be a tembusan.
-    """
-    found: dict[str, str] = {}
-    for kind, name in _PLACE.findall(location or ""):
-        lowered = kind.lower()
-        key = "kecamatan" if lowered.startswith("kec") else (
-            "desa" if lowered == "desa" else "kelurahan")
-        found.setdefault(key, name.strip())
-    return found
-
-
 def _tembusan(entries: list[str], case: CaseSnapshot) -> list[str]:
-    values = places(case.location)
+    values = location_places(case.location)
     out: list[str] = []
     for entry in entries:
         try:

@@ -40,12 +40,17 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bridge.domain import CaseSnapshot, Classification, ConfigSection, RoutingDecision
+from bridge.domain import (
+    CaseSnapshot,
+    Classification,
+    ConfigSection,
+    RoutingDecision,
+    location_places,
+)
 from bridge.hookspecs import hookimpl
 
 __version__ = "1.0"
 
-_PLACE = re.compile(r"\b(Kel(?:urahan)?|Desa|Kec(?:amatan)?)\.?\s+([^,;]+)", re.IGNORECASE)
 _FIELD = re.compile(r"\{(kecamatan|kelurahan|desa)\}")
 
 
@@ -83,20 +88,9 @@ class Config(BaseModel):
         return [*self.order, *rest]
 
 
-def places(location: str | None) -> dict[str, str]:
-    """``"Kel. Gunung Ibul, Kec. Prabumulih Timur"`` -> kelurahan and kecamatan names."""
-    found: dict[str, str] = {}
-    for kind, name in _PLACE.findall(location or ""):
-        lowered = kind.lower()
-        key = "kecamatan" if lowered.startswith("kec") else (
-            "desa" if lowered == "desa" else "kelurahan")
-        found.setdefault(key, " ".join(name.split()))
-    return found
-
-
 def handler_set(rule: ClassRule, location: str | None, fallback: str) -> list[str]:
     """The class's handlers with the places of the complaint filled in, lead first."""
-    where = places(location)
+    where = location_places(location)
     out: list[str] = [rule.lead]
     for handler in rule.handlers:
         missing = [m for m in _FIELD.findall(handler) if m not in where]
