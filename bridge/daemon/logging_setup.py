@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -19,39 +17,13 @@ from pydantic import SecretStr
 
 from bridge.config import Settings
 from bridge.daemon.settings import LoggingSettings
+from bridge.redact import Scrubber
 
 #: LogRecord attributes that are not "extra" fields.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message", "asctime", "taskName"}
 
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-class Scrubber:
-    """Replaces each secret (and a GUID token without its braces) with ``***``."""
-
-    def __init__(self, secrets: Iterable[SecretStr | None]) -> None:
-        variants: set[str] = set()
-        for secret in secrets:
-            if secret is None:
-                continue
-            value = secret.get_secret_value()
-            if len(value) >= 4:
-                variants.add(value)
-            inner = value.strip("{}")
-            if len(inner) >= 8:
-                variants.add(inner)
-        # Kept wrapped so that the scrubber's own repr cannot show them.
-        self._variants = tuple(SecretStr(v) for v in sorted(variants, key=len, reverse=True))
-
-    def __call__(self, text: str) -> str:
-        if not self._variants:
-            return text
-        pattern = "|".join(re.escape(v.get_secret_value()) for v in self._variants)
-        return re.sub(pattern, "***", text, flags=re.IGNORECASE)
-
-    def __repr__(self) -> str:
-        return "<scrubber>"
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:

@@ -27,7 +27,6 @@ import json
 import logging
 import math
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
@@ -70,6 +69,7 @@ from bridge.lapor.models import (
     RemoteFollowup,
     Template,
 )
+from bridge.redact import Scrubber
 
 logger = logging.getLogger("bridge.lapor.client")
 
@@ -133,35 +133,6 @@ class _LaporAuth(httpx.Auth):
 
     def __repr__(self) -> str:
         return f"<LaporAuth header={self._header!r}>"
-
-
-class _Scrubber:
-    """Replaces every occurrence of a credential (case-insensitively) with ``***``.
-
-    The values stay wrapped in :class:`SecretStr` (a compiled pattern would show them in
-    its repr); ``re`` caches the compiled pattern, so building it per call costs nothing.
-    """
-
-    def __init__(self, secrets: Sequence[SecretStr]) -> None:
-        variants: set[str] = set()
-        for secret in secrets:
-            value = secret.get_secret_value()
-            variants.add(value)
-            inner = value.strip("{}")
-            # The token is a GUID in braces; LAPOR! might echo it without them.
-            if len(inner) >= 8:
-                variants.add(inner)
-        ordered = sorted((v for v in variants if v), key=len, reverse=True)
-        self._variants = tuple(SecretStr(v) for v in ordered)
-
-    def __call__(self, text: str) -> str:
-        if not self._variants:
-            return text
-        pattern = "|".join(re.escape(v.get_secret_value()) for v in self._variants)
-        return re.sub(pattern, "***", text, flags=re.IGNORECASE)
-
-    def __repr__(self) -> str:
-        return "<scrubber>"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -285,7 +256,7 @@ class LaporClient:
         self.budget = budget if budget is not None else RequestBudget(settings.requests_per_second)
         self._sleep = sleep
         self._now = now
-        self._scrub = _Scrubber([bearer, token])
+        self._scrub = Scrubber([bearer, token])
         self._random = random.Random()
         self._count_lock = threading.Lock()
         self._requests_made = 0
