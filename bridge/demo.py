@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from bridge.config import Settings
 from bridge.runtime import Runtime
 from bridge.services.queue import QueueFilter, list_queue
+from bridge.services.triage import triage_new_cases
 from bridge.sync.cycle import run_cycle
 
 log = logging.getLogger("bridge.demo")
@@ -101,6 +102,8 @@ def _watch(rt: Runtime, sandbox: Any, interval: float, tz: str) -> int:
             click.echo(f"\nLAPOR! received report {added['id']}: {added['title']}")
             with rt.client() as client:
                 result = rt.puller(client).run()
+            triage_new_cases(rt, result.created_ids)
+            rt.dispatch_events()
             with rt.sessions() as session:
                 rows = [r for r in list_queue(session, QueueFilter(limit=1000))
                         if r.id in set(result.created_ids) | set(result.updated_ids)]
