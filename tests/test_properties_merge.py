@@ -28,7 +28,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -458,11 +457,6 @@ def test_lagging_replicas_and_skew_within_lookback_lose_nothing(
 
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug in bridge/sync/pull.py: stepping through page numbers at one shared second is "
-    "offset paging; a report read on an earlier page that changes meanwhile leaves that "
-    "second, the pages shift, and the report after it is never read (and the cursor moves "
-    "past it). Found by the property above; fix proposed to the lead."))
 def test_change_while_stepping_through_a_shared_second() -> None:
     same = (("attachments", False), ("category", "Perizinan"), ("content", "Berlubang"),
             ("is_secret", False), ("location", "Desa Talun, Kec. Jatiroto"),

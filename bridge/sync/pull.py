@@ -174,6 +174,12 @@ class Puller:
         # The largest key committed in this run: each new request starts at that key's
         # timestamp, so its first items repeat what was just read and are skipped.
         run_key: tuple[datetime, int] | None = None
+        # Stepping through page numbers at one shared second is offset paging: a report
+        # read there that changes meanwhile leaves the second, the later pages shift left,
+        # and one report is skipped. We remember who was read at each such second; seeing
+        # one of them again, newer, means that second must be read once more.
+        tie_ids: dict[datetime, set[int]] = {}
+        rescan: set[datetime] = set()
         try:
             while True:
                 if self.stop.is_set():
@@ -192,6 +198,13 @@ class Puller:
                         f"page {page} repeats the previous page's items (looping pagination)"
                     )
                 fresh = [i for i in batch.items if run_key is None or _key(i) > run_key]
+                if tie_ids:
+                    rescan.update(t for i in fresh for t, seen in tie_ids.items()
+                                  if i.id in seen and i.updated_at > t)
+                if since is not None and batch.items and (
+                        page > 1 or batch.items[-1].updated_at == since):
+                    tie_ids.setdefault(since, set()).update(
+                        i.id for i in batch.items if i.updated_at == since)
                 self._commit_page(fresh, batch.rejected, result)
                 if fresh:
                     run_key = max(run_key or _key(fresh[0]), *(_key(i) for i in fresh))
@@ -210,6 +223,11 @@ class Puller:
                     since = batch.items[-1].updated_at
                     page = 1
                 prev_ids = ids
+            for moment in sorted(rescan):
+                if self.stop.is_set():
+                    result.stopped = True
+                    break
+                self._rescan_second(moment, tie_ids[moment], result)
         except Exception as exc:
             self._record_error(exc)
             raise
@@ -219,6 +237,25 @@ class Puller:
             self._record_success()
         log.info(result.summary() + (" (stopped early)" if result.stopped else ""))
         return result
+
+    def _rescan_second(self, moment: datetime, seen: set[int], result: PullResult) -> None:
+        """Read the reports of one shared second again and take those not yet read."""
+        page = 1
+        while page <= self.max_pages:
+            batch = self.source.inbox_page(moment, page, self.page_size)
+            result.requests += 1
+            result.pages += 1
+            at_moment = [i for i in batch.items if i.updated_at == moment]
+            missed = [i for i in at_moment if i.id not in seen]
+            if missed:
+                log.info("pull %s: %d report(s) at %s read on a second pass", self.stream,
+                         len(missed), moment.isoformat())
+            self._commit_page(missed, [], result)
+            seen.update(i.id for i in at_moment)
+            if not batch.next_page_url or not batch.items or (
+                    batch.items[-1].updated_at != moment):
+                return
+            page += 1
 
     # -- one page, one transaction ----------------------------------------------------
 
