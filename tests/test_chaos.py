@@ -1,0 +1,217 @@
+"""Chaos: the real daemon, a faulty LAPOR!, and kill -9 at random moments, 20 times.
+
+``lapor-bridge run`` (a subprocess, short intervals) pulls and pushes against the sandbox
+while the sandbox answers 10% of requests with a 5xx, adds latency, throttles in 429
+bursts and drops connections (for a POST, half of the drops come after it was applied).
+The daemon is killed with SIGKILL at random moments and started again, 20 times. Meanwhile
+LAPOR! gets new and changed reports, and staff act on cases through CaseActions on the
+same database: they walk cases to the handling stage and post follow-ups.
+
+At the end, with the faults off and the daemon left to drain:
+
+- the local store equals the sandbox's reports (each once, same title, content and
+  status; register numbers without gaps or repeats);
+- every follow-up is on LAPOR! exactly once, and each case's follow-ups arrived in the
+  order staff wrote them (the ``[lb:<outbox id>]`` markers are in outbox order);
+- no outbox row is left pending or dead.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import signal
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bridge.lapor.sandbox import SandboxServer
+from bridge.runtime import Runtime
+from bridge.services.actions import ActionError, Actor
+from bridge.store.models import Case, OutboxRow
+from tests.conftest import TEST_BEARER, TEST_TOKEN, make_settings
+from tests.test_daemon_support import (
+    Store,
+    assert_store_matches_sandbox,
+    holder_pid,
+    kill_all,
+    start_daemon,
+    stop,
+    wait_for,
+    write_config,
+)
+
+KILLS = 20
+SEED = 20261122
+
+FAULTS = {
+    "error_rate": 0.10,          # 500, 502 (HTML) and 503 with Retry-After
+    "latency_ms": 10, "jitter_ms": 40,
+    "throttle_every": 60, "throttle_burst": 4, "retry_after_s": 0,
+    "drop_rate": 0.05,           # for POSTs, half of them after the write was applied
+}
+
+PETUGAS = Actor("Sari", "petugas")
+ANALIS = Actor("Budi", "analis")
+KASI = Actor("Dewi", "kasi")
+
+DAEMON = {
+    "pull_interval": 0.2,
+    "push_interval": 0.2,
+    # After a SIGKILL the dead leader's lease must expire before the next daemon works.
+    "lease_ttl": 1.0,
+    "lease_renew_interval": 0.25,
+    "standby_poll_interval": 0.2,
+}
+
+
+class Staff:
+    """Staff at work in the test process: walk cases to handling, write follow-ups."""
+
+    def __init__(self, db_url: str, base_url: str, rng: random.Random) -> None:
+        self.rt = Runtime(make_settings(db_url, base_url))
+        self.actions = self.rt.actions()
+        self.rng = rng
+        self.handling: list[int] = []
+        #: case id -> outbox ids of its follow-ups, in the order they were written.
+        self.written: dict[int, list[int]] = defaultdict(list)
+        self.count = 0
+
+    def close(self) -> None:
+        self.rt.close()
+
+    def new_lapor_cases(self) -> list[int]:
+        with self.rt.sessions() as s:
+            return list(s.scalars(select(Case.id).where(Case.lapor_id.is_not(None),
+                                                        Case.stage == "received")))
+
+    def work(self, walks: int, followups: int) -> None:
+        fresh = self.new_lapor_cases()
+        for cid in self.rng.sample(fresh, min(walks, len(fresh))):
+            try:
+                self.actions.register(cid, PETUGAS)
+                self.actions.files_complete(cid, PETUGAS)
+                self.actions.classify(cid, ANALIS, self.rng.choice(["ringan", "sedang"]))
+                self.actions.dispose(cid, KASI, "Seksi Penanganan")
+            except ActionError:
+                continue  # moved on by someone else meanwhile: not this one
+            self.handling.append(cid)
+        for _ in range(followups if self.handling else 0):
+            cid = self.rng.choice(self.handling)
+            self.count += 1
+            result = self.actions.followup(cid, ANALIS, f"Tindak lanjut uji chaos {self.count}: "
+                                           "petugas sudah meninjau lokasi.")
+            self.written[cid].extend(result.outbox_ids)
+
+
+@pytest.mark.slow
+def test_kill_9_twenty_times_under_faults_loses_and_duplicates_nothing(tmp_path: Path
+                                                                        ) -> None:
+    rng = random.Random(SEED)
+    db_url = f"sqlite:///{tmp_path / 'bridge.db'}"
+    log = tmp_path / "daemon.log"
+    with SandboxServer(seed=17, reports=300, bearer=TEST_BEARER, token=TEST_TOKEN,
+                       bearer_header="Authorization", faults=FAULTS) as sandbox:
+        config = write_config(tmp_path / "lapor-bridge.toml", sandbox.url, db_url,
+                              daemon=DAEMON, lapor={"page_size": 20, "read_timeout": 2,
+                                                    "max_attempts": 6},
+                              outbox={"concurrency": 4})
+        store = Store(db_url)
+        procs = []
+        staff: Staff | None = None
+        started = time.monotonic()
+        try:
+            busy_kills = 0
+            for kill in range(KILLS):
+                proc = start_daemon(config, log)
+                procs.append(proc)
+                if kill == 0:
+                    wait_for("the first cases", lambda: store.case_count() > 0,
+                             timeout=30, procs=[proc], log=log)
+                    staff = Staff(db_url, sandbox.url, rng)
+                assert staff is not None
+
+                def chaos_step(kill: int = kill, staff: Staff = staff) -> None:
+                    # LAPOR! changes, staff act.
+                    roll = rng.random()
+                    if roll < 0.25:
+                        sandbox.state.add_report(title=f"Laporan baru {kill}-{rng.randrange(10**6)}")
+                    elif roll < 0.4:
+                        sandbox.state.random_changes(rng.randint(1, 5))
+                    else:
+                        staff.work(walks=rng.randint(0, 2), followups=rng.randint(1, 5))
+                    time.sleep(rng.uniform(0.01, 0.08))
+
+                # Kill it at work, not while Python starts: once it leads, a random moment.
+                while holder_pid(store.lease_holder()) != proc.pid:
+                    assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
+                    chaos_step()
+                deadline = time.monotonic() + rng.uniform(0.0, 1.5)
+                while time.monotonic() < deadline:
+                    chaos_step()
+                assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
+                pending = store.scalar("SELECT count(*) FROM outbox WHERE status = 'pending'")
+                busy_kills += bool(pending)
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=10)
+            assert staff is not None
+            counters = sandbox.state.counters()
+            # The faults really happened.
+            assert sum(v for k, v in counters.items() if k.startswith("error_")) > 0
+            assert counters.get("drop", 0) + counters.get("drop_after_apply", 0) > 0
+            assert sum(v for k, v in counters.items() if k.startswith("throttle_")) > 0
+            assert staff.count >= 20, "too few follow-ups to mean anything"
+
+            # Faults off; a last daemon drains everything.
+            sandbox.state.set_faults(None)
+            proc = start_daemon(config, log)
+            procs.append(proc)
+            expected = len(sandbox.state.reports(listed_only=True))
+            queued = sum(len(ids) for ids in staff.written.values())
+            wait_for("the store to catch up and the outbox to drain", lambda: (
+                store.case_count() >= expected
+                and store.scalar("SELECT count(*) FROM outbox WHERE status = 'done'")
+                == store.scalar("SELECT count(*) FROM outbox")), timeout=60, procs=[proc],
+                log=log)
+            # One more successful pull after the drain: our own follow-ups bumped the
+            # reports on LAPOR! (status, updated_at); those changes must be in too.
+            mark = store.scalar("SELECT last_success_at FROM sync_cursors "
+                                "WHERE stream = 'inbox'")
+            wait_for("one more successful pull", lambda: store.scalar(
+                "SELECT last_success_at FROM sync_cursors WHERE stream = 'inbox'") != mark,
+                timeout=30, procs=[proc], log=log)
+            assert stop(proc) == 0
+        finally:
+            kill_all(procs)
+            store.close()
+            if staff is not None:
+                staff.close()
+
+        n = assert_store_matches_sandbox(db_url, sandbox)
+        assert n == expected
+        rt = Runtime(make_settings(db_url, sandbox.url))
+        try:
+            with rt.sessions() as s:
+                rows = list(s.scalars(select(OutboxRow).order_by(OutboxRow.id)))
+                lapor_of = dict(s.execute(select(Case.id, Case.lapor_id)).all())
+        finally:
+            rt.close()
+        assert [r.id for r in rows if r.status != "done"] == []
+        assert sum(1 for r in rows if r.kind == "followup") == queued
+        total = 0
+        for cid, outbox_ids in staff.written.items():
+            posted = sandbox.state.followups_of(int(lapor_of[cid]))
+            markers = [int(m) for f in posted
+                       for m in re.findall(r"\[lb:(\d+)\]", str(f["content"]))]
+            assert markers == outbox_ids, (
+                f"case {cid}: LAPOR! holds {markers}, staff wrote {outbox_ids} "
+                "(a follow-up lost, doubled or out of order)")
+            total += len(markers)
+        assert total == queued
+        print(f"\n{KILLS} kills ({busy_kills} with follow-ups in the outbox) in "
+              f"{time.monotonic() - started:.0f} s; {n} cases match the "
+              f"sandbox; {queued} follow-ups on {len(staff.written)} cases delivered once, in "
+              f"order; sandbox counters: {counters}")
