@@ -52,6 +52,17 @@ class RegencySettings(_Section):
     register_format: str = "{code}/{year}/{seq:05d}"
     timezone: str = "Asia/Jakarta"
 
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
     @field_validator("register_format")
     @classmethod
     def _format_has_seq(cls, value: str) -> str:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
 
@@ -69,12 +69,39 @@ def _flag(value: Any) -> bool:
 Flag = Annotated[bool, BeforeValidator(_flag)]
 
 
+def _int_not_bool(value: Any) -> Any:
+    # JSON's true is not the number 1; pydantic's lax mode would take it for 1 (report 1,
+    # institution 1 = ours).
+    if isinstance(value, bool):
+        raise ValueError("expected an integer, got a boolean")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_int_not_bool)]
+
+
+def _drop_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {k: _drop_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_drop_nul(v) for v in value]
+    return value
+
+
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        # NUL carries no meaning in a complaint, and PostgreSQL cannot store it in text.
+        return _drop_nul(data)
+
 
 class Named(_Wire):
-    id: int
+    id: Int
     name: str
 
 
@@ -82,7 +109,7 @@ class Attachment(_Wire):
     id: Code
     name: str
     url: str | None = None
-    size: int | None = Field(default=None, ge=0)
+    size: Int | None = Field(default=None, ge=0)
     mime: str | None = None
 
 
@@ -97,13 +124,13 @@ class Reporter(_Wire):
 class RemoteComplaint(_Wire):
     """One report as the inbox lists it."""
 
-    id: int = Field(ge=1)
+    id: Int = Field(ge=1)
     tracking_id: Code
     title: str = Field(max_length=500)
     content: str
     status_code: Code
     status_name: str
-    disposition_id: int | None = None
+    disposition_id: Int | None = None
     disposition_name: str | None = None
     is_anonymous: Flag
     is_secret: Flag
@@ -124,17 +151,17 @@ class StatusLog(_Wire):
 class ComplaintDetail(_Wire):
     """``GET /complaints/{id}/complaint`` → ``results.data``."""
 
-    id: int
+    id: Int
     status_code: Code
     status_name: str
-    disposition_id: int | None = None
+    disposition_id: Int | None = None
     disposition_name: str | None = None
     status_logs: list[StatusLog] = Field(default_factory=list)
 
 
 class RemoteFollowup(_Wire):
-    id: int
-    complaint_id: int | None = None
+    id: Int
+    complaint_id: Int | None = None
     content: str
     created_at: RemoteTime
     institution_from: Named | None = None
@@ -144,7 +171,7 @@ class RemoteFollowup(_Wire):
 
 
 class Template(_Wire):
-    id: int
+    id: Int
     code: str | None = None
     name: str | None = None
     content: str | None = None

@@ -54,7 +54,11 @@ class Base(DeclarativeBase):
 
 
 class Case(Base):
-    """A complaint in the regency's queue, whether it came from LAPOR! or another channel."""
+    """A complaint in the regency's queue, whether it came from LAPOR! or another channel.
+
+    Columns that mirror LAPOR! are unbounded text: a value LAPOR! sends must never stop
+    the sync because a column is too short (PostgreSQL enforces lengths; SQLite does not).
+    """
 
     __tablename__ = "cases"
 
@@ -62,21 +66,21 @@ class Case(Base):
     register_no: Mapped[str] = mapped_column(String(64), unique=True)
     channel: Mapped[str] = mapped_column(String(32), default="lapor")
     lapor_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
-    tracking_id: Mapped[str | None] = mapped_column(String(64))
+    tracking_id: Mapped[str | None] = mapped_column(Text)
     title: Mapped[str] = mapped_column(String(500))
     content: Mapped[str] = mapped_column(Text)
-    category: Mapped[str | None] = mapped_column(String(200))
-    location: Mapped[str | None] = mapped_column(String(300))
+    category: Mapped[str | None] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(Text)
     is_anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
     is_secret: Mapped[bool] = mapped_column(Boolean, default=False)
     #: The complainant as given (name, phone, e-mail, address, KTP); hidden by the faces
     #: according to the privacy flags.
     reporter: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     attachments: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
-    remote_status_code: Mapped[str | None] = mapped_column(String(32))
-    remote_status_name: Mapped[str | None] = mapped_column(String(100))
+    remote_status_code: Mapped[str | None] = mapped_column(Text)
+    remote_status_name: Mapped[str | None] = mapped_column(Text)
     remote_disposition_id: Mapped[int | None] = mapped_column(BigInteger)
-    remote_disposition_name: Mapped[str | None] = mapped_column(String(300))
+    remote_disposition_name: Mapped[str | None] = mapped_column(Text)
     remote_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     stage: Mapped[str] = mapped_column(String(64), default="received")
     severity: Mapped[str | None] = mapped_column(String(32))
