@@ -14,6 +14,10 @@ At the end, with the faults off and the daemon left to drain:
 - every follow-up is on LAPOR! exactly once, and each case's follow-ups arrived in the
   order staff wrote them (the ``[lb:<outbox id>]`` markers are in outbox order);
 - no outbox row is left pending or dead.
+
+A second test takes the database away (PostgreSQL stopped with ``-m immediate``) while
+the daemon syncs, and brings it back: the daemon stays up, reports the outage, and
+catches up with nothing lost or doubled.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import signal
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -215,3 +220,92 @@ def test_kill_9_twenty_times_under_faults_loses_and_duplicates_nothing(tmp_path:
               f"{time.monotonic() - started:.0f} s; {n} cases match the "
               f"sandbox; {queued} follow-ups on {len(staff.written)} cases delivered once, in "
               f"order; sandbox counters: {counters}")
+
+
+def _pg_ctl(cluster: Any, *args: str) -> None:
+    from bridge.tools.pg_cluster import _cmd
+
+    _cmd([cluster.pg_ctl, "-D", str(cluster.directory / "data"), *args], cluster.user)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_database_down_and_back_while_the_daemon_runs(tmp_path: Path) -> None:
+    from bridge.tools.pg_cluster import NoPostgres, start_cluster
+
+    try:
+        cluster = start_cluster()
+    except NoPostgres as exc:
+        pytest.skip(f"PostgreSQL not available: {exc}")
+    rng = random.Random(SEED + 1)
+    log = tmp_path / "daemon.log"
+    procs = []
+    staff: Staff | None = None
+    try:
+        # The throwaway cluster runs with synchronous_commit=off, which forgets commits
+        # already acknowledged when PostgreSQL is killed: restart it with the default
+        # (on), as any real deployment has, since this test kills it.
+        start_opts = (f"-p {cluster.port} -k {cluster.directory} "
+                      "-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=on")
+        _pg_ctl(cluster, "-m", "fast", "stop")
+        _pg_ctl(cluster, "-o", start_opts, "-l", str(cluster.directory / "log"), "-w",
+                "-t", "60", "start")
+        db_url = cluster.create_database("chaos")
+        with SandboxServer(seed=23, reports=150, bearer=TEST_BEARER, token=TEST_TOKEN,
+                           bearer_header="Authorization",
+                           faults={"latency_ms": 5, "jitter_ms": 20}) as sandbox:
+            config = write_config(tmp_path / "lapor-bridge.toml", sandbox.url, db_url,
+                                  daemon=DAEMON, lapor={"page_size": 10})
+            store = Store(db_url)
+            try:
+                proc = start_daemon(config, log)
+                procs.append(proc)
+                wait_for("the first cases", lambda: store.case_count() > 0, timeout=30,
+                         procs=[proc], log=log)
+                staff = Staff(db_url, sandbox.url, rng)
+                staff.work(walks=15, followups=40)
+                # The database goes away mid-sync, for a few seconds; LAPOR! goes on.
+                _pg_ctl(cluster, "-m", "immediate", "stop")
+                for n in range(10):
+                    sandbox.state.add_report(title=f"Laporan saat basis data mati {n}")
+                sandbox.state.random_changes(5)
+                time.sleep(3)
+                assert proc.poll() is None, "the daemon died with its database"
+                _pg_ctl(cluster, "-o", start_opts, "-l", str(cluster.directory / "log"), "-w",
+                        "-t", "60", "start")
+                staff.work(walks=5, followups=20)
+                expected = len(sandbox.state.reports(listed_only=True))
+                wait_for("the catch-up after the outage", lambda: (
+                    store.case_count() >= expected
+                    and store.scalar("SELECT count(*) FROM outbox WHERE status = 'done'")
+                    == store.scalar("SELECT count(*) FROM outbox")), timeout=60,
+                    procs=[proc], log=log)
+                mark = store.scalar("SELECT last_success_at FROM sync_cursors "
+                                    "WHERE stream = 'inbox'")
+                wait_for("one more successful pull", lambda: store.scalar(
+                    "SELECT last_success_at FROM sync_cursors WHERE stream = 'inbox'") != mark,
+                    timeout=30, procs=[proc], log=log)
+                assert stop(proc) == 0
+            finally:
+                kill_all(procs)
+                store.close()
+            text = log.read_text(errors="replace")
+            assert "Traceback" not in text or "database" in text
+            assert_store_matches_sandbox(db_url, sandbox)
+            rt = Runtime(make_settings(db_url, sandbox.url))
+            try:
+                with rt.sessions() as s:
+                    lapor_of = dict(s.execute(select(Case.id, Case.lapor_id)).all())
+                    left = s.scalars(select(OutboxRow.id).where(OutboxRow.status != "done"))
+                    assert list(left) == []
+            finally:
+                rt.close()
+            assert staff.count >= 40
+            for cid, outbox_ids in staff.written.items():
+                markers = [int(m) for f in sandbox.state.followups_of(int(lapor_of[cid]))
+                           for m in re.findall(r"\[lb:(\d+)\]", str(f["content"]))]
+                assert markers == outbox_ids, f"case {cid}: {markers} != {outbox_ids}"
+    finally:
+        if staff is not None:
+            staff.close()
+        cluster.stop()
