@@ -21,9 +21,9 @@ from bridge.services.queue import CaseNotFound
 
 
 def _actor_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("--role", default=lambda: os.environ.get("LAPOR_BRIDGE_ROLE", "admin"),
-                     show_default="$LAPOR_BRIDGE_ROLE or admin",
-                     help="Workflow role acting (checked against the profile).")(f)
+    f = click.option("--role", envvar="LAPOR_BRIDGE_ROLE", required=True,
+                     help="Workflow role acting, checked against the profile (petugas, "
+                          "analis, kasi, ...); or $LAPOR_BRIDGE_ROLE.")(f)
     f = click.option("--actor", default=lambda: os.environ.get("LAPOR_BRIDGE_ACTOR", "operator"),
                      show_default="$LAPOR_BRIDGE_ACTOR or operator",
                      help="Name recorded in the case history.")(f)
@@ -39,6 +39,10 @@ def _run(ctx: click.Context, fn: Callable[[CaseActions], ActionResult], as_json:
             result = fn(rt.actions())
         except (ActionError, CaseNotFound) as exc:
             fail(str(exc))
+        if result.action == "new":
+            from bridge.services.triage import triage_new_cases
+
+            triage_new_cases(rt, [result.case_id])
         rt.dispatch_events()
     if as_json:
         click.echo(json.dumps(result.__dict__, ensure_ascii=False))
@@ -116,20 +120,6 @@ def add_case_commands(case_group: click.Group, main: click.Group) -> None:
 
         _run(ctx, go, as_json)
 
-    @action_command("register", "Record the case in the register (buku register).")
-    @click.argument("ref")
-    @click.option("--note")
-    def case_register(ctx: click.Context, ref: str, note: str | None, actor: str, role: str,
-                      as_json: bool) -> None:
-        _run(ctx, lambda a: a.register(ref, Actor(actor, role), note), as_json)
-
-    @action_command("complete", "Mark the case's files complete (deadlines may count from now).")
-    @click.argument("ref")
-    @click.option("--note")
-    def case_complete(ctx: click.Context, ref: str, note: str | None, actor: str, role: str,
-                      as_json: bool) -> None:
-        _run(ctx, lambda a: a.files_complete(ref, Actor(actor, role), note), as_json)
-
     @action_command("return", "Return incomplete files to the complainant.")
     @click.argument("ref")
     @click.option("--missing", required=True, help="What the complainant must add.")
@@ -199,20 +189,6 @@ def add_case_commands(case_group: click.Group, main: click.Group) -> None:
                      as_json: bool) -> None:
         _run(ctx, lambda a: a.answer_delivered(ref, Actor(actor, role), text), as_json)
 
-    @action_command("satisfied", "The complainant is satisfied (puas).")
-    @click.argument("ref")
-    @click.option("--note")
-    def case_satisfied(ctx: click.Context, ref: str, note: str | None, actor: str, role: str,
-                       as_json: bool) -> None:
-        _run(ctx, lambda a: a.satisfaction(ref, Actor(actor, role), True, note), as_json)
-
-    @action_command("not-satisfied", "The complainant is not satisfied (tidak puas).")
-    @click.argument("ref")
-    @click.option("--note")
-    def case_not_satisfied(ctx: click.Context, ref: str, note: str | None, actor: str,
-                           role: str, as_json: bool) -> None:
-        _run(ctx, lambda a: a.satisfaction(ref, Actor(actor, role), False, note), as_json)
-
     @action_command("escalate", "Escalate (to TPP, Kepala Dinas, Kepala Daerah...).")
     @click.argument("ref")
     @click.option("--level", required=True)
@@ -221,26 +197,35 @@ def add_case_commands(case_group: click.Group, main: click.Group) -> None:
                       role: str, as_json: bool) -> None:
         _run(ctx, lambda a: a.escalate(ref, Actor(actor, role), level, reason), as_json)
 
-    @action_command("close", "Close the case.")
-    @click.argument("ref")
-    @click.option("--note")
-    def case_close(ctx: click.Context, ref: str, note: str | None, actor: str, role: str,
-                   as_json: bool) -> None:
-        _run(ctx, lambda a: a.close(ref, Actor(actor, role), note), as_json)
+    # Actions that take only the case and an optional note.
+    note_only: list[tuple[str, str, Callable[[CaseActions, str, Actor, str | None],
+                                             ActionResult]]] = [
+        ("register", "Record the case in the register (buku register).",
+         lambda a, ref, who, note: a.register(ref, who, note)),
+        ("complete", "Mark the case's files complete (deadlines may count from now).",
+         lambda a, ref, who, note: a.files_complete(ref, who, note)),
+        ("satisfied", "The complainant is satisfied (puas).",
+         lambda a, ref, who, note: a.satisfaction(ref, who, True, note)),
+        ("not-satisfied", "The complainant is not satisfied (tidak puas).",
+         lambda a, ref, who, note: a.satisfaction(ref, who, False, note)),
+        ("close", "Close the case.", lambda a, ref, who, note: a.close(ref, who, note)),
+        ("archive", "Archive the case.", lambda a, ref, who, note: a.archive(ref, who, note)),
+        ("reopen", "Reopen a closed or forwarded case.",
+         lambda a, ref, who, note: a.reopen(ref, who, note)),
+    ]
+    for name, help_text, call in note_only:
 
-    @action_command("archive", "Archive the case.")
-    @click.argument("ref")
-    @click.option("--note")
-    def case_archive(ctx: click.Context, ref: str, note: str | None, actor: str, role: str,
-                     as_json: bool) -> None:
-        _run(ctx, lambda a: a.archive(ref, Actor(actor, role), note), as_json)
+        def make(call: Callable[[CaseActions, str, Actor, str | None], ActionResult]
+                 ) -> Callable[..., None]:
+            @click.argument("ref")
+            @click.option("--note", help="Why, or what was done (kept in the history).")
+            def command(ctx: click.Context, ref: str, note: str | None, actor: str,
+                        role: str, as_json: bool) -> None:
+                _run(ctx, lambda a: call(a, ref, Actor(actor, role), note), as_json)
 
-    @action_command("reopen", "Reopen a closed case.")
-    @click.argument("ref")
-    @click.option("--note")
-    def case_reopen(ctx: click.Context, ref: str, note: str | None, actor: str, role: str,
-                    as_json: bool) -> None:
-        _run(ctx, lambda a: a.reopen(ref, Actor(actor, role), note), as_json)
+            return command
+
+        action_command(name, help_text)(make(call))
 
     @main.group("outbox", invoke_without_command=True)
     @click.option("--json", "as_json", is_flag=True)

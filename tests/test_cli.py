@@ -142,7 +142,7 @@ def test_case_new_from_file(deployment: tuple[Path, SandboxServer], tmp_path: Pa
     scan = tmp_path / "surat.pdf"
     scan.write_bytes(b"%PDF-1.4 surat")
     code, out, err = run(config, "case", "new", "--file", str(letter), "--attach", str(scan),
-                         "--json")
+                         "--role", "petugas", "--json")
     assert code == 0, err
     result = json.loads(out)
     assert result["outbox_ids"]
@@ -154,7 +154,7 @@ def test_case_new_from_file(deployment: tuple[Path, SandboxServer], tmp_path: Pa
 
     bad = tmp_path / "bad.json"
     bad.write_text('{"title": "x", "conten": "y", "channel": "surat"}', "utf-8")
-    code, _, err = run(config, "case", "new", "--file", str(bad))
+    code, _, err = run(config, "case", "new", "--file", str(bad), "--role", "petugas")
     assert code == 1 and "unknown field(s) conten" in err
 
 
