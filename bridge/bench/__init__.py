@@ -33,8 +33,8 @@ def _sizes(_ctx: click.Context, _param: click.Parameter, value: str) -> list[int
               help="Follow-ups to push (0: skip the push).")
 @click.option("--page-size", default=1000, show_default=True, type=click.IntRange(1, 1000),
               help="Inbox page size of the pulls.")
-@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 64),
-              help="Cases pushed concurrently (outbox.concurrency).")
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 64),
+              help="Cases pushed concurrently (outbox.concurrency; 4 is its default).")
 @click.option("--postgres", is_flag=True,
               help="Also run every phase on a throwaway PostgreSQL cluster.")
 @click.option("--inprocess-sandbox", is_flag=True,

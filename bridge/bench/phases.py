@@ -66,7 +66,7 @@ def bench_settings(spec: dict[str, Any], target: Target) -> Any:
             "read_timeout": 120,
         },
         "database": {"url": spec["db_url"]},
-        "outbox": {"concurrency": int(spec.get("concurrency", 8)),
+        "outbox": {"concurrency": int(spec.get("concurrency", 4)),
                    "backoff_initial": 0.05, "backoff_max": 0.5},
     }
     return settings_from_mapping(
