@@ -25,11 +25,12 @@ def parse_remote_time(value: Any) -> datetime:
         dt = value
     elif isinstance(value, str):
         text = value.strip()
+        # ISO first: the inbox's format, so the common case raises no exception.
         try:
-            dt = datetime.strptime(text, LAPOR_LOCAL_FORMAT).replace(tzinfo=JAKARTA)
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             try:
-                dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+                dt = datetime.strptime(text, LAPOR_LOCAL_FORMAT).replace(tzinfo=JAKARTA)
             except ValueError:
                 raise ValueError(f"not a date-time: {text[:40]!r}") from None
     else:

@@ -3,7 +3,7 @@ pure workflow functions (bridge.workflow.deadlines) what is due when."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,6 +29,7 @@ class CaseDeadlines:
     def __init__(self, workflow: Workflow, calendar: WorkingCalendar) -> None:
         self.workflow = workflow
         self.calendar = calendar
+        self._new_by_day: dict[tuple[date, bool], datetime | None] = {}
 
     def timeline(self, session: Session, case: Case) -> CaseTimeline:
         events = session.execute(
@@ -65,10 +66,18 @@ class CaseDeadlines:
         case.deadline_at = None if due.met else due.due_at
 
     def for_new(self, received_at: datetime, via_lapor: bool = True) -> datetime | None:
-        """The overall deadline of a case that has just arrived (no history yet)."""
-        due = overall_deadline(self.workflow, self.calendar,
-                               CaseTimeline(received_at=received_at, via_lapor=via_lapor))
-        return due.due_at
+        """The overall deadline of a case that has just arrived (no history yet).
+
+        Deadlines count whole days in the calendar's zone, so the answer depends only on
+        the day of receipt: a first pull of 100,000 reports computes it once per day.
+        """
+        day = self.calendar.local_date(received_at)
+        key = (day, via_lapor)
+        if key not in self._new_by_day:
+            due = overall_deadline(self.workflow, self.calendar,
+                                   CaseTimeline(received_at=received_at, via_lapor=via_lapor))
+            self._new_by_day[key] = due.due_at
+        return self._new_by_day[key]
 
     def escalation_due(self, session: Session, case: Case, at: datetime
                        ) -> EscalationStep | None:
