@@ -68,6 +68,7 @@ from bridge.lapor.models import (
     RemoteComplaint,
     RemoteFollowup,
     Template,
+    drop_nul,
 )
 from bridge.redact import Scrubber
 
@@ -617,7 +618,8 @@ class LaporClient:
         results = body["results"]
         if not isinstance(results, dict):
             raise self._malformed(call, f"'results' is {_json_type(results)}, expected an object")
-        return results
+        # JSON can carry NUL only escaped (a raw control character is not JSON).
+        return drop_nul(results) if b"\\u0000" in response.content else results
 
     def _error_body(self, response: httpx.Response) -> tuple[str, dict[str, list[str]]]:
         """LAPOR!'s ``message`` and ``errors`` from a refusal, scrubbed; the text of the
@@ -758,11 +760,10 @@ class LaporClient:
     def _item(
         self, raw: Any, model: type[M], seen: set[str]
     ) -> tuple[M | None, RejectedItem | None]:
-        payload = json.dumps(raw, ensure_ascii=False)
         if not isinstance(raw, dict):
             return None, RejectedItem(
                 remote_id=None, reason=f"item: expected an object, got {_json_type(raw)}",
-                payload=payload,
+                payload=json.dumps(raw, ensure_ascii=False),
             )
         raw_id = raw.get("id")
         remote_id = (
@@ -772,7 +773,9 @@ class LaporClient:
         )
 
         def reject(reason: str) -> tuple[M | None, RejectedItem]:
-            return None, RejectedItem(remote_id=remote_id, reason=reason, payload=payload)
+            # Serialised only here: most items pass, and their JSON is not needed.
+            return None, RejectedItem(remote_id=remote_id, reason=reason,
+                                      payload=json.dumps(raw, ensure_ascii=False))
 
         content = raw.get("content")
         limit = self.settings.max_content_chars

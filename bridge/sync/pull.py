@@ -345,7 +345,7 @@ class Puller:
         if new_items:
             self._insert_new(session, new_items, now, events, result)
         if events:
-            session.execute(insert(CaseEvent), events)
+            session.execute(insert(CaseEvent.__table__), events)
         if self.event_sink is not None:
             for case_id in changed_ids:
                 self.event_sink(session, "case_changed", case_id,
@@ -387,8 +387,17 @@ class Puller:
                         "raw": raw_payload(item),
                     }
                 )
-        inserted = session.execute(insert(Case).returning(Case.id, Case.register_no), rows).all()
-        for case_id, register_no in inserted:
+        # A plain executemany on the table (no RETURNING, no ORM unit of work): the
+        # drivers' fast path, one statement parsed once (psycopg pipelines it). The ids
+        # are then read back by LAPOR! id, which is unique.
+        session.execute(insert(Case.__table__), rows)
+        registers = {row["lapor_id"]: row["register_no"] for row in rows}
+        inserted = session.execute(
+            select(Case.id, Case.lapor_id).where(Case.lapor_id.in_(list(registers)))
+            .order_by(Case.id)
+        ).all()
+        for case_id, lapor_id in inserted:
+            register_no = registers[lapor_id]
             events.append(
                 {
                     "case_id": case_id,
