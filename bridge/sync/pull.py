@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -180,7 +181,14 @@ class Puller:
         # one of them again, newer, means that second must be read once more.
         tie_ids: dict[datetime, set[int]] = {}
         rescan: set[datetime] = set()
+        # The next page is asked for while this one is written: LAPOR!'s time to answer
+        # and the database's time to write overlap (both wait outside the GIL). The
+        # request for a page depends only on the page before it, never on the commit, so
+        # asking early changes nothing but when; a page fetched ahead and not committed
+        # (stop, error) is simply read again by the next run.
+        ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"pull-{self.stream}")
         try:
+            pending: Future[Page[RemoteComplaint]] | None = None
             while True:
                 if self.stop.is_set():
                     result.stopped = True
@@ -189,7 +197,9 @@ class Puller:
                     raise PaginationError(
                         f"more than {self.max_pages} pages in one run; stopping (looping next link?)"
                     )
-                batch = self.source.inbox_page(since, page, self.page_size)
+                batch = (pending.result() if pending is not None
+                         else self.source.inbox_page(since, page, self.page_size))
+                pending = None
                 result.requests += 1
                 result.pages += 1
                 ids = [item.id for item in batch.items]
@@ -205,23 +215,28 @@ class Puller:
                         page > 1 or batch.items[-1].updated_at == since):
                     tie_ids.setdefault(since, set()).update(
                         i.id for i in batch.items if i.updated_at == since)
+                last = not batch.next_page_url
+                if not last:
+                    if not batch.items:
+                        if not batch.rejected:
+                            raise PaginationError(
+                                f"an empty page {page} with a next link (since={since})"
+                            )
+                        page += 1
+                    elif batch.items[-1].updated_at == since:
+                        # More than a page of reports share this timestamp: step through.
+                        page += 1
+                    else:
+                        since = batch.items[-1].updated_at
+                        page = 1
+                    if not self.stop.is_set() and result.pages < self.max_pages:
+                        pending = ahead.submit(self.source.inbox_page, since, page,
+                                               self.page_size)
                 self._commit_page(fresh, batch.rejected, result)
                 if fresh:
                     run_key = max(run_key or _key(fresh[0]), *(_key(i) for i in fresh))
-                if not batch.next_page_url:
+                if last:
                     break
-                if not batch.items:
-                    if not batch.rejected:
-                        raise PaginationError(
-                            f"an empty page {page} with a next link (since={since})"
-                        )
-                    page += 1
-                elif batch.items[-1].updated_at == since:
-                    # More than a page of reports share this timestamp: step through them.
-                    page += 1
-                else:
-                    since = batch.items[-1].updated_at
-                    page = 1
                 prev_ids = ids
             for moment in sorted(rescan):
                 if self.stop.is_set():
@@ -232,6 +247,9 @@ class Puller:
             self._record_error(exc)
             raise
         finally:
+            # A page asked for ahead and not used is left to finish on its own; nothing
+            # waits for it (its result is dropped).
+            ahead.shutdown(wait=False, cancel_futures=True)
             result.seconds = time.perf_counter() - started
         if not result.stopped:
             self._record_success()
