@@ -1036,3 +1036,16 @@ def test_real_connection_refused_is_retried_then_transient(sleeps: Sleeps) -> No
     assert not isinstance(info.value, OutcomeUnknown)
     assert "could not connect (ConnectError" in str(info.value)
     assert info.value.attempts == MAX_ATTEMPTS and len(sleeps) == MAX_ATTEMPTS - 1
+
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e999", "Infinity", "NaN"])
+def test_non_finite_numbers_are_not_json(router: respx.Router, client: LaporClient,
+                                         number: str) -> None:
+    body = '{"results": {"data": [{"id": 1, "extra": ' + number + '}], "next_page_url": null}}'
+    router.get(INBOX).mock(return_value=httpx.Response(
+        200, content=body.encode(), headers={"Content-Type": "application/json"}))
+    with pytest.raises(MalformedResponse) as info:
+        client.inbox_page(None)
+    assert "HTTP 200 body is not JSON: " in str(info.value)
+    assert ("beyond a double" in str(info.value)) == number[-1].isdigit()

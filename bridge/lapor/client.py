@@ -174,6 +174,22 @@ class _Retry(Exception):
         self.retry_after = retry_after
 
 
+class NonFiniteNumber(ValueError):
+    """NaN, Infinity or a number beyond a double in a body: not JSON, and no store
+    could keep it (PostgreSQL's JSON refuses it; orjson would write null)."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise NonFiniteNumber(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise NonFiniteNumber(f"the number {text[:40]} is beyond a double")
+    return value
+
+
 def _one_line(text: str, limit: int = _EXCERPT) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -599,7 +615,10 @@ class LaporClient:
 
     def _results(self, call: _Call, response: httpx.Response) -> dict[str, Any]:
         try:
-            body = response.json()
+            body = response.json(parse_constant=_refuse_constant, parse_float=_finite_float)
+        except NonFiniteNumber as exc:
+            raise self._malformed(call, f"HTTP {response.status_code} body is not JSON: {exc}"
+                                  ) from None
         except ValueError:
             kind = response.headers.get("Content-Type", "no Content-Type")
             start = self._scrub(_one_line(response.text, 60)) if response.content else ""
