@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
@@ -23,12 +25,23 @@ log = logging.getLogger("bridge.store")
 _UPGRADE_LOCK_KEY = 0x1A90_B1D6
 
 
+def json_dumps(value: Any) -> str:
+    """JSON columns' serialiser: orjson, about five times the standard library's speed
+    (JSON was a tenth of a first pull's time), with the standard library for what orjson
+    refuses (integers beyond 64 bits, lone surrogates), so a value that was storable stays
+    storable. Reading back stays with the standard library's ``json.loads``."""
+    try:
+        return orjson.dumps(value).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(value)
+
+
 def make_engine(url: str, password: SecretStr | None = None, echo: bool = False) -> Engine:
     """An engine for ``url``; the password (a secret) is never part of the configured URL."""
     sa_url = make_url(url)
     if password is not None:
         sa_url = sa_url.set(password=password.get_secret_value())
-    kwargs: dict[str, Any] = {"echo": echo, "future": True}
+    kwargs: dict[str, Any] = {"echo": echo, "future": True, "json_serializer": json_dumps}
     if sa_url.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
     else:
