@@ -280,3 +280,51 @@ def test_thousand_actions_exactly_once_in_order_under_faults(runtime_factory: An
             assert markers == outbox_ids, f"case {cid}: order or count differs"
             total += len(markers)
         assert total == 1000
+
+
+@respx.mock
+def test_each_row_is_committed_in_flight_before_its_post(rt: Any) -> None:
+    # What another connection sees while LAPOR! receives each POST: that row uncertain
+    # (so a crash now reads back first), the row before it done, the row after it untouched.
+    cid = handling_case(rt, 103)
+    for text in ("satu", "dua", "tiga"):
+        rt.actions().followup(cid, ANALIS, f"Tindak lanjut {text}")
+    ids = [r.id for r in rows(rt)]
+    seen: list[list[tuple[str, bool]]] = []
+
+    def on_post(request: httpx.Request) -> httpx.Response:
+        seen.append([(r.status, r.uncertain) for r in rows(rt)])
+        return ok(600 + len(seen))
+
+    respx.post(f"{BASE}/complaints/followup/add").mock(side_effect=on_post)
+    with rt.client() as client:
+        result = pusher(rt, client).run()
+    assert result.delivered == 3
+    assert seen == [
+        [("pending", True), ("pending", False), ("pending", False)],
+        [("done", False), ("pending", True), ("pending", False)],
+        [("done", False), ("done", False), ("pending", True)],
+    ]
+    assert [(r.id, r.status, r.remote_id) for r in rows(rt)] == [
+        (ids[0], "done", "601"), (ids[1], "done", "602"), (ids[2], "done", "603")]
+
+
+@respx.mock
+def test_a_stop_records_the_delivered_row_and_claims_no_more(rt: Any) -> None:
+    cid = handling_case(rt, 104)
+    rt.actions().followup(cid, ANALIS, "Tindak lanjut")
+    rt.actions().followup(cid, ANALIS, "Tindak lanjut kedua")
+    first_id = rows(rt)[0].id
+    with rt.client() as client:
+        p = pusher(rt, client)
+
+        def post_then_stop(request: httpx.Request) -> httpx.Response:
+            p.stop.set()  # a shutdown while the first POST is out
+            return ok(700)
+
+        post = respx.post(f"{BASE}/complaints/followup/add").mock(side_effect=post_then_stop)
+        assert p.run().delivered == 1  # recorded, and the next row not claimed
+        assert [(r.status, r.uncertain) for r in rows(rt)] == [("done", False),
+                                                              ("pending", False)]
+        assert post.call_count == 1
+    assert rows(rt)[0].id == first_id

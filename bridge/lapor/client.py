@@ -503,7 +503,7 @@ class LaporClient:
             self._requests_made += 1
         started = time.perf_counter()
         try:
-            response = self._http.request(
+            request = self._http.build_request(
                 call.method,
                 call.path,
                 params=dict(call.params) if call.params else None,
@@ -511,6 +511,12 @@ class LaporClient:
                 files=list(call.files) if call.files else None,
                 json=call.json,
             )
+            if call.files:
+                # A multipart body streams part by part, one socket write each (35 for a
+                # follow-up); read into memory first, it goes out in one. The parts are
+                # in memory already.
+                request.read()
+            response = self._http.send(request)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # Nothing reached LAPOR!: safe to retry even a POST.
             self._log_request(call, self._exc_name(exc), started)

@@ -18,13 +18,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.lapor.models import Page, RejectedItem, RemoteComplaint
@@ -34,6 +34,10 @@ from bridge.store.models import Case, CaseEvent, QuarantinedItem, SyncCursor, ut
 log = logging.getLogger("bridge.sync.pull")
 
 INBOX = "inbox"
+
+# Bulk inserts go to the tables themselves: the drivers' executemany, no ORM bulk path.
+_CASES = cast(Table, Case.__table__)
+_EVENTS = cast(Table, CaseEvent.__table__)
 
 #: Fields LAPOR! owns: a remote change to these is applied and recorded in history.
 REMOTE_FIELDS: tuple[str, ...] = (
@@ -363,7 +367,7 @@ class Puller:
         if new_items:
             self._insert_new(session, new_items, now, events, result)
         if events:
-            session.execute(insert(CaseEvent.__table__), events)
+            session.execute(insert(_EVENTS), events)
         if self.event_sink is not None:
             for case_id in changed_ids:
                 self.event_sink(session, "case_changed", case_id,
@@ -408,7 +412,7 @@ class Puller:
         # A plain executemany on the table (no RETURNING, no ORM unit of work): the
         # drivers' fast path, one statement parsed once (psycopg pipelines it). The ids
         # are then read back by LAPOR! id, which is unique.
-        session.execute(insert(Case.__table__), rows)
+        session.execute(insert(_CASES), rows)
         registers = {row["lapor_id"]: row["register_no"] for row in rows}
         inserted = session.execute(
             select(Case.id, Case.lapor_id).where(Case.lapor_id.in_(list(registers)))
