@@ -173,3 +173,25 @@ def test_sync_cycle_reports(runtime_factory: Any, sandbox: SandboxServer) -> Non
     report = run_cycle(rt)
     assert report["pull"]["created"] == 200
     assert any(line.startswith("pull inbox") for line in report["lines"])
+
+
+def test_raw_payload_is_kept_as_lapor_sent_it(runtime_factory: Any,
+                                               sandbox: SandboxServer) -> None:
+    # Kept as received (not re-serialised from the model): LAPOR!'s own time text and flag
+    # values; the identity of an anonim reporter still dropped.
+    rt = runtime_factory(sandbox.url)
+    pull(rt)
+    remote = {r["id"]: r for r in sandbox.state.reports(listed_only=True)}
+    with rt.sessions() as s:
+        cases = list(s.scalars(select(Case)))
+    anonymous = [c for c in cases if c.is_anonymous]
+    assert anonymous and len(anonymous) < len(cases)
+    for case in cases:
+        sent = remote[case.lapor_id]
+        assert case.raw is not None
+        assert case.raw["updated_at"] == sent["updated_at"]
+        assert case.raw["is_secret"] == sent["is_secret"]
+        if case.is_anonymous:
+            assert case.raw["reporter"] is None and case.reporter is None
+        else:
+            assert case.raw["reporter"] == sent["reporter"]

@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import SecretStr, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from bridge.config import ENV_BEARER, ENV_TOKEN, ConfigError, LaporSettings, Secrets
@@ -68,13 +68,14 @@ from bridge.lapor.models import (
     RemoteComplaint,
     RemoteFollowup,
     Template,
+    WireModel,
     drop_nul,
 )
 from bridge.redact import Scrubber
 
 logger = logging.getLogger("bridge.lapor.client")
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=WireModel)
 
 #: A file to send: (file name, content, MIME type).
 FileTuple = tuple[str, bytes, str]
@@ -807,7 +808,7 @@ class LaporClient:
         if isinstance(content, str) and len(content) > limit:
             return reject(f"content: {len(content):,} characters, over the limit of {limit:,}")
         try:
-            item = model.model_validate(raw)
+            item = model.from_source(raw)
         except ValidationError as exc:
             return reject(describe_validation(exc))
         key = str(getattr(item, "id", remote_id))

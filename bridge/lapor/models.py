@@ -8,10 +8,10 @@ field the bridge reads is validated: a malformed item is quarantined, never gues
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Self, TypeVar
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
 
@@ -97,16 +97,39 @@ def drop_nul(value: Any) -> Any:
     return value
 
 
-class _Wire(BaseModel):
+class WireModel(BaseModel):
+    """What LAPOR! sends: unknown fields kept, immutable, and the source object kept."""
+
     model_config = ConfigDict(extra="allow", frozen=True)
 
+    #: The JSON object this was validated from, as LAPOR! sent it (NUL removed).
+    _source: dict[str, Any] | None = PrivateAttr(default=None)
 
-class Named(_Wire):
+    @property
+    def source(self) -> dict[str, Any] | None:
+        """The JSON object LAPOR! sent for this item (None if built otherwise): kept so
+        the raw payload is stored as received, without serialising the model again."""
+        # Read and written through ``__pydantic_private__`` (pydantic's documented store of
+        # private attributes): attribute access to a private name costs 30 times more, and
+        # a first pull does it once per report.
+        private = self.__pydantic_private__
+        return private.get("_source") if private else None
+
+    @classmethod
+    def from_source(cls, data: dict[str, Any]) -> Self:
+        item = cls.model_validate(data)
+        if item.__pydantic_private__ is None:
+            item.__pydantic_private__ = {}
+        item.__pydantic_private__["_source"] = data
+        return item
+
+
+class Named(WireModel):
     id: Int
     name: str
 
 
-class Attachment(_Wire):
+class Attachment(WireModel):
     id: Code
     name: str
     url: str | None = None
@@ -114,7 +137,7 @@ class Attachment(_Wire):
     mime: str | None = None
 
 
-class Reporter(_Wire):
+class Reporter(WireModel):
     """The complainant as LAPOR! gives them to the handling admin (hidden when anonim)."""
 
     name: str | None = None
@@ -122,7 +145,7 @@ class Reporter(_Wire):
     phone: str | None = None
 
 
-class RemoteComplaint(_Wire):
+class RemoteComplaint(WireModel):
     """One report as the inbox lists it."""
 
     id: Int = Field(ge=1)
@@ -144,12 +167,12 @@ class RemoteComplaint(_Wire):
     updated_at: RemoteTime
 
 
-class StatusLog(_Wire):
+class StatusLog(WireModel):
     note: str | None = None
     timestamp: RemoteTime
 
 
-class ComplaintDetail(_Wire):
+class ComplaintDetail(WireModel):
     """``GET /complaints/{id}/complaint`` → ``results.data``."""
 
     id: Int
@@ -160,7 +183,7 @@ class ComplaintDetail(_Wire):
     status_logs: list[StatusLog] = Field(default_factory=list)
 
 
-class RemoteFollowup(_Wire):
+class RemoteFollowup(WireModel):
     id: Int
     complaint_id: Int | None = None
     content: str
@@ -171,7 +194,7 @@ class RemoteFollowup(_Wire):
     attachments: list[Attachment] = Field(default_factory=list)
 
 
-class Template(_Wire):
+class Template(WireModel):
     id: Int
     code: str | None = None
     name: str | None = None

@@ -122,10 +122,11 @@ def remote_values(item: RemoteComplaint) -> dict[str, Any]:
 
 
 def raw_payload(item: RemoteComplaint) -> dict[str, Any]:
-    """The payload kept on the case; an anonim report keeps no identity even here."""
-    raw = item.model_dump(mode="json")
-    if item.is_anonymous:
-        raw["reporter"] = None
+    """The payload kept on the case: the object LAPOR! sent, as it sent it; an anonim
+    report keeps no identity even here."""
+    raw = item.source if item.source is not None else item.model_dump(mode="json")
+    if item.is_anonymous and raw.get("reporter") is not None:
+        raw = {**raw, "reporter": None}
     return raw
 
 
