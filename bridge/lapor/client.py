@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from bridge.config import ENV_BEARER, ENV_TOKEN, ConfigError, LaporSettings, Secrets
@@ -68,14 +68,13 @@ from bridge.lapor.models import (
     RemoteComplaint,
     RemoteFollowup,
     Template,
-    WireModel,
     drop_nul,
 )
 from bridge.redact import Scrubber
 
 logger = logging.getLogger("bridge.lapor.client")
 
-M = TypeVar("M", bound=WireModel)
+M = TypeVar("M", bound=BaseModel)
 
 #: A file to send: (file name, content, MIME type).
 FileTuple = tuple[str, bytes, str]
@@ -775,13 +774,16 @@ class LaporClient:
             )
         items: list[M] = []
         rejected: list[RejectedItem] = []
+        sources: dict[str, Any] = {}
         for raw in data:
             item, refusal = self._item(raw, model, seen)
             if refusal is not None:
                 rejected.append(refusal)
             elif item is not None:
                 items.append(item)
-        return Page(items=items, rejected=rejected, next_page_url=next_url or None, page=current)
+                sources[str(getattr(item, "id", ""))] = raw
+        return Page(items=items, rejected=rejected, sources=sources,
+                    next_page_url=next_url or None, page=current)
 
     def _item(
         self, raw: Any, model: type[M], seen: set[str]
@@ -808,7 +810,7 @@ class LaporClient:
         if isinstance(content, str) and len(content) > limit:
             return reject(f"content: {len(content):,} characters, over the limit of {limit:,}")
         try:
-            item = model.from_source(raw)
+            item = model.model_validate(raw)
         except ValidationError as exc:
             return reject(describe_validation(exc))
         key = str(getattr(item, "id", remote_id))
@@ -836,6 +838,7 @@ class LaporClient:
         """Read every page of a listing by page number, guarding against loops."""
         items: list[M] = []
         rejected: list[RejectedItem] = []
+        sources: dict[str, Any] = {}
         seen_ids: set[str] = set()
         followed: set[str] = set()
         page = 1
@@ -844,9 +847,11 @@ class LaporClient:
             current = self._page(call, self._send(call), model, page=page, seen=seen_ids)
             items.extend(current.items)
             rejected.extend(current.rejected)
+            sources.update(current.sources)
             link = current.next_page_url
             if not link:
-                return Page(items=items, rejected=rejected, next_page_url=None, page=page)
+                return Page(items=items, rejected=rejected, sources=sources,
+                            next_page_url=None, page=page)
             if link in followed:
                 raise self._malformed(
                     call, f"next_page_url loops: {self._scrub(_one_line(link, 200))!r} came twice"

@@ -8,10 +8,10 @@ field the bridge reads is validated: a malformed item is quarantined, never gues
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, Self, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
 
@@ -98,30 +98,9 @@ def drop_nul(value: Any) -> Any:
 
 
 class WireModel(BaseModel):
-    """What LAPOR! sends: unknown fields kept, immutable, and the source object kept."""
+    """What LAPOR! sends: unknown fields kept (the raw payload survives), immutable."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
-
-    #: The JSON object this was validated from, as LAPOR! sent it (NUL removed).
-    _source: dict[str, Any] | None = PrivateAttr(default=None)
-
-    @property
-    def source(self) -> dict[str, Any] | None:
-        """The JSON object LAPOR! sent for this item (None if built otherwise): kept so
-        the raw payload is stored as received, without serialising the model again."""
-        # Read and written through ``__pydantic_private__`` (pydantic's documented store of
-        # private attributes): attribute access to a private name costs 30 times more, and
-        # a first pull does it once per report.
-        private = self.__pydantic_private__
-        return private.get("_source") if private else None
-
-    @classmethod
-    def from_source(cls, data: dict[str, Any]) -> Self:
-        item = cls.model_validate(data)
-        if item.__pydantic_private__ is None:
-            item.__pydantic_private__ = {}
-        item.__pydantic_private__["_source"] = data
-        return item
 
 
 class Named(WireModel):
@@ -209,6 +188,9 @@ class Page(BaseModel, Generic[T]):
 
     items: list[T]
     rejected: list[RejectedItem] = Field(default_factory=list)
+    #: The JSON object LAPOR! sent for each valid item, by the item's id (ids are unique
+    #: within a listing): the raw payload as received, without serialising a model again.
+    sources: dict[str, Any] = Field(default_factory=dict)
     next_page_url: str | None = None
     page: int = 1
 

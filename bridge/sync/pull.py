@@ -121,10 +121,12 @@ def remote_values(item: RemoteComplaint) -> dict[str, Any]:
     }
 
 
-def raw_payload(item: RemoteComplaint) -> dict[str, Any]:
-    """The payload kept on the case: the object LAPOR! sent, as it sent it; an anonim
-    report keeps no identity even here."""
-    raw = item.source if item.source is not None else item.model_dump(mode="json")
+def raw_payload(item: RemoteComplaint, source: dict[str, Any] | None = None
+                ) -> dict[str, Any]:
+    """The payload kept on the case: ``source``, the object LAPOR! sent, as it sent it
+    (the model serialised when there is none); an anonim report keeps no identity even
+    here."""
+    raw = source if source is not None else item.model_dump(mode="json")
     if item.is_anonymous and raw.get("reporter") is not None:
         raw = {**raw, "reporter": None}
     return raw
@@ -237,7 +239,7 @@ class Puller:
                     if not self.stop.is_set() and result.pages < self.max_pages:
                         pending = ahead.submit(self.source.inbox_page, since, page,
                                                self.page_size)
-                self._commit_page(fresh, batch.rejected, result)
+                self._commit_page(fresh, batch.rejected, result, batch.sources)
                 if fresh:
                     run_key = max(run_key or _key(fresh[0]), *(_key(i) for i in fresh))
                 if last:
@@ -273,7 +275,7 @@ class Puller:
             if missed:
                 log.info("pull %s: %d report(s) at %s read on a second pass", self.stream,
                          len(missed), moment.isoformat())
-            self._commit_page(missed, [], result)
+            self._commit_page(missed, [], result, batch.sources)
             seen.update(i.id for i in at_moment)
             if not batch.next_page_url or not batch.items or (
                     batch.items[-1].updated_at != moment):
@@ -283,7 +285,7 @@ class Puller:
     # -- one page, one transaction ----------------------------------------------------
 
     def _commit_page(self, items: list[RemoteComplaint], rejected: list[RejectedItem],
-                     result: PullResult) -> None:
+                     result: PullResult, sources: dict[str, Any]) -> None:
         if not items and not rejected:
             return
         with self.sessions() as session, session.begin():
@@ -292,7 +294,7 @@ class Puller:
                 result.quarantined += len(rejected)
             if items:
                 result.received += len(items)
-                self._upsert(session, items, result)
+                self._upsert(session, items, result, sources)
                 self._advance_cursor(session, max(_key(i) for i in items))
 
     def _quarantine(self, session: Session, rejected: Iterable[RejectedItem]) -> None:
@@ -310,7 +312,8 @@ class Puller:
         for r in rejected:
             log.warning("quarantined %s item %s: %s", self.stream, r.remote_id or "?", r.reason)
 
-    def _upsert(self, session: Session, items: list[RemoteComplaint], result: PullResult) -> None:
+    def _upsert(self, session: Session, items: list[RemoteComplaint], result: PullResult,
+                sources: dict[str, Any]) -> None:
         # The last version of an id within one page wins (a page may repeat an id).
         latest: dict[int, RemoteComplaint] = {}
         for item in items:
@@ -347,7 +350,7 @@ class Puller:
                 continue
             for name, (_old, value) in changes.items():
                 setattr(case, name, value)
-            case.raw = raw_payload(item)
+            case.raw = raw_payload(item, sources.get(str(lid)))
             case.updated_at = now
             case.is_new = True
             case.version += 1
@@ -366,7 +369,7 @@ class Puller:
         result.updated += len(changed_ids)
         result.updated_ids.extend(changed_ids)
         if new_items:
-            self._insert_new(session, new_items, now, events, result)
+            self._insert_new(session, new_items, now, events, result, sources)
         if events:
             session.execute(insert(_EVENTS), events)
         if self.event_sink is not None:
@@ -381,6 +384,7 @@ class Puller:
         now: datetime,
         events: list[dict[str, Any]],
         result: PullResult,
+        sources: dict[str, Any],
     ) -> None:
         fmt = self.register_format
         by_scope: dict[str, list[RemoteComplaint]] = {}
@@ -407,7 +411,7 @@ class Puller:
                         "updated_at": now,
                         "is_new": True,
                         "version": 1,
-                        "raw": raw_payload(item),
+                        "raw": raw_payload(item, sources.get(str(item.id))),
                     }
                 )
         # A plain executemany on the table (no RETURNING, no ORM unit of work): the
