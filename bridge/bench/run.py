@@ -343,8 +343,8 @@ def _find(report: BenchReport, name: str, db: str, size: int | None = None
 
 
 def _target(report: BenchReport, name: str, value: float | None, ok: bool | None,
-            shown: str) -> None:
-    status = "n/a" if ok is None else ("PASS" if ok else "MISS")
+            shown: str, status: str | None = None) -> None:
+    status = status or ("n/a" if ok is None else ("PASS" if ok else "MISS"))
     report.targets.append({"target": name, "value": value, "status": status,
                            "shown": shown})
 
@@ -360,10 +360,16 @@ def _targets(report: BenchReport, sizes: list[int]) -> None:
         p, b = _find(report, "pull", db, big), _find(report, "baseline", db, big)
         if p and b and b["rate"] > 0:
             share = p["rate"] / b["rate"]
-            _target(report, f"pull into {db} >= {BASELINE_SHARE_TARGET:.0%} of the "
-                    f"baseline's rate ({big:,} reports)", share,
-                    share >= BASELINE_SHARE_TARGET,
-                    f"{share:.0%} ({p['rate']:,.0f} vs {b['rate']:,.0f} reports/s)")
+            shown = f"{share:.0%} ({p['rate']:,.0f} vs {b['rate']:,.0f} reports/s)"
+            if db == "sqlite":
+                _target(report, f"pull into sqlite >= {BASELINE_SHARE_TARGET:.0%} of the "
+                        f"baseline's rate ({big:,} reports)", share,
+                        share >= BASELINE_SHARE_TARGET, shown)
+            else:
+                # The target is set for the embedded default (SQLite); on a server database
+                # the share is shown, for the record (see docs/benchmarks.md).
+                _target(report, f"pull into {db}, share of the baseline's rate "
+                        f"({big:,} reports)", share, None, shown, status="info")
     rss = max((p["peak_rss_mb"] for p in report.phases if p["name"] != "baseline"),
               default=None)
     if rss is not None:
