@@ -229,6 +229,8 @@ class Pusher:
         """In one transaction: record the delivery of the case's previous row, then take
         the case's next row if it is due, with what its delivery needs of the case, and
         commit it as in flight if it is going to be posted."""
+        if delivered is None and not go_on:
+            return None
         now = self.clock()
         head: _Head | None = None
         recorded = False
