@@ -176,18 +176,11 @@ def test_kill_9_twenty_times_under_faults_loses_and_duplicates_nothing(tmp_path:
             procs.append(proc)
             expected = len(sandbox.state.reports(listed_only=True))
             queued = sum(len(ids) for ids in staff.written.values())
-            wait_for("the store to catch up and the outbox to drain", lambda: (
-                store.case_count() >= expected
-                and store.scalar("SELECT count(*) FROM outbox WHERE status = 'done'")
-                == store.scalar("SELECT count(*) FROM outbox")), timeout=60, procs=[proc],
-                log=log)
+            wait_for("the store to catch up and the outbox to drain",
+                     lambda: store.caught_up(expected), timeout=60, procs=[proc], log=log)
             # One more successful pull after the drain: our own follow-ups bumped the
             # reports on LAPOR! (status, updated_at); those changes must be in too.
-            mark = store.scalar("SELECT last_success_at FROM sync_cursors "
-                                "WHERE stream = 'inbox'")
-            wait_for("one more successful pull", lambda: store.scalar(
-                "SELECT last_success_at FROM sync_cursors WHERE stream = 'inbox'") != mark,
-                timeout=30, procs=[proc], log=log)
+            store.wait_for_one_more_pull(proc, log)
             assert stop(proc) == 0
         finally:
             kill_all(procs)
@@ -275,16 +268,9 @@ def test_database_down_and_back_while_the_daemon_runs(tmp_path: Path) -> None:
                         "-t", "60", "start")
                 staff.work(walks=5, followups=20)
                 expected = len(sandbox.state.reports(listed_only=True))
-                wait_for("the catch-up after the outage", lambda: (
-                    store.case_count() >= expected
-                    and store.scalar("SELECT count(*) FROM outbox WHERE status = 'done'")
-                    == store.scalar("SELECT count(*) FROM outbox")), timeout=60,
-                    procs=[proc], log=log)
-                mark = store.scalar("SELECT last_success_at FROM sync_cursors "
-                                    "WHERE stream = 'inbox'")
-                wait_for("one more successful pull", lambda: store.scalar(
-                    "SELECT last_success_at FROM sync_cursors WHERE stream = 'inbox'") != mark,
-                    timeout=30, procs=[proc], log=log)
+                wait_for("the catch-up after the outage", lambda: store.caught_up(expected),
+                         timeout=60, procs=[proc], log=log)
+                store.wait_for_one_more_pull(proc, log)
                 assert stop(proc) == 0
             finally:
                 kill_all(procs)

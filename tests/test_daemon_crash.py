@@ -75,11 +75,7 @@ def test_kill_9_mid_sync_five_times_loses_nothing(tmp_path: Path) -> None:
             wait_for("the final daemon to catch up", lambda: store.case_count() >= expected,
                      timeout=60, procs=[proc], log=log)
             # One more full pull after the catch-up, so that the last changes are in.
-            mark = store.scalar("SELECT last_success_at FROM sync_cursors "
-                                "WHERE stream = 'inbox'")
-            wait_for("one more successful pull", lambda: store.scalar(
-                "SELECT last_success_at FROM sync_cursors WHERE stream = 'inbox'") != mark,
-                timeout=30, procs=[proc], log=log)
+            store.wait_for_one_more_pull(proc, log)
             assert stop(proc) == 0
             n = assert_store_matches_sandbox(db_url, sandbox)
             assert n == expected

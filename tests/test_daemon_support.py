@@ -191,6 +191,22 @@ class Store:
     def case_count(self) -> int:
         return int(self.scalar("SELECT count(*) FROM cases") or 0)
 
+    def caught_up(self, expected_cases: int) -> bool:
+        """Every report in the store and every outbox row delivered."""
+        return self.case_count() >= expected_cases and self.scalar(
+            "SELECT count(*) FROM outbox WHERE status = 'done'"
+        ) == self.scalar("SELECT count(*) FROM outbox")
+
+    def last_pull_success(self) -> Any:
+        return self.scalar("SELECT last_success_at FROM sync_cursors WHERE stream = 'inbox'")
+
+    def wait_for_one_more_pull(self, proc: subprocess.Popen[bytes], log: Path) -> None:
+        """Wait until the daemon finishes a pull that starts after now, so that the last
+        remote changes (our own follow-ups bump reports on LAPOR!) are in."""
+        mark = self.last_pull_success()
+        wait_for("one more successful pull", lambda: self.last_pull_success() != mark,
+                 timeout=30, procs=[proc], log=log)
+
     def roles(self) -> dict[int, str]:
         """pid -> role of the daemons' status rows."""
         from bridge.daemon.status import read_statuses
