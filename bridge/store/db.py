@@ -47,9 +47,6 @@ def make_engine(url: str, password: SecretStr | None = None, echo: bool = False)
     else:
         kwargs["pool_pre_ping"] = True
         kwargs["pool_size"] = 10
-        # psycopg keeps every distinct bulk-insert statement it has seen; 1,000-row
-        # statements made a 100,000-report pull grow by 40 MB (bench), 100-row ones do not.
-        kwargs["insertmanyvalues_page_size"] = 100
     engine = create_engine(sa_url, **kwargs)
     if sa_url.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

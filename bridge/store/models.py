@@ -26,6 +26,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store; times must be timezone-aware")
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out, on SQLite and PostgreSQL alike."""
 
@@ -33,11 +39,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store; times must be timezone-aware")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        return None if value is None else _as_utc(value).replace(tzinfo=None)
 
     def bind_processor(self, dialect: Dialect) -> Any:
         if dialect.name != "sqlite":
@@ -48,14 +50,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         # digits (so stored times still sort as text), at a fifth of the cost; a first
         # pull writes five per report. Reading stays with SQLAlchemy.
         def process(value: datetime | None) -> str | None:
-            if value is None:
-                return None
-            if value.tzinfo is None:
-                raise ValueError(
-                    "naive datetime given to the store; times must be timezone-aware")
-            if value.tzinfo is not UTC:
-                value = value.astimezone(UTC)
-            return value.isoformat(" ", "microseconds")[:26]
+            return None if value is None else _as_utc(value).isoformat(" ", "microseconds")[:26]
 
         return process
 

@@ -91,12 +91,10 @@ _CREATED = (update(cast(Table, Case.__table__))
 
 @dataclass
 class _Head:
-    """A claimed row, what its delivery needs of the case (None: the case is gone), and
-    whether the claim committed it as in flight."""
+    """A claimed row and what its delivery needs of the case (None: the case is gone)."""
 
     row: OutboxRow
     case: dict[str, Any] | None
-    in_flight: bool
 
 
 @dataclass
@@ -107,6 +105,13 @@ class _Delivered:
     remote_id: str | None
     note: str | None
     case_exists: bool
+
+
+def _will_post(row: OutboxRow, case: dict[str, Any] | None) -> bool:
+    """Whether delivering ``row`` posts to LAPOR! (as ``Pusher._deliver`` dispatches)."""
+    return case is not None and (
+        row.kind == "create"
+        or (row.kind in ("followup", "forward") and case["lapor_id"] is not None))
 
 
 def marker(row_id: int) -> str:
@@ -244,15 +249,14 @@ class Pusher:
                 found = session.execute(_CASE_SNAPSHOT, {"case_id": row.case_id}
                                         ).mappings().first()
                 case = dict(found) if found is not None else None
-                # The mark is committed before the POST (see _mark_in_flight); a row already
-                # uncertain is read back first and needs no new mark.
-                posts = case is not None and (
-                    row.kind == "create"
-                    or (row.kind in ("followup", "forward") and case["lapor_id"] is not None))
-                in_flight = posts and not row.uncertain
-                if in_flight:
+                # Committed in flight here, before its POST: if the process dies after
+                # LAPOR! applied the POST and before the row is recorded done, the next
+                # attempt reads back first instead of posting a second time. A row already
+                # uncertain is read back before any POST and needs no new mark; a row that
+                # will not be posted (its case gone, no LAPOR! id) gets none.
+                if not row.uncertain and _will_post(row, case):
                     session.execute(_MARK_IN_FLIGHT, {"row_id": row.id})
-                head = _Head(row, case, in_flight)
+                head = _Head(row, case)
         if recorded:
             with self._lock:
                 result.delivered += 1
@@ -332,7 +336,7 @@ class Pusher:
             template_code=str(row.payload.get("template_code", "")),
             is_secret=bool(row.payload.get("is_secret", False)),
         )
-        self._mark_in_flight(head)
+        self._note_posting(head)
         return str(self.target.add_followup(req, files)), False
 
     def _find_followup(self, lapor_id: int, row_id: int) -> str | None:
@@ -353,7 +357,7 @@ class Pusher:
         target = int(row.payload["institution_id"])
         if row.uncertain and self.target.complaint(lapor_id).disposition_id == target:
             return str(target), True
-        self._mark_in_flight(head)
+        self._note_posting(head)
         self.target.forward(ForwardRequest(complaint_id=lapor_id, institution_id=target,
                                            reason_description=row.payload.get("reason", "")))
         return str(target), False
@@ -376,7 +380,7 @@ class Pusher:
                 if not batch.next_page_url or not (batch.items or batch.rejected):
                     break
                 page += 1
-        self._mark_in_flight(head)
+        self._note_posting(head)
         doc_ids = self.target.upload_attachments(files) if files else []
         new_id = self.target.create_complaint(NewComplaintRequest(
             title=case["title"], content=content, channel=case["channel"],
@@ -386,18 +390,11 @@ class Pusher:
         ))
         return str(new_id), False
 
-    def _mark_in_flight(self, head: _Head) -> None:
-        """Commit "outcome unknown" *before* posting: if the process dies after LAPOR!
-        applied the POST and before we record it done, the next attempt reads back
-        first instead of posting a second time. (Usually already done by the claim.)"""
-        row = head.row
+    def _note_posting(self, head: _Head) -> None:
+        """Note that the row's POST goes out now (a 4xx answer to it means "not
+        applied"). The claim committed the row in flight already (see _claim)."""
         with self._lock:
-            self._posting.add(row.id)
-        if row.uncertain or head.in_flight:
-            return
-        with self.sessions() as session, session.begin():
-            session.execute(_MARK_IN_FLIGHT, {"row_id": row.id})
-        row.uncertain = True
+            self._posting.add(head.row.id)
 
     # -- outcomes --------------------------------------------------------------------
 
