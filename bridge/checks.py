@@ -12,6 +12,9 @@ def check_settings(settings: Settings) -> None:
     from bridge.workflow.defaults import build_workflow
     from bridge.workflow.errors import WorkflowProfileError
 
+    from bridge.lapor.api_profile import profile_of
+
+    profile_of(settings.lapor, settings.source)
     try:
         calendar = calendar_from_mapping(settings.section("calendar"),
                                          tz=settings.regency.timezone)

@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -75,6 +76,15 @@ class RegencySettings(_Section):
         return value
 
 
+#: The ``[lapor]`` path settings and the profile endpoint each one overrides.
+ENDPOINT_OF_PATH: dict[str, str] = {
+    "inbox_path": "inbox", "complaint_path": "complaint", "followups_path": "followups",
+    "followup_add_path": "followup_add", "reject_path": "forward", "create_path": "create",
+    "upload_path": "upload", "institutions_path": "institutions",
+    "templates_path": "templates",
+}
+
+
 class LaporSettings(_Section):
     """Where and how to reach LAPOR!. Every endpoint is a setting (see LAPOR-API.md)."""
 
@@ -82,15 +92,23 @@ class LaporSettings(_Section):
     bearer_header: Literal["auth", "Authorization"] = "auth"
     institution_id: int = Field(default=1, ge=1)
     user_id: int = Field(default=1, ge=1)
-    inbox_path: str = "/complaints/inbox"
-    complaint_path: str = "/complaints/{id}/complaint"
-    followups_path: str = "/complaints/{id}/followups"
-    followup_add_path: str = "/complaints/followup/add"
-    reject_path: str = "/complaints/process/{id}/reject"
-    create_path: str = "/complaints/complaint"
-    upload_path: str = "/complaints/complaint/file"
-    institutions_path: str = "/masters/institutions/external"
-    templates_path: str = "/masters/templates"
+    #: The API profile: a shipped name (``lapor-v3``, ``lapor-flat``) or a TOML file. It
+    #: holds every wire shape: endpoints, envelopes and each field's candidate paths.
+    api_profile: str = "lapor-v3"
+    #: Keys laid over the profile (same layout as a profile file), e.g.
+    #: ``[lapor.api.fields.complaint] category = ["kategori.nama"]``.
+    api: dict[str, Any] = Field(default_factory=dict)
+    #: Endpoint paths: each overrides the profile's path when set ("" switches the inbox
+    #: off: the bridge then tracks known ids alone).
+    inbox_path: str | None = None
+    complaint_path: str | None = None
+    followups_path: str | None = None
+    followup_add_path: str | None = None
+    reject_path: str | None = None
+    create_path: str | None = None
+    upload_path: str | None = None
+    institutions_path: str | None = None
+    templates_path: str | None = None
     page_size: int = Field(default=100, ge=1, le=1000)
     requests_per_second: float = Field(default=5.0, gt=0)
     connect_timeout: float = Field(default=5.0, gt=0)
@@ -127,7 +145,9 @@ class LaporSettings(_Section):
         "templates_path",
     )
     @classmethod
-    def _path(cls, value: str) -> str:
+    def _path(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or (value == "" and info.field_name == "inbox_path"):
+            return value
         if not value.startswith("/"):
             raise ValueError("expected a path starting with /")
         return value
@@ -313,6 +333,12 @@ def settings_from_mapping(
             secrets[key] = env[var]
     raw["secrets"] = secrets
     raw["source"] = source
+    lapor = raw.get("lapor")
+    if isinstance(lapor, Mapping) and base_dir is not None:
+        ref = lapor.get("api_profile")
+        # A profile file is found beside the config that names it, wherever one runs from.
+        if isinstance(ref, str) and ref.endswith(".toml") and not Path(ref).is_absolute():
+            raw["lapor"] = {**lapor, "api_profile": str(base_dir / ref)}
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:

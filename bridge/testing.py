@@ -368,17 +368,16 @@ class FakeLapor:
         institution_id: int = FAKE_INSTITUTION_ID,
         paths: Mapping[str, str] | None = None,
     ) -> None:
-        from bridge.config import LaporSettings
+        from bridge.config import ENDPOINT_OF_PATH
+        from bridge.lapor.api_profile import load_profile
 
         self.base_url = base_url.rstrip("/")
         self.bearer = bearer
         self.token = token
         self.institution_id = institution_id
-        defaults = LaporSettings(base_url=self.base_url)
-        self.paths = {name: getattr(defaults, name) for name in (
-            "inbox_path", "complaint_path", "followups_path", "followup_add_path",
-            "reject_path", "create_path", "upload_path", "institutions_path",
-            "templates_path")}
+        profile = load_profile()
+        self.paths = {name: profile.endpoint(endpoint).path
+                      for name, endpoint in ENDPOINT_OF_PATH.items()}
         self.paths.update(paths or {})
         self.reports: dict[int, dict[str, Any]] = {}
         self.followups: dict[int, list[dict[str, Any]]] = {}

@@ -345,13 +345,14 @@ def test_200_that_is_not_json_or_has_no_envelope(router: respx.Router, client: L
     assert "text/html" in str(info.value) and "Gateway login" in str(info.value)
     assert not isinstance(info.value, OutcomeUnknown)
 
-    with pytest.raises(MalformedResponse, match=r"no 'results' envelope \(top-level keys \['data'\]\)"):
+    with pytest.raises(MalformedResponse,
+                       match=r"results.data is missing, expected a list \(top-level keys \['data'\]\)"):
         client.inbox_page(None)
-    with pytest.raises(MalformedResponse, match="no 'results' envelope .a list at top level"):
+    with pytest.raises(MalformedResponse, match="a list at top level, expected an object"):
         client.inbox_page(None)
     with pytest.raises(MalformedResponse, match="results.data is an object, expected a list"):
         client.inbox_page(None)
-    with pytest.raises(MalformedResponse, match="'results' is a string, expected an object"):
+    with pytest.raises(MalformedResponse, match="results.data is missing, expected a list"):
         client.inbox_page(None)
 
 
@@ -657,7 +658,7 @@ def test_malformed_items_are_quarantined_and_the_rest_returned(
     assert page.items[1].is_anonymous is True
     reasons = {(r.remote_id, r.reason) for r in page.rejected}
     assert reasons == {
-        (None, "id: missing"),
+        (None, "id: missing (tried id | complaint_id)"),
         ("abc", "id: input should be a valid integer, unable to parse string as an integer "
                 "(got 'abc')"),
         ("3", "content: 2,000,000 characters, over the limit of 100,000"),
@@ -838,9 +839,10 @@ def test_forward_create_and_upload(
     )
     client.forward(ForwardRequest(complaint_id=5, institution_id=31,
                                   reason_description="Bukan kewenangan kami"))
-    form = parse_qs(fwd.calls.last.request.content.decode())
-    assert form == {"is_request": ["1"], "reason": ["31"],
-                    "reason_description": ["Bukan kewenangan kami"], "not_authority": ["1"]}
+    # lapor-v3 (the default profile): a JSON body with numbers, as the public client sends.
+    assert json.loads(fwd.calls.last.request.content) == {
+        "is_request": 1, "reason": 31, "reason_description": "Bukan kewenangan kami",
+        "not_authority": 1}
     assert caplog.text == ""
 
     create = router.post("/complaints/complaint").mock(
@@ -850,7 +852,9 @@ def test_forward_create_and_upload(
         title="Antrean izin", content="Lama sekali", channel="surat", attachments=["a1", "a2"]))
     assert new_id == 1916449
     body = json.loads(create.calls.last.request.content)
-    assert body["title"] == "Antrean izin" and body["attachments"] == ["a1", "a2"]
+    # lapor-v3: an integer channel code and the upload ids as the text "[...]".
+    assert body["title"] == "Antrean izin" and body["attachments"] == '["a1","a2"]'
+    assert body["channel"] == 13
     assert body["is_anonymous"] is False and "category_id" not in body
 
     upload = router.post("/complaints/complaint/file").mock(

@@ -93,7 +93,7 @@ def world(tmp_path: Path, lapor_mock: FakeLapor, smtp_sink: SmtpSink,
 def test_rahasia_forwarded_carries_no_identity(world: Deployment, lapor_mock: FakeLapor) -> None:
     # What went to LAPOR!: the disposition to the OPD and the "bukan wewenang" to the body.
     assert [f["institution_to"]["id"] for f in lapor_mock.followups[7401]] == [41290]
-    assert [(f["complaint_id"], f["reason"]) for f in lapor_mock.forwards] == [(7403, "3871")]
+    assert [(f["complaint_id"], f["reason"]) for f in lapor_mock.forwards] == [(7403, 3871)]
     for request in lapor_mock.requests:
         body = request.content.decode("utf-8", "replace")
         assert leaks(body + str(request.url), SECRET) == []

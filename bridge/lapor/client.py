@@ -40,10 +40,11 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import SecretStr, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from bridge.config import ENV_BEARER, ENV_TOKEN, ConfigError, LaporSettings, Secrets
+from bridge.lapor.api_profile import ApiProfile, profile_of
 from bridge.lapor.budget import RequestBudget
 from bridge.lapor.errors import (
     AuthError,
@@ -68,13 +69,15 @@ from bridge.lapor.models import (
     RemoteComplaint,
     RemoteFollowup,
     Template,
+    WireModel,
     drop_nul,
 )
+from bridge.lapor.shapes import MISSING, Shapes, get_path
 from bridge.redact import Scrubber
 
 logger = logging.getLogger("bridge.lapor.client")
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=WireModel)
 
 #: A file to send: (file name, content, MIME type).
 FileTuple = tuple[str, bytes, str]
@@ -237,6 +240,16 @@ def describe_validation(exc: ValidationError) -> str:
     return _one_line(f"{where}: {problem}", 500)
 
 
+def _dotted(path: tuple[str, ...] | None) -> str:
+    return ".".join(path) if path else "the body"
+
+
+def _form_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
 def _positive_id(value: int, name: str) -> int:
     # The id goes into a URL path: never let anything but a positive integer through.
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -270,6 +283,9 @@ class LaporClient:
         bearer = _secret(secrets.bearer, "bearer", ENV_BEARER)
         token = _secret(secrets.token, "token", ENV_TOKEN)
         self.settings = settings
+        #: Every wire shape: endpoints, envelopes, candidate paths (see api_profile).
+        self.profile: ApiProfile = profile_of(settings)
+        self.shapes = Shapes(self.profile)
         self.budget = budget if budget is not None else RequestBudget(settings.requests_per_second)
         self._sleep = sleep
         self._now = now
@@ -337,26 +353,49 @@ class LaporClient:
             params["updated_since"] = updated_since.astimezone(JAKARTA).isoformat(
                 timespec="seconds"
             )
-        call = _Call("GET", self.settings.inbox_path, params=params)
-        return self._page(call, self._send(call), RemoteComplaint, page=page, seen=set())
+        path = self.profile.endpoint("inbox").path
+        if not path:
+            raise NotFound("GET (inbox): inbox not available: the API profile has no inbox "
+                           "path (tracking known cases only)", method="GET", endpoint="")
+        call = _Call("GET", path, params=params)
+        return self._page(call, self._send(call), RemoteComplaint, "inbox", page=page,
+                          seen=set())
+
+    @property
+    def has_inbox(self) -> bool:
+        """Whether the profile names an inbox listing at all."""
+        return bool(self.profile.endpoint("inbox").path)
 
     def complaint(self, complaint_id: int) -> ComplaintDetail:
         """The detail of one report. ``results.data_logs`` (the disposition history) is
         kept on the model as the extra attribute ``data_logs`` (raw list)."""
-        path = self._path(self.settings.complaint_path, complaint_id)
+        detail, _ = self.complaint_with_source(complaint_id)
+        return detail
+
+    def complaint_with_source(self, complaint_id: int) -> tuple[ComplaintDetail, dict[str, Any]]:
+        """The detail and the object LAPOR! sent for it (without the reporter's identity
+        when the report hides it), for a caller that keeps the raw payload."""
+        path = self._path(self.profile.endpoint("complaint").path, complaint_id)
         call = _Call("GET", path)
-        results = self._send(call)
-        data = results.get("data")
+        body = self._send(call)
+        where = self.shapes.envelope("complaint", "item")
+        data = get_path(body, where) if where else body
         if not isinstance(data, dict):
-            raise self._malformed(call, f"results.data is {_json_type(data)}, expected an object")
-        raw = dict(data)
-        logs = results.get("data_logs")
-        if logs is not None and "data_logs" not in raw:
-            raw["data_logs"] = logs
+            raise self._malformed(
+                call, f"{_dotted(where)} is {_json_type(data)}, expected an object")
+        fields = self.shapes.normalize("complaint", data)
+        logs_at = self.shapes.envelope("complaint", "logs")
+        logs = get_path(body, logs_at) if logs_at else MISSING
+        if isinstance(logs, list):
+            fields["data_logs"] = logs
+        if self.shapes.hides_identity(data):
+            fields["reporter"] = None
         try:
-            return ComplaintDetail.model_validate(raw)
+            detail = ComplaintDetail.model_validate(fields)
         except ValidationError as exc:
-            raise self._malformed(call, f"results.data: {describe_validation(exc)}") from None
+            raise self._malformed(
+                call, f"{_dotted(where)}: {self._reason('complaint', exc)}") from None
+        return detail, self.shapes.private(data)
 
     def followup_listing(
         self, complaint_id: int, *, max_pages: int = MAX_PAGES
@@ -365,8 +404,8 @@ class LaporClient:
         in ``rejected`` (raw JSON kept). Use this for a read-back after
         :class:`OutcomeUnknown`: a rejected item may still be the bridge's own post, so
         search the rejected payloads for the marker too before posting again."""
-        path = self._path(self.settings.followups_path, complaint_id)
-        return self._collect(path, RemoteFollowup, {}, max_pages)
+        path = self._path(self.profile.endpoint("followups").path, complaint_id)
+        return self._collect("followups", path, RemoteFollowup, {}, max_pages)
 
     def followups(self, complaint_id: int) -> list[RemoteFollowup]:
         """Every valid follow-up of a report (all pages). Items that fail validation are
@@ -377,53 +416,53 @@ class LaporClient:
 
     def institutions(self) -> list[Named]:
         """LAPOR!'s external institutions (all pages); invalid items skipped with a warning."""
-        listing = self._collect(
-            self.settings.institutions_path, Named, {"page_size": 1000}, MAX_PAGES
-        )
+        listing = self._collect("institutions", self.profile.endpoint("institutions").path,
+                                Named, {"page_size": 1000}, MAX_PAGES)
         self._warn_rejected("institution", listing.rejected)
         return listing.items
 
     def templates(self) -> list[Template]:
         """LAPOR!'s reply templates (all pages); invalid items skipped with a warning."""
-        listing = self._collect(
-            self.settings.templates_path, Template, {"page_size": 1000}, MAX_PAGES
-        )
+        listing = self._collect("templates", self.profile.endpoint("templates").path,
+                                Template, {"page_size": 1000}, MAX_PAGES)
         self._warn_rejected("template", listing.rejected)
         return listing.items
 
     # ----------------------------------------------------------------- writing
 
-    def add_followup(self, req: FollowupRequest, attachments: Sequence[FileTuple] = ()) -> int:
-        """Post a follow-up (multipart, files as ``attachment[i]``); return its new id.
+    def add_followup(self, req: FollowupRequest, attachments: Sequence[FileTuple] = ()
+                     ) -> int | None:
+        """Post a follow-up (files as ``attachment[i]``); return its new id, or None when
+        the profile lets LAPOR!'s answer go without one.
 
         The content is sent as given: the caller appends the bridge's marker. Raises
         :class:`OutcomeUnknown` when the post may have been applied."""
-        fields = {
-            "complaint_id": str(req.complaint_id),
-            "user_id": str(req.user_id),
-            "institution_from_id": str(req.institution_from_id),
-            "institution_to_id": str(req.institution_to_id),
+        fields: dict[str, Any] = {
+            "complaint_id": req.complaint_id,
+            "user_id": req.user_id,
+            "institution_from_id": req.institution_from_id,
+            "institution_to_id": req.institution_to_id,
             "template_code": req.template_code,
-            "rating": str(req.rating),
-            "is_secret": "1" if req.is_secret else "0",
+            "rating": req.rating,
+            "is_secret": req.is_secret,
             "content": req.content,
         }
-        files = [*self._form_parts(fields), *self._file_parts("attachment[{i}]", attachments)]
-        call = _Call("POST", self.settings.followup_add_path, files=files)
-        return self._new_id(call, self._send(call))
+        endpoint = self.profile.endpoint("followup_add")
+        call = self._write_call("followup_add", endpoint.path, fields,
+                                self._file_parts("attachment[{i}]", attachments))
+        return self._new_id(call, self._send(call), "followup_add")
 
     def forward(self, req: ForwardRequest) -> None:
         """LAPOR!'s "bukan wewenang": move the report's disposition to another body."""
-        path = self._path(self.settings.reject_path, req.complaint_id)
-        data = {
-            "is_request": "1",
-            "reason": str(req.institution_id),
+        path = self._path(self.profile.endpoint("forward").path, req.complaint_id)
+        fields: dict[str, Any] = {
+            "is_request": 1,
+            "reason": req.institution_id,
             "reason_description": req.reason_description,
-            "not_authority": "1",
+            "not_authority": 1,
         }
-        call = _Call("POST", path, data=data)
-        results = self._send(call)
-        moved = results.get("data")
+        call = self._write_call("forward", path, fields)
+        moved = get_path(self._send(call), ("results", "data"))
         if isinstance(moved, dict) and moved.get("disposition_id") not in (
             None,
             req.institution_id,
@@ -437,9 +476,28 @@ class LaporClient:
             )
 
     def create_complaint(self, req: NewComplaintRequest) -> int:
-        """Push a local-origin report up to LAPOR! (JSON body); return its new id."""
-        call = _Call("POST", self.settings.create_path, json=req.model_dump(exclude_none=True))
-        return self._new_id(call, self._send(call))
+        """Push a local-origin report up to LAPOR!; return its new id. The channel,
+        the upload ids and the flags are written as the profile's ``[create]`` says."""
+        shape = self.profile.create
+        fields: dict[str, Any] = req.model_dump(exclude_none=True)
+        if shape.channel == "code":
+            code = shape.channel_codes.get(req.channel, shape.default_channel_code)
+            if code is None:
+                raise ConfigError("<config>", "lapor.api.create.channel_codes",
+                                  f"no LAPOR! code for channel {req.channel!r}")
+            fields["channel"] = code
+        if shape.attachments == "json-string":
+            fields["attachments"] = json.dumps([int(a) if a.isdigit() else a
+                                                for a in req.attachments],
+                                               separators=(",", ":"))
+        if shape.flags == "int":
+            fields = {k: int(v) if isinstance(v, bool) else v for k, v in fields.items()}
+        call = self._write_call("create", self.profile.endpoint("create").path, fields)
+        new_id = self._new_id(call, self._send(call), "create")
+        if new_id is None:
+            raise self._malformed(call, "no id of the new complaint in the answer (tried "
+                                  + " | ".join(self.profile.endpoint("create").new_id) + ")")
+        return new_id
 
     def upload_attachments(self, files: Sequence[FileTuple]) -> list[str]:
         """Upload files (multipart ``attachments[]``); return their ids in order."""
@@ -447,18 +505,20 @@ class LaporClient:
             return []
         call = _Call(
             "POST",
-            self.settings.upload_path,
+            self.profile.endpoint("upload").path,
             files=list(self._file_parts("attachments[]", files)),
         )
-        results = self._send(call)
-        docs = results.get("docs")
+        where = self.shapes.envelope("upload", "list")
+        body = self._send(call)
+        docs = get_path(body, where) if where else body
         if not isinstance(docs, list):
-            raise self._malformed(call, f"results.docs is {_json_type(docs)}, expected a list")
+            raise self._malformed(call, f"{_dotted(where)} is {_json_type(docs)}, "
+                                  "expected a list")
         ids: list[str] = []
         for n, doc in enumerate(docs):
             doc_id = doc.get("id") if isinstance(doc, dict) else None
             if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)) or doc_id == "":
-                raise self._malformed(call, f"results.docs[{n}].id: missing or not an id")
+                raise self._malformed(call, f"{_dotted(where)}[{n}].id: missing or not an id")
             ids.append(str(doc_id))
         if len(ids) != len(files):
             raise self._malformed(call, f"sent {len(files)} files, LAPOR! returned {len(ids)} ids")
@@ -633,18 +693,10 @@ class LaporClient:
                 f"HTTP {response.status_code} body is not JSON ({_one_line(kind, 60)}, "
                 f"{len(response.content)} bytes" + (f", starts with {start!r})" if start else ")"),
             ) from None
-        if not isinstance(body, dict) or "results" not in body:
-            got = (
-                f"top-level keys {self._scrub(_one_line(str(sorted(map(str, body))), 120))}"
-                if isinstance(body, dict)
-                else f"{_json_type(body)} at top level"
-            )
-            raise self._malformed(call, f"no 'results' envelope ({got})")
-        results = body["results"]
-        if not isinstance(results, dict):
-            raise self._malformed(call, f"'results' is {_json_type(results)}, expected an object")
+        if not isinstance(body, dict):
+            raise self._malformed(call, f"{_json_type(body)} at top level, expected an object")
         # JSON can carry NUL only escaped (a raw control character is not JSON).
-        return drop_nul(results) if b"\\u0000" in response.content else results
+        return drop_nul(body) if b"\\u0000" in response.content else body
 
     def _error_body(self, response: httpx.Response) -> tuple[str, dict[str, list[str]]]:
         """LAPOR!'s ``message`` and ``errors`` from a refusal, scrubbed; the text of the
@@ -751,26 +803,38 @@ class LaporClient:
     def _page(
         self,
         call: _Call,
-        results: dict[str, Any],
+        body: dict[str, Any],
         model: type[M],
+        endpoint: str,
         *,
         page: int,
         seen: set[str],
     ) -> Page[M]:
-        data = results.get("data")
+        shapes = self.shapes
+        list_at = shapes.envelope(endpoint, "list")
+        data = get_path(body, list_at) if list_at else body
         if not isinstance(data, list):
-            raise self._malformed(call, f"results.data is {_json_type(data)}, expected a list")
-        next_url = results.get("next_page_url")
+            got = _json_type(data) if data is not MISSING else "missing"
+            keys = (f" (top-level keys {self._scrub(_one_line(str(sorted(map(str, body))), 120))})"
+                    if data is MISSING else "")
+            raise self._malformed(call, f"{_dotted(list_at)} is {got}, expected a list{keys}")
+        next_at = shapes.envelope(endpoint, "next")
+        next_url = get_path(body, next_at) if next_at else None
+        if next_url is MISSING:
+            next_url = None
         if next_url is not None and not isinstance(next_url, str):
             raise self._malformed(
-                call, f"results.next_page_url is {_json_type(next_url)}, expected a string"
+                call, f"{_dotted(next_at)} is {_json_type(next_url)}, expected a string"
             )
-        current = results.get("current_page", page)
+        page_at = shapes.envelope(endpoint, "page")
+        current = get_path(body, page_at) if page_at else MISSING
+        if current is MISSING or current is None:
+            current = page
         if isinstance(current, str) and current.isdigit():
             current = int(current)
         if isinstance(current, bool) or not isinstance(current, int):
             raise self._malformed(
-                call, f"results.current_page is {_short_repr(current)}, expected a number"
+                call, f"{_dotted(page_at)} is {_short_repr(current)}, expected a number"
             )
         items: list[M] = []
         rejected: list[RejectedItem] = []
@@ -781,9 +845,15 @@ class LaporClient:
                 rejected.append(refusal)
             elif item is not None:
                 items.append(item)
-                sources[str(getattr(item, "id", ""))] = raw
+                sources[str(getattr(item, "id", ""))] = (
+                    shapes.private(raw) if model.wire_kind == "complaint" else raw)
         return Page(items=items, rejected=rejected, sources=sources,
                     next_page_url=next_url or None, page=current)
+
+    def parse_item(self, raw: Any, model: type[M]) -> tuple[M | None, RejectedItem | None]:
+        """One listing item through the profile: the model, or the reason it is refused
+        (with its payload, without identity where the report hides it)."""
+        return self._item(raw, model, set())
 
     def _item(
         self, raw: Any, model: type[M], seen: set[str]
@@ -793,7 +863,9 @@ class LaporClient:
                 remote_id=None, reason=f"item: expected an object, got {_json_type(raw)}",
                 payload=json.dumps(raw, ensure_ascii=False),
             )
-        raw_id = raw.get("id")
+        kind = model.wire_kind
+        fields = self.shapes.normalize(kind, raw)
+        raw_id = fields.get("id")
         remote_id = (
             str(raw_id)
             if isinstance(raw_id, (str, int, float)) and not isinstance(raw_id, bool)
@@ -802,38 +874,77 @@ class LaporClient:
 
         def reject(reason: str) -> tuple[M | None, RejectedItem]:
             # Serialised only here: most items pass, and their JSON is not needed.
+            kept = self.shapes.private(raw) if kind == "complaint" else raw
             return None, RejectedItem(remote_id=remote_id, reason=reason,
-                                      payload=json.dumps(raw, ensure_ascii=False))
+                                      payload=json.dumps(kept, ensure_ascii=False))
 
-        content = raw.get("content")
+        content = fields.get("content")
         limit = self.settings.max_content_chars
         if isinstance(content, str) and len(content) > limit:
             return reject(f"content: {len(content):,} characters, over the limit of {limit:,}")
+        if kind == "complaint" and self.shapes.hides_identity(raw):
+            fields["reporter"] = None
         try:
-            item = model.model_validate(raw)
+            item = model.model_validate(fields)
         except ValidationError as exc:
-            return reject(describe_validation(exc))
+            return reject(self._reason(kind, exc))
         key = str(getattr(item, "id", remote_id))
         if key in seen:
             return reject(f"id: {key} repeats an earlier item of this listing")
         seen.add(key)
         return item, None
 
-    def _new_id(self, call: _Call, results: dict[str, Any]) -> int:
-        data = results.get("data")
-        if not isinstance(data, dict):
-            raise self._malformed(call, f"results.data is {_json_type(data)}, expected an object")
-        new_id = data.get("id")
+    def _reason(self, kind: str, exc: ValidationError) -> str:
+        """The one-line reason, naming the paths tried for a field found nowhere and never
+        quoting a reporter's identity."""
+        errors = exc.errors(include_url=False)
+        first = errors[0] if errors else None
+        if first is not None and first["loc"]:
+            name = str(first["loc"][0])
+            if first["type"] == "missing" and name in self.profile.fields.get(kind, {}):
+                more = len(errors) - 1
+                extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+                return f"{name}: missing (tried {self.shapes.tried(kind, name)}){extra}"
+            if name == "reporter":
+                return _one_line(f"{'.'.join(map(str, first['loc']))}: "
+                                 f"{str(first['msg']).removeprefix('Value error, ')}", 500)
+        return describe_validation(exc)
+
+    def _new_id(self, call: _Call, body: dict[str, Any], endpoint: str) -> int | None:
+        value, where = self.shapes.new_id(endpoint, body)
+        if value is MISSING:
+            if not self.profile.endpoint(endpoint).id_required:
+                return None
+            tried = " | ".join(self.profile.endpoint(endpoint).new_id)
+            raise self._malformed(call, f"no id of the new object in the answer (tried {tried})")
+        new_id = value
         if isinstance(new_id, str) and new_id.isdigit():
             new_id = int(new_id)
         if isinstance(new_id, bool) or not isinstance(new_id, int) or new_id < 1:
             raise self._malformed(
-                call, f"results.data.id is {_short_repr(new_id)}, expected a positive integer"
+                call, f"{where} is {_short_repr(new_id)}, expected a positive integer"
             )
         return new_id
 
+    def _write_call(self, endpoint: str, path: str, fields: Mapping[str, Any],
+                    files: Sequence[tuple[str, tuple[str | None, bytes, str | None]]] = ()
+                    ) -> _Call:
+        """A POST with ``fields`` in the profile's encoding: a JSON body keeps numbers and
+        booleans as they are; a form or multipart body carries text (flags as 1/0)."""
+        encoding = self.profile.endpoint(endpoint).encoding
+        if encoding == "json":
+            if files:
+                raise ConfigError("<config>", f"lapor.api.endpoints.{endpoint}.encoding",
+                                  "files cannot travel in a JSON body; use multipart")
+            return _Call("POST", path, json=dict(fields))
+        text = {name: _form_text(value) for name, value in fields.items()}
+        if encoding == "multipart" or files:
+            return _Call("POST", path, files=[*self._form_parts(text), *files])
+        return _Call("POST", path, data=text)
+
     def _collect(
-        self, path: str, model: type[M], params: Mapping[str, str | int], max_pages: int
+        self, endpoint: str, path: str, model: type[M], params: Mapping[str, str | int],
+        max_pages: int,
     ) -> Page[M]:
         """Read every page of a listing by page number, guarding against loops."""
         items: list[M] = []
@@ -844,7 +955,8 @@ class LaporClient:
         page = 1
         for read in range(1, max_pages + 1):
             call = _Call("GET", path, params={**params, "page": page})
-            current = self._page(call, self._send(call), model, page=page, seen=seen_ids)
+            current = self._page(call, self._send(call), model, endpoint, page=page,
+                                 seen=seen_ids)
             items.extend(current.items)
             rejected.extend(current.rejected)
             sources.update(current.sources)

@@ -8,7 +8,7 @@ field the bridge reads is validated: a malformed item is quarantined, never gues
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -101,14 +101,18 @@ class WireModel(BaseModel):
     """What LAPOR! sends: unknown fields kept (the raw payload survives), immutable."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
+    #: The kind of object in the API profile's field table that this model reads.
+    wire_kind: ClassVar[str] = "named"
 
 
 class Named(WireModel):
+    wire_kind: ClassVar[str] = "named"
     id: Int
     name: str
 
 
 class Attachment(WireModel):
+    wire_kind: ClassVar[str] = "attachment"
     id: Code
     name: str
     url: str | None = None
@@ -118,6 +122,7 @@ class Attachment(WireModel):
 
 class Reporter(WireModel):
     """The complainant as LAPOR! gives them to the handling admin (hidden when anonim)."""
+    wire_kind: ClassVar[str] = "reporter"
 
     name: str | None = None
     email: str | None = None
@@ -126,6 +131,7 @@ class Reporter(WireModel):
 
 class RemoteComplaint(WireModel):
     """One report as the inbox lists it."""
+    wire_kind: ClassVar[str] = "complaint"
 
     id: Int = Field(ge=1)
     tracking_id: Code
@@ -139,7 +145,7 @@ class RemoteComplaint(WireModel):
     is_secret: Flag
     category: str | None = None
     location: str | None = None
-    channel: str | None = None
+    channel: Code | None = None
     reporter: Reporter | None = None
     attachments: list[Attachment] = Field(default_factory=list)
     created_at: RemoteTime
@@ -147,12 +153,14 @@ class RemoteComplaint(WireModel):
 
 
 class StatusLog(WireModel):
+    wire_kind: ClassVar[str] = "status_log"
     note: str | None = None
     timestamp: RemoteTime
 
 
 class ComplaintDetail(WireModel):
     """``GET /complaints/{id}/complaint`` → ``results.data``."""
+    wire_kind: ClassVar[str] = "complaint"
 
     id: Int
     status_code: Code
@@ -163,6 +171,7 @@ class ComplaintDetail(WireModel):
 
 
 class RemoteFollowup(WireModel):
+    wire_kind: ClassVar[str] = "followup"
     id: Int
     complaint_id: Int | None = None
     content: str
@@ -174,6 +183,7 @@ class RemoteFollowup(WireModel):
 
 
 class Template(WireModel):
+    wire_kind: ClassVar[str] = "template"
     id: Int
     code: str | None = None
     name: str | None = None

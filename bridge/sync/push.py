@@ -54,7 +54,7 @@ FileTuple = tuple[str, bytes, str]
 class PushTarget(Protocol):
     """What the push needs of the LAPOR! client."""
 
-    def add_followup(self, req: FollowupRequest, attachments: Any = ()) -> int: ...
+    def add_followup(self, req: FollowupRequest, attachments: Any = ()) -> int | None: ...
     def followup_listing(self, complaint_id: int) -> Page[RemoteFollowup]: ...
     def forward(self, req: ForwardRequest) -> None: ...
     def complaint(self, complaint_id: int) -> ComplaintDetail: ...
@@ -337,7 +337,8 @@ class Pusher:
             is_secret=bool(row.payload.get("is_secret", False)),
         )
         self._note_posting(head)
-        return str(self.target.add_followup(req, files)), False
+        new_id = self.target.add_followup(req, files)
+        return (str(new_id) if new_id is not None else None), False
 
     def _find_followup(self, lapor_id: int, row_id: int) -> str | None:
         # Search the rejected items' raw text too: our own post must be recognised even

@@ -25,7 +25,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from bridge.config import LaporSettings
+from bridge.config import ENDPOINT_OF_PATH, LaporSettings
+from bridge.lapor.api_profile import load_profile, profile_of
 from bridge.lapor.models import parse_remote_time
 from bridge.lapor.sandbox.state import (
     SandboxError,
@@ -44,7 +45,7 @@ PATH_NAMES: tuple[str, ...] = (
     "create_path", "upload_path", "institutions_path", "templates_path",
 )
 DEFAULT_PATHS: dict[str, str] = {
-    name: str(LaporSettings.model_fields[name].default) for name in PATH_NAMES
+    name: load_profile().endpoint(ENDPOINT_OF_PATH[name]).path for name in PATH_NAMES
 }
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 1000
@@ -76,11 +77,12 @@ def resolve_paths(paths: Mapping[str, str] | LaporSettings | None) -> dict[str, 
     if paths is None:
         return result
     if isinstance(paths, LaporSettings):
-        return {name: str(getattr(paths, name)) for name in PATH_NAMES}
+        profile = profile_of(paths)
+        return {name: profile.endpoint(ENDPOINT_OF_PATH[name]).path for name in PATH_NAMES}
     for name, value in paths.items():
         if name not in DEFAULT_PATHS:
             raise ValueError(f"unknown sandbox path {name!r}; expected one of {PATH_NAMES}")
-        if not value.startswith("/"):
+        if value and not value.startswith("/"):
             raise ValueError(f"{name}: expected a path starting with /, got {value!r}")
         result[name] = value
     return result
@@ -368,7 +370,8 @@ class _LaporApi:
             if key in fields:
                 value = fields.pop(key)
                 fields["attachments"] = value if isinstance(value, list) else [value]
-        return JSONResponse({"results": {"data": self.state.create_complaint(fields)}})
+        created = self.state.create_complaint(fields)
+        return JSONResponse(self.state.dialect.created(created["id"], created["tracking_id"]))
 
     async def upload(self, request: Request) -> Response:
         _, files = await _form_fields(request)
@@ -501,7 +504,9 @@ def create_app(
     ]
     routes += [Route(prefix + p[name], _LaporEndpoint(api, handler, write), methods=[method],
                      name=name)
-               for name, method, handler, write in lapor]
+               for name, method, handler, write in lapor
+               # An empty path: the endpoint does not exist on this server (no inbox).
+               if p[name]]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _not_found})
     app.state.stopping = api.stopping
     return app

@@ -310,6 +310,18 @@ def institutions_for(our_id: int) -> dict[int, str]:
     return result
 
 
+def person_from(rng: random.Random) -> dict[str, str]:
+    """A made-up complainant: name, e-mail and phone."""
+    first = _FIRST[int(rng.random() * len(_FIRST))]
+    last = _LAST[int(rng.random() * len(_LAST))]
+    num = int(rng.random() * 1000)
+    return {
+        "name": f"{first} {last}",
+        "email": f"{first.lower()}.{last.lower()}{num}@{_MAIL_DOMAINS[num % 3]}",
+        "phone": f"08{int(rng.random() * 10) + 11}{int(rng.random() * 100_000_000):08d}",
+    }
+
+
 class ReportFactory:
     """Builds report dicts (wire shape of an inbox item) and their history from one RNG."""
 
@@ -326,15 +338,7 @@ class ReportFactory:
         return f"att-{self._attachment_seq:07d}"
 
     def person(self) -> dict[str, str]:
-        rng = self.rng
-        first = _FIRST[int(rng.random() * len(_FIRST))]
-        last = _LAST[int(rng.random() * len(_LAST))]
-        num = int(rng.random() * 1000)
-        return {
-            "name": f"{first} {last}",
-            "email": f"{first.lower()}.{last.lower()}{num}@{_MAIL_DOMAINS[num % 3]}",
-            "phone": f"08{int(rng.random() * 10) + 11}{int(rng.random() * 100_000_000):08d}",
-        }
+        return person_from(self.rng)
 
     def attachment(self) -> dict[str, Any]:
         rng = self.rng

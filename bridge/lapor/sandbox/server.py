@@ -49,6 +49,7 @@ class SandboxServer:
     accepts either header name (``auth`` or ``Authorization``); set it to accept only one.
     ``paths`` overrides endpoint paths (LaporSettings field names, or a LaporSettings);
     ``prefix`` puts every LAPOR! path under a base path (admin stays at ``/_sandbox``).
+    ``dialect`` is the shape it answers in (``lapor-v3`` or ``lapor-flat``, see dialect.py).
     """
 
     def __init__(
@@ -68,9 +69,11 @@ class SandboxServer:
         anchor: datetime | None = None,
         state: SandboxState | None = None,
         access_log: bool = False,
+        dialect: str = "lapor-v3",
     ) -> None:
         self.state = state if state is not None else SandboxState(
-            seed, reports, institution_id=institution_id, anchor=anchor, faults=faults)
+            seed, reports, institution_id=institution_id, anchor=anchor, faults=faults,
+            dialect=dialect)
         if state is not None and faults is not None:
             self.state.set_faults(faults)
         self.bearer = bearer

@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bridge.lapor.models import RemoteComplaint, format_local_time, parse_remote_time
+from bridge.lapor.sandbox.dialect import Dialect
 from bridge.lapor.sandbox.faults import FaultInjector, Faults
 from bridge.lapor.sandbox.seed import (
     CATEGORIES,
@@ -232,12 +233,15 @@ class SandboxState:
         anchor: datetime | None = None,
         faults: Faults | Mapping[str, Any] | None = None,
         clock: Callable[[], float] = time.time,
+        dialect: str = "lapor-v3",
     ) -> None:
         if reports < 0:
             raise ValueError("reports must be >= 0")
         if institution_id < 1:
             raise ValueError("institution_id must be >= 1")
         self.seed = seed
+        #: The shapes this sandbox writes (see dialect.py).
+        self.dialect = Dialect(dialect)
         self.institution_id = institution_id
         self.clock = clock
         self.lock = threading.RLock()
@@ -388,7 +392,7 @@ class SandboxState:
     def _fragment(self, rid: int) -> bytes:
         frag = self._json.get(rid)
         if frag is None:
-            frag = _DUMPS(self._reports[rid]).encode()
+            frag = _DUMPS(self.dialect.report(self._reports[rid])).encode()
             self._json[rid] = frag
         return frag
 
@@ -527,7 +531,8 @@ class SandboxState:
         with self.lock:
             data = self._get(rid)
             hist = self._history_of(rid)
-            return copy.deepcopy({"data": {**data, "status_logs": hist.status_logs},
+            return copy.deepcopy({"data": {**self.dialect.report(data),
+                                           "status_logs": hist.status_logs},
                                   "data_logs": hist.data_logs})
 
     def followups_page(self, rid: int, page: int, page_size: int
@@ -655,6 +660,7 @@ class SandboxState:
 
     def create_complaint(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /complaints/complaint``; listed in our inbox if disposed to us."""
+        fields = self.dialect.create_fields(fields)
         v = _Fields(fields)
         title = v.text("title", max_len=500)
         content = v.text("content", max_len=100_000)
