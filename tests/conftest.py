@@ -34,6 +34,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return cluster.create_database(f"t{next(_db_counter)}")
 
 
+#: The API dialects the end-to-end tests run against (the sandbox speaks each).
+DIALECTS = ("lapor-v3", "lapor-flat")
+
+
+@pytest.fixture(params=DIALECTS)
+def dialect(request: pytest.FixtureRequest) -> str:
+    """Each API dialect in turn: the sandbox answers in it, the bridge's profile reads it."""
+    return str(request.param)
+
+
 BASE_CONFIG = {
     "regency": {"name": "Kabupaten Uji", "code": "UJI",
                 "register_format": "{code}/ADU/{year}/{seq:05d}"},
@@ -81,7 +91,12 @@ def runtime_factory(db_url: str):
 
     made: list[Runtime] = []
 
-    def make(base_url: str = "http://127.0.0.1:9", **sections: object) -> Runtime:
+    def make(base_url: str = "http://127.0.0.1:9", dialect: str | None = None,
+             **sections: object) -> Runtime:
+        if dialect is not None:
+            lapor = sections.get("lapor")
+            sections["lapor"] = {"api_profile": dialect,
+                                 **(lapor if isinstance(lapor, dict) else {})}
         rt = Runtime(make_settings(db_url, base_url, **sections))
         made.append(rt)
         return rt

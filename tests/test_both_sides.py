@@ -20,8 +20,9 @@ KASI = Actor("Dewi", "kasi")
 
 
 @pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(seed=9, reports=5, bearer=TEST_BEARER, token=TEST_TOKEN) as server:
+def sandbox(dialect: str) -> Iterator[SandboxServer]:
+    with SandboxServer(seed=9, reports=5, bearer=TEST_BEARER, token=TEST_TOKEN,
+                       dialect=dialect) as server:
         yield server
 
 
@@ -32,7 +33,7 @@ def pull(rt: Any) -> Any:
 
 def test_remote_change_with_rows_in_the_outbox_loses_neither(runtime_factory: Any,
                                                              sandbox: SandboxServer) -> None:
-    rt = runtime_factory(sandbox.url)
+    rt = runtime_factory(sandbox.url, dialect=sandbox.dialect)
     pull(rt)
     with rt.sessions() as s:
         case = s.scalars(select(Case).order_by(Case.id)).first()
@@ -79,12 +80,14 @@ def test_stale_page_never_overwrites_newer_data(runtime_factory: Any,
     from bridge.lapor.models import Page, RemoteComplaint
     from bridge.sync.pull import Puller
 
-    rt = runtime_factory(sandbox.url)
+    rt = runtime_factory(sandbox.url, dialect=sandbox.dialect)
     pull(rt)
     with rt.sessions() as s:
         case = s.scalars(select(Case).order_by(Case.id)).first()
         assert case is not None and case.raw is not None
-        newer = RemoteComplaint.model_validate(case.raw)
+        with rt.client() as client:
+            newer, _ = client.parse_item(case.raw, RemoteComplaint)
+        assert newer is not None
     older = newer.model_copy(update={"title": "judul lama",
                                      "updated_at": newer.updated_at - timedelta(hours=1)})
 

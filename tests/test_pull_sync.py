@@ -17,9 +17,9 @@ from tests.conftest import TEST_BEARER, TEST_TOKEN
 
 
 @pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
+def sandbox(dialect: str) -> Iterator[SandboxServer]:
     with SandboxServer(seed=7, reports=200, bearer=TEST_BEARER, token=TEST_TOKEN,
-                       bearer_header="Authorization") as server:
+                       bearer_header="Authorization", dialect=dialect) as server:
         yield server
 
 
@@ -45,7 +45,7 @@ def store_matches_sandbox(rt: Any, sandbox: SandboxServer) -> None:
 
 
 def test_seed_change_add_and_idempotence(runtime_factory: Any, sandbox: SandboxServer) -> None:
-    rt = runtime_factory(sandbox.url)
+    rt = runtime_factory(sandbox.url, dialect=sandbox.dialect)
     first = pull(rt)
     assert first.created == 200 and first.quarantined == 0
     # page_size 50; each page restarts at the last timestamp read, so pages overlap by one.
@@ -83,7 +83,7 @@ def test_seed_change_add_and_idempotence(runtime_factory: Any, sandbox: SandboxS
 
 
 def test_restart_from_scratch_is_idempotent(runtime_factory: Any, sandbox: SandboxServer) -> None:
-    rt = runtime_factory(sandbox.url)
+    rt = runtime_factory(sandbox.url, dialect=sandbox.dialect)
     pull(rt)
     before = event_kinds(rt)
     with rt.sessions() as s, s.begin():
@@ -96,7 +96,7 @@ def test_restart_from_scratch_is_idempotent(runtime_factory: Any, sandbox: Sandb
 def test_report_changing_between_pages_is_not_missed(runtime_factory: Any,
                                                      sandbox: SandboxServer) -> None:
     sandbox.state.set_faults(change_between_pages=1.0, change_target="served", seed=3)
-    rt = runtime_factory(sandbox.url)
+    rt = runtime_factory(sandbox.url, dialect=sandbox.dialect)
     result = pull(rt)
     moved = sandbox.state.counters().get("changed_between_pages", 0)
     assert moved >= 1
@@ -111,7 +111,7 @@ def test_report_changing_between_pages_is_not_missed(runtime_factory: Any,
 def test_malformed_items_are_quarantined_rest_goes_on(runtime_factory: Any,
                                                       sandbox: SandboxServer) -> None:
     sandbox.state.set_faults(malformed_rate=0.1, seed=5)
-    rt = runtime_factory(sandbox.url)
+    rt = runtime_factory(sandbox.url, dialect=sandbox.dialect)
     result = pull(rt)
     assert result.quarantined > 0
     assert result.created + result.quarantined >= 190
@@ -133,7 +133,7 @@ def test_bad_credentials_keep_the_cursor(runtime_factory: Any) -> None:
     from bridge.lapor.errors import AuthError
 
     with SandboxServer(seed=1, reports=10, bearer="other", token=TEST_TOKEN) as server:
-        rt = runtime_factory(server.url)
+        rt = runtime_factory(server.url, dialect=server.dialect)
         with pytest.raises(AuthError):
             pull(rt)
         with rt.sessions() as s:
@@ -144,7 +144,7 @@ def test_bad_credentials_keep_the_cursor(runtime_factory: Any) -> None:
 
 
 def test_lookback_rereads_without_history(runtime_factory: Any, sandbox: SandboxServer) -> None:
-    rt = runtime_factory(sandbox.url, lapor={"lookback_seconds": 10 * 86400})
+    rt = runtime_factory(sandbox.url, dialect=sandbox.dialect, lapor={"lookback_seconds": 10 * 86400})
     pull(rt)
     before = event_kinds(rt)
     again = pull(rt)
@@ -154,7 +154,7 @@ def test_lookback_rereads_without_history(runtime_factory: Any, sandbox: Sandbox
 
 def test_wide_reconciliation_does_not_move_cursor_back(runtime_factory: Any,
                                                        sandbox: SandboxServer) -> None:
-    rt = runtime_factory(sandbox.url)
+    rt = runtime_factory(sandbox.url, dialect=sandbox.dialect)
     pull(rt)
     with rt.sessions() as s:
         cursor = s.get(SyncCursor, "inbox")
@@ -169,7 +169,7 @@ def test_wide_reconciliation_does_not_move_cursor_back(runtime_factory: Any,
 
 
 def test_sync_cycle_reports(runtime_factory: Any, sandbox: SandboxServer) -> None:
-    rt = runtime_factory(sandbox.url)
+    rt = runtime_factory(sandbox.url, dialect=sandbox.dialect)
     report = run_cycle(rt)
     assert report["pull"]["created"] == 200
     assert any(line.startswith("pull inbox") for line in report["lines"])
@@ -179,19 +179,23 @@ def test_raw_payload_is_kept_as_lapor_sent_it(runtime_factory: Any,
                                                sandbox: SandboxServer) -> None:
     # Kept as received (not re-serialised from the model): LAPOR!'s own time text and flag
     # values; the identity of an anonim reporter still dropped.
-    rt = runtime_factory(sandbox.url)
+    rt = runtime_factory(sandbox.url, dialect=sandbox.dialect)
     pull(rt)
     remote = {r["id"]: r for r in sandbox.state.reports(listed_only=True)}
     with rt.sessions() as s:
         cases = list(s.scalars(select(Case)))
     anonymous = [c for c in cases if c.is_anonymous]
     assert anonymous and len(anonymous) < len(cases)
+    key = "user" if sandbox.dialect == "lapor-v3" else "reporter"
     for case in cases:
-        sent = remote[case.lapor_id]
+        sent = sandbox.state.dialect.report(remote[case.lapor_id])
         assert case.raw is not None
         assert case.raw["updated_at"] == sent["updated_at"]
         assert case.raw["is_secret"] == sent["is_secret"]
-        if case.is_anonymous:
-            assert case.raw["reporter"] is None and case.reporter is None
+        if case.is_anonymous or case.is_secret:
+            # Neither an anonim nor a rahasia reporter is kept in the raw payload.
+            assert case.raw[key] is None
         else:
-            assert case.raw["reporter"] == sent["reporter"]
+            assert case.raw[key] == sent[key]
+        if case.is_anonymous:
+            assert case.reporter is None

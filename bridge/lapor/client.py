@@ -388,7 +388,7 @@ class LaporClient:
         logs = get_path(body, logs_at) if logs_at else MISSING
         if isinstance(logs, list):
             fields["data_logs"] = logs
-        if self.shapes.hides_identity(data):
+        if fields.get("is_anonymous") in (True, 1, "1", "true"):
             fields["reporter"] = None
         try:
             detail = ComplaintDetail.model_validate(fields)
@@ -882,8 +882,6 @@ class LaporClient:
         limit = self.settings.max_content_chars
         if isinstance(content, str) and len(content) > limit:
             return reject(f"content: {len(content):,} characters, over the limit of {limit:,}")
-        if kind == "complaint" and self.shapes.hides_identity(raw):
-            fields["reporter"] = None
         try:
             item = model.model_validate(fields)
         except ValidationError as exc:

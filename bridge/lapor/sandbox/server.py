@@ -108,6 +108,11 @@ class SandboxServer:
     # ------------------------------------------------------------------ addresses
 
     @property
+    def dialect(self) -> str:
+        """The API dialect this sandbox answers in."""
+        return self.state.dialect.name
+
+    @property
     def origin(self) -> str:
         return f"http://{self.host}:{self.port}"
 
