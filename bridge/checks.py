@@ -7,12 +7,11 @@ from bridge.config import ConfigError, Settings, check_unknown_sections
 
 def check_settings(settings: Settings) -> None:
     """Raise ConfigError for anything wrong that load_settings alone cannot see."""
+    from bridge.lapor.api_profile import profile_of
     from bridge.plugins import load_plugins
     from bridge.workflow.calendar import calendar_from_mapping
     from bridge.workflow.defaults import build_workflow
     from bridge.workflow.errors import WorkflowProfileError
-
-    from bridge.lapor.api_profile import profile_of
 
     profile_of(settings.lapor, settings.source)
     try:

@@ -297,6 +297,7 @@ def _attach_optional() -> None:
         ("bridge.web.cli", "commands"),
         ("bridge.reports.cli", "commands"),
         ("bridge.bench", "commands"),
+        ("bridge.cli_probe", "commands"),
     ):
         try:
             mod = importlib.import_module(module)

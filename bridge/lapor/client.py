@@ -240,6 +240,10 @@ def describe_validation(exc: ValidationError) -> str:
     return _one_line(f"{where}: {problem}", 500)
 
 
+#: How LAPOR! (PHP) writes "yes" in a flag.
+_TRUE = (True, 1, "1", "true")
+
+
 def _dotted(path: tuple[str, ...] | None) -> str:
     return ".".join(path) if path else "the body"
 
@@ -388,7 +392,7 @@ class LaporClient:
         logs = get_path(body, logs_at) if logs_at else MISSING
         if isinstance(logs, list):
             fields["data_logs"] = logs
-        if fields.get("is_anonymous") in (True, 1, "1", "true"):
+        if fields.get("is_anonymous") in _TRUE:
             fields["reporter"] = None
         try:
             detail = ComplaintDetail.model_validate(fields)
@@ -427,6 +431,16 @@ class LaporClient:
                                 Template, {"page_size": 1000}, MAX_PAGES)
         self._warn_rejected("template", listing.rejected)
         return listing.items
+
+    def get_json(self, path: str, params: Mapping[str, str | int] | None = None
+                 ) -> tuple[int, dict[str, Any]]:
+        """GET any path under ``base_url`` with this client's credentials, pacing and
+        retries: ``(200, decoded body)``, or the typed error. For diagnostics (probe)."""
+        return 200, self._send(_Call("GET", path, params=params))
+
+    def scrub(self, text: str) -> str:
+        """``text`` with this client's credentials masked."""
+        return self._scrub(text)
 
     # ----------------------------------------------------------------- writing
 
@@ -882,6 +896,9 @@ class LaporClient:
         limit = self.settings.max_content_chars
         if isinstance(content, str) and len(content) > limit:
             return reject(f"content: {len(content):,} characters, over the limit of {limit:,}")
+        if kind == "complaint" and fields.get("is_anonymous") in _TRUE:
+            # An anonim reporter is hidden from everyone, ourselves included.
+            fields["reporter"] = None
         try:
             item = model.model_validate(fields)
         except ValidationError as exc:
