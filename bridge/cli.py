@@ -242,14 +242,17 @@ def case_show(ctx: click.Context, ref: str, as_json: bool) -> None:
               help="Token the sandbox accepts (default: its built-in fake one).")
 @click.option("--faults", "faults_json", default=None, metavar="JSON",
               help='Fault switches, e.g. \'{"error_rate": 0.1, "latency_ms": 20}\'.')
+@click.option("--dialect", type=click.Choice(["lapor-v3", "lapor-flat"]),
+              default="lapor-v3", show_default=True,
+              help="The API shapes it answers in (match [lapor] api_profile).")
 def sandbox_cmd(host: str, port: int, seed: int, reports: int, bearer: str | None,
-                token: str | None, faults_json: str | None) -> None:
+                token: str | None, faults_json: str | None, dialect: str) -> None:
     """Run the built-in LAPOR! sandbox server (fake credentials, loopback only)."""
     from pydantic import ValidationError
 
     from bridge.lapor.sandbox import Faults, serve_forever
 
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"dialect": dialect}
     if bearer:
         options["bearer"] = bearer
     if token:
