@@ -297,6 +297,7 @@ def _attach_optional() -> None:
         ("bridge.web.cli", "commands"),
         ("bridge.reports.cli", "commands"),
         ("bridge.bench", "commands"),
+        ("bridge.cli_init", "commands"),
     ):
         try:
             mod = importlib.import_module(module)
