@@ -231,3 +231,19 @@ def test_init_units_verify(tmp_path: Path) -> None:
                   if line.strip() and "is not executable" not in line
                   and "/opt/lapor-bridge" not in line]
     assert not complaints, complaints
+
+
+# -- the package as a user installs it ---------------------------------------------------
+
+
+@pytest.mark.slow
+def test_package_check_script() -> None:
+    """.ci/package-check: build, inspect and install the wheel, run demo/init/check-config
+    from an empty folder. CI runs the script itself right after pytest (once)."""
+    if os.environ.get("LAPOR_BRIDGE_PACKAGE_CHECK") == "ci":
+        pytest.skip(".ci/run runs .ci/package-check itself, after pytest")
+    proc = subprocess.run(["bash", str(ROOT / ".ci" / "package-check")], capture_output=True,
+                          text=True, timeout=1200, env={**os.environ, "PYTHON": sys.executable})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "top level: bridge, lapor_bridge_plugins" in proc.stdout
+    assert "== package-check: ok" in proc.stdout
