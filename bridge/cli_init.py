@@ -13,7 +13,6 @@ import shutil
 import sys
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +40,6 @@ class InitError(Exception):
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
         self.code = code
-
-
-@dataclass(frozen=True)
-class Written:
-    path: Path
-    what: str
 
 
 def _profile_data(profile: str | None) -> dict[str, Any]:
@@ -127,7 +120,7 @@ def plan(dir: Path, profile: str | None, postgres: bool) -> dict[str, str]:
     return files
 
 
-def write(dir: Path, files: Mapping[str, str], *, force: bool) -> list[Written]:
+def write(dir: Path, files: Mapping[str, str], *, force: bool) -> list[Path]:
     """Write ``files`` into DIR (and create DIR/state); refuse if any exists, unless
     ``force``. Nothing is written when something is refused."""
     if dir.exists() and not dir.is_dir():
@@ -150,7 +143,7 @@ def write(dir: Path, files: Mapping[str, str], *, force: bool) -> list[Written]:
             if secret:
                 os.fchmod(fh.fileno(), 0o600)
             fh.write(text)
-        written.append(Written(path, name))
+        written.append(path)
     return written
 
 
@@ -172,8 +165,8 @@ def init_cmd(dir: Path, profile: str | None, postgres: bool, force: bool) -> Non
     except OSError as exc:
         click.echo(f"error: cannot write {target}: {exc.strerror or exc}", err=True)
         sys.exit(1)
-    for item in written:
-        click.echo(f"wrote {item.path}")
+    for path in written:
+        click.echo(f"wrote {path}")
     click.echo(f"next: read {target / README}, then set the secrets and run "
                f"`lapor-bridge check-config {target / CONFIG}`")
 
