@@ -1,7 +1,7 @@
 """The ``lapor-bridge`` command line.
 
-Every command takes ``--config FILE`` (default: ``$LAPOR_BRIDGE_CONFIG`` or
-``config/demo.toml``). Configuration errors print one line naming the file, the key and
+Every command takes ``--config FILE`` (default: ``$LAPOR_BRIDGE_CONFIG`` or the shipped
+``demo`` config; a bare name is a shipped config, see :mod:`bridge.deployment`). Configuration errors print one line naming the file, the key and
 what was expected, and exit with code 2.
 """
 
@@ -18,10 +18,9 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from bridge.config import ConfigError, Settings, load_settings
+from bridge.deployment import DEFAULT_CONFIG
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-DEFAULT_CONFIG = "config/demo.toml"
 
 
 def _default_config() -> str:
@@ -89,7 +88,8 @@ def config_option(f: F) -> F:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config", metavar="FILE", default=None,
-              help="Deployment config (TOML). Default: $LAPOR_BRIDGE_CONFIG or config/demo.toml.")
+              help="Deployment config (TOML file, or a shipped name such as 'klaten'). "
+                   "Default: $LAPOR_BRIDGE_CONFIG or the shipped 'demo'.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(package_name="lapor-bridge")
 @click.pass_context
@@ -301,6 +301,7 @@ def _attach_optional() -> None:
         ("bridge.reports.cli", "commands"),
         ("bridge.bench", "commands"),
         ("bridge.cli_probe", "commands"),
+        ("bridge.cli_init", "commands"),
     ):
         try:
             mod = importlib.import_module(module)

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from bridge.config import ConfigError, load_settings
+from bridge.deployment import DEFAULT_CONFIG
 from bridge.plugins import PluginError, load_plugins
 from bridge.scaffold import ScaffoldError, plugin_names, scaffold_plugin
 
@@ -24,7 +25,7 @@ def _config_path(ctx: click.Context, given: str | None) -> str:
     root = ctx.find_root().obj
     if isinstance(root, dict) and root.get("config"):
         return str(root["config"])
-    return os.environ.get("LAPOR_BRIDGE_CONFIG", "config/demo.toml")
+    return os.environ.get("LAPOR_BRIDGE_CONFIG", DEFAULT_CONFIG)
 
 
 @click.command("plugins")

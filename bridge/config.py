@@ -351,18 +351,13 @@ def settings_from_mapping(
 
 
 def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate a deployment's TOML file. Raises :class:`ConfigError`."""
-    p = Path(path)
-    try:
-        with p.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(p, "(file)", "file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(p, "(file)", "is a directory, expected a TOML file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(p, "(file)", f"not valid TOML: {exc}") from None
-    return settings_from_mapping(data, source=str(p), env=env, base_dir=p.parent)
+    """Read and validate a deployment's TOML file, or a shipped config by name, with the
+    profile it names merged in (:mod:`bridge.deployment`). Raises :class:`ConfigError`."""
+    from bridge.deployment import read_deployment  # it builds on this module
+
+    found = read_deployment(path)
+    return settings_from_mapping(found.data, source=found.source, env=env,
+                                 base_dir=found.base_dir)
 
 
 def check_unknown_sections(settings: Settings, declared: set[str]) -> None:

@@ -34,7 +34,8 @@ from bridge.domain import CaseSnapshot, Notification
 
 register_section("notifications")
 
-BUILTIN_TEMPLATES = Path(__file__).parent / "templates" / "notifications"
+#: The built-in templates, read with importlib.resources wherever the package is installed.
+BUILTIN_TEMPLATES = ("bridge", "templates/notifications")
 
 #: The kinds of notification the core sends, each with its template.
 KINDS: tuple[str, ...] = (
@@ -160,7 +161,7 @@ class NotificationRenderer:
             if not path.is_dir():
                 raise NotificationError(f"template directory not found: {path}")
             loaders.append(jinja2.FileSystemLoader(str(path)))
-        loaders.append(jinja2.FileSystemLoader(str(BUILTIN_TEMPLATES)))
+        loaders.append(jinja2.PackageLoader(*BUILTIN_TEMPLATES))
         self.template_dir = None if template_dir is None else Path(template_dir)
         self.regency = regency
         self.timezone = timezone

@@ -17,6 +17,7 @@ import importlib
 import importlib.metadata
 import logging
 import threading
+import warnings
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +61,11 @@ RESERVED_SECTIONS = frozenset(
 
 register_section("plugins")
 
+#: Import name of the reference plugins (the plugins/ folder of the source tree).
+REFERENCE_PACKAGE = "lapor_bridge_plugins"
+#: Their import path before they had their own name; still accepted, with a warning.
+LEGACY_PREFIX = "plugins."
+
 
 # -- settings --------------------------------------------------------------------------
 
@@ -69,9 +75,13 @@ class PluginsSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    #: Python modules to load as plugins (``"plugins.routing_rules"``, ``"mykab.rules"``).
+    #: Python modules to load as plugins (``"mykab.rules"``).
     modules: list[str] = Field(default_factory=list)
-    #: Load installed packages that declare an entry point in group ``lapor_bridge``.
+    #: Entry-point names to load (``"routing_rules"``), in this order. The reference
+    #: plugins that ship with the bridge load only when named here.
+    enable: list[str] = Field(default_factory=list)
+    #: Load every other installed package that declares an entry point in group
+    #: ``lapor_bridge`` (the reference plugins excepted).
     entry_points: bool = True
     #: Plugin names (entry point names or module names) not to load.
     disable: list[str] = Field(default_factory=list)
@@ -544,11 +554,10 @@ def load_plugins(
     (objects or ``(name, object)`` pairs, for embedding and tests). Raises
     :class:`PluginError` or :class:`PluginConfigError` with the plugin's name on any problem.
     """
-    options = plugins_settings(settings)
+    options = upgrade_legacy_names(plugins_settings(settings), settings.source)
     sources: list[PluginSource] = []
     blocked = set(options.disable)
-    if options.entry_points:
-        sources.extend(_entry_point_sources(blocked))
+    sources.extend(_entry_point_sources(options))
     for module_name in options.modules:
         if module_name in blocked:
             continue
@@ -665,13 +674,61 @@ def _explain_validation(plugin: str, pm: pluggy.PluginManager, exc: Exception) -
     return text.replace("\n", "; ")
 
 
-def _entry_point_sources(blocked: set[str]) -> list[PluginSource]:
-    found: list[PluginSource] = []
-    names: set[str] = set()
+def _is_reference(ep: importlib.metadata.EntryPoint) -> bool:
+    return ep.value.split(":")[0].split(".")[0] == REFERENCE_PACKAGE
+
+
+def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    """Installed ``lapor_bridge`` entry points by name (the first of a name wins)."""
+    found: dict[str, importlib.metadata.EntryPoint] = {}
     for ep in importlib.metadata.entry_points(group=PROJECT_NAME):
-        if ep.name in blocked or ep.name in names:
+        found.setdefault(ep.name, ep)
+    return found
+
+
+def upgrade_legacy_names(options: PluginsSettings, source: str) -> PluginsSettings:
+    """Read ``plugins.X`` (a reference plugin's old module path) as entry point ``X``:
+    in ``modules`` it moves to ``enable``; ``disable`` and ``timeouts`` keys are renamed."""
+    reference = {name for name, ep in _entry_points().items() if _is_reference(ep)}
+
+    def new(name: str) -> str | None:
+        short = name.removeprefix(LEGACY_PREFIX)
+        return short if name.startswith(LEGACY_PREFIX) and short in reference else None
+
+    old = [n for n in [*options.modules, *options.disable, *options.timeouts] if new(n)]
+    if not old:
+        return options
+    message = (f"{source}: [plugins] names {', '.join(dict.fromkeys(old))}: the reference "
+               f"plugins are now {REFERENCE_PACKAGE}, enabled by entry-point name; write "
+               f"enable = {[new(m) for m in options.modules if new(m)]} (and the same names "
+               "in disable and timeouts)")
+    log.warning("deprecated: %s", message)
+    warnings.warn(message, DeprecationWarning, stacklevel=2)
+    enable = list(options.enable)
+    enable += [n for m in options.modules if (n := new(m)) and n not in enable]
+    return options.model_copy(update={
+        "modules": [m for m in options.modules if not new(m)],
+        "enable": enable,
+        "disable": [new(n) or n for n in options.disable],
+        "timeouts": {new(k) or k: v for k, v in options.timeouts.items()},
+    })
+
+
+def _entry_point_sources(options: PluginsSettings) -> list[PluginSource]:
+    installed = _entry_points()
+    blocked = set(options.disable)
+    missing = [name for name in options.enable if name not in installed]
+    if missing:
+        known = ", ".join(sorted(installed)) or "none"
+        raise PluginError(missing[0], "no installed plugin has this entry-point name "
+                          f"(listed in [plugins] enable; installed: {known})")
+    chosen = [ep for ep in installed.values() if options.entry_points
+              and not _is_reference(ep) and ep.name not in options.enable]
+    chosen += [installed[name] for name in dict.fromkeys(options.enable)]
+    found: list[PluginSource] = []
+    for ep in chosen:
+        if ep.name in blocked:
             continue
-        names.add(ep.name)
         dist = getattr(ep, "dist", None)
         dist_name = dist.metadata["Name"] if dist is not None else "?"
         try:

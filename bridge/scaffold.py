@@ -12,7 +12,8 @@ from pathlib import Path
 
 import jinja2
 
-TEMPLATE_DIR = Path(__file__).parent / "scaffold_template"
+#: Read with importlib.resources wherever the package is installed.
+TEMPLATES = jinja2.PackageLoader("bridge", "scaffold_template")
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:[_-][a-z0-9]+)*$")
 
@@ -46,7 +47,7 @@ def scaffold_plugin(name: str, dest_dir: str | Path) -> Path:
     root = Path(dest_dir) / names["dist_name"]
     if root.exists():
         raise ScaffoldError(f"{root} already exists; choose another name or directory")
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+    env = jinja2.Environment(loader=TEMPLATES,
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     files = {
         "pyproject.toml": "pyproject.toml.j2",

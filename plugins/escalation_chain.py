@@ -13,7 +13,7 @@ Closed cases are never escalated.
 Configuration (Prabumulih-like: 10 working days, grave cases need the Kepala Daerah)::
 
     [plugins]
-    modules = ["plugins.escalation_chain"]
+    enable = ["escalation_chain"]
 
     [escalation_chain]
     count_from = "received"          # or "files_complete" (seed 001: from complete files)

@@ -11,8 +11,8 @@ variable that holds it with ``password_env``.
 Configuration::
 
     [plugins]
-    modules = ["plugins.notify_email"]
-    timeouts = { "plugins.notify_email" = 30 }   # SMTP can be slow; default limit is 5 s
+    enable = ["notify_email"]
+    timeouts = { notify_email = 30 }   # SMTP can be slow; default limit is 5 s
 
     [notify_email]
     host = "smtp.kab.go.id"

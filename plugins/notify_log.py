@@ -7,7 +7,7 @@ the body's details, and never a reporter's identity (notifications carry none).
 Configuration (all optional)::
 
     [plugins]
-    modules = ["plugins.notify_log"]
+    enable = ["notify_log"]
 
     [notify_log]
     logger = "bridge.notifications"

@@ -14,8 +14,8 @@ that secret, so the receiver can check it came from the bridge.
 Configuration::
 
     [plugins]
-    modules = ["plugins.notify_webhook"]
-    timeouts = { "plugins.notify_webhook" = 30 }
+    enable = ["notify_webhook"]
+    timeouts = { notify_webhook = 30 }
 
     [notify_webhook]
     url = "https://chat.kab.go.id/hooks/pengaduan"

@@ -8,7 +8,7 @@ answers ``default_unit`` if set, else has no opinion (``None``) and a person dec
 Configuration (Situbondo-like: licensing is ours, pollution goes to DLH)::
 
     [plugins]
-    modules = ["plugins.routing_rules"]
+    enable = ["routing_rules"]
 
     [routing_rules]
     default_unit = "Seksi Penanganan Pengaduan"    # optional

@@ -16,7 +16,7 @@ Implements ``classify_case`` and ``route_case``:
 Configuration::
 
     [plugins]
-    modules = ["plugins.severity_handlers"]
+    enable = ["severity_handlers"]
 
     [severity_handlers]
     order = ["berat", "sedang", "ringan"]

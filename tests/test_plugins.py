@@ -60,12 +60,13 @@ def test_modules_from_config_are_loaded_and_described(plugin_dir: Path) -> None:
         def classify_case(case):
             return Classification("berat", "test")
     """)
-    host = load_plugins(settings_with({"modules": ["kab_rules", "plugins.notify_log"]}))
+    host = load_plugins(settings_with({"modules": ["kab_rules"], "enable": ["notify_log"]}))
     infos = {i.name: i for i in host.describe()}
     assert infos["kab_rules"].version == "2.3"
     assert infos["kab_rules"].hooks == ("classify_case",)
     assert infos["kab_rules"].origin == "config module"
-    assert infos["plugins.notify_log"].hooks == ("config_section", "notify")
+    assert infos["notify_log"].hooks == ("config_section", "notify")
+    assert infos["notify_log"].origin == "package lapor-bridge"
     assert host.classify(make_case()).value == Classification("berat", "test")
 
 
@@ -179,7 +180,7 @@ def test_plugin_without_hooks_and_hook_wrappers_are_refused() -> None:
 
 
 def test_same_plugin_twice_is_refused() -> None:
-    import plugins.notify_log as notify_log
+    import lapor_bridge_plugins.notify_log as notify_log
 
     with pytest.raises(PluginError, match="load it once"):
         make_host(notify_log, ("again", notify_log))
@@ -585,14 +586,14 @@ def test_cli_lists_plugins_and_reports_bad_ones(tmp_path: Path) -> None:
     good = _config_file(tmp_path, """
         [plugins]
         entry_points = false
-        modules = ["plugins.routing_rules", "plugins.notify_log"]
+        enable = ["routing_rules", "notify_log"]
         [routing_rules]
         default_unit = "Seksi Pengaduan"
     """)
     runner = CliRunner()
     result = runner.invoke(main, ["--config", str(good), "plugins"])
     assert result.exit_code == 0, result.output
-    assert "plugins.routing_rules  1.0  config_section, route_case  [config module]" \
+    assert "routing_rules  0.1.0  config_section, route_case  [package lapor-bridge]" \
         in result.output
     result = runner.invoke(main, ["plugins", "--config", str(good), "--json"])
     assert '"section": "routing_rules"' in result.output
@@ -600,14 +601,14 @@ def test_cli_lists_plugins_and_reports_bad_ones(tmp_path: Path) -> None:
     bad = _config_file(tmp_path, """
         [plugins]
         entry_points = false
-        modules = ["plugins.routing_rules"]
+        enable = ["routing_rules"]
         [routing_rules]
         default_unit = "Seksi Pengaduan"
         defualt_tembusan = ["pelapor"]
     """)
     result = runner.invoke(main, ["--config", str(bad), "plugins"])
     assert result.exit_code == 2
-    assert "routing_rules.defualt_tembusan: unknown key (plugin 'plugins.routing_rules')" \
+    assert "routing_rules.defualt_tembusan: unknown key (plugin 'routing_rules')" \
         in result.output
 
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-import plugins.escalation_chain as escalation_chain
-import plugins.notify_email as notify_email
-import plugins.notify_log as notify_log
-import plugins.notify_webhook as notify_webhook
-import plugins.routing_rules as routing_rules
+import lapor_bridge_plugins.escalation_chain as escalation_chain
+import lapor_bridge_plugins.notify_email as notify_email
+import lapor_bridge_plugins.notify_log as notify_log
+import lapor_bridge_plugins.notify_webhook as notify_webhook
+import lapor_bridge_plugins.routing_rules as routing_rules
 from bridge.domain import Notification, RoutingDecision
 from bridge.plugins import PluginConfigError
 from bridge.testing import SmtpSink, make_case, make_host, run_hooks
@@ -95,7 +95,7 @@ def test_routing_to_an_opd_the_profile_does_not_know_is_flagged() -> None:
     config = {"rules": [{"keywords": ["izin"], "opd": "Dinas Perizinan"}]}
     run = run_hooks(routing_rules, make_case(), config=config, known_opds=OPDS)
     assert run.routing is None
-    assert [f.plugin for f in run.failures] == ["plugins.routing_rules"]
+    assert [f.plugin for f in run.failures] == ["lapor_bridge_plugins.routing_rules"]
     assert "unknown OPD 'Dinas Perizinan'" in run.failures[0].message
 
 
@@ -110,7 +110,7 @@ def test_routing_config_errors(rule: dict[str, Any], key: str, problem: str) -> 
     with pytest.raises(PluginConfigError) as err:
         make_host(routing_rules, sections={"routing_rules": {"rules": [rule]}})
     assert err.value.key == key and problem in str(err.value)
-    assert err.value.plugin == "plugins.routing_rules"
+    assert err.value.plugin == "lapor_bridge_plugins.routing_rules"
 
 
 # -- escalation_chain ---------------------------------------------------------------------
@@ -242,7 +242,7 @@ def test_notify_email_delivers_over_smtp_without_reporter_identity(smtp_sink: Sm
                     sections={"notify_email": email_config(smtp_sink)},
                     now=at(date(2026, 3, 9)), calendar=WorkingCalendar())
     # case_received (to "petugas", which has no address) fails loudly; escalation is sent
-    failed = [f for f in run.failures if f.plugin == "plugins.notify_email"]
+    failed = [f for f in run.failures if f.plugin == "lapor_bridge_plugins.notify_email"]
     assert len(failed) == 1 and "no e-mail address for recipients ['petugas']" in \
         failed[0].message
     [message] = smtp_sink.messages
@@ -268,7 +268,7 @@ def test_notify_email_addresses_and_errors(smtp_sink: SmtpSink) -> None:
     dead = make_host(notify_email,
                      sections={"notify_email": {**email_config(smtp_sink), "port": dead_port}})
     [failure] = dead.notify(note)
-    assert failure.plugin == "plugins.notify_email" and "ConnectionRefusedError" in \
+    assert failure.plugin == "lapor_bridge_plugins.notify_email" and "ConnectionRefusedError" in \
         failure.message
     missing_secret = make_host(notify_email, sections={"notify_email": {
         **email_config(smtp_sink), "username": "u", "password_env": "LB_TEST_NO_SUCH_VAR"}})
@@ -353,7 +353,7 @@ def test_webhook_gives_up_after_attempts_and_does_not_retry_4xx(
         "url": url, "attempts": 3, "backoff_seconds": 0.01}})
     note = Notification("dead_letter", ["petugas"], "S", "B")
     [failure] = host.notify(note)
-    assert failure.plugin == "plugins.notify_webhook" and "503" in failure.message
+    assert failure.plugin == "lapor_bridge_plugins.notify_webhook" and "503" in failure.message
     assert state.attempts == 3
     state.attempts, state.failures_left, state.status = 0, 10, 400
     [failure] = host.notify(note)

@@ -156,8 +156,8 @@ def make_deployment(name: str, tmp_path: Path, lapor: FakeLapor, start: datetime
     data.setdefault("reports", {})["out_dir"] = str(out_dir)
     if "notify_email" in data:
         if smtp is None:
-            data["plugins"]["modules"] = [m for m in data["plugins"]["modules"]
-                                          if m != "plugins.notify_email"]
+            data["plugins"]["enable"] = [m for m in data["plugins"]["enable"]
+                                         if m != "notify_email"]
             del data["notify_email"]
         else:
             data["notify_email"].update(host=smtp.host, port=smtp.port, security="none",

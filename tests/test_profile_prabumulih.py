@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import plugins.severity_handlers as severity_handlers
+import lapor_bridge_plugins.severity_handlers as severity_handlers
 from bridge.plugins import PluginConfigError
 from bridge.reports.jobs import run_recap
 from bridge.services.actions import Actor

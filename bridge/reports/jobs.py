@@ -42,7 +42,7 @@ def build_recap(rt: Runtime, period: Period, *, now: datetime | None = None,
 def recap_notification(rt: Runtime, recap: Recap, recipients: Sequence[Recipient],
                        paths: Sequence[Path], note: str | None = None) -> Notification:
     """The message that tells the recipients a recap is ready (figures only, no names)."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+    env = jinja2.Environment(loader=TEMPLATES,
                              undefined=jinja2.StrictUndefined, autoescape=False)
     text = env.get_template("notifikasi.txt.j2").render(
         regency=rt.settings.regency.name, recap=recap, note=note,

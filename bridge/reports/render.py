@@ -24,7 +24,8 @@ from bridge.reports.recap import STATUS_LABELS, Group, Recap
 from bridge.timefmt import local_time
 from bridge.workflow.calendar import format_tanggal
 
-TEMPLATES = Path(__file__).parent / "templates"
+#: Read with importlib.resources wherever the package is installed.
+TEMPLATES = jinja2.PackageLoader("bridge.reports", "templates")
 PALETTE = ("#1f5f8b", "#2e8b57", "#c0392b", "#d68910", "#6c3483", "#117a65", "#7f8c8d",
            "#a04000", "#1a5276", "#7d6608")
 STATUS_COLOURS = {"tepat_waktu": "#2e8b57", "terlambat": "#d68910", "proses": "#1f5f8b",
@@ -95,7 +96,7 @@ def status_chart_svg(recap: Recap) -> Markup:
 
 def _environment(tz: str) -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        loader=TEMPLATES,
         autoescape=jinja2.select_autoescape(["html", "j2"]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
