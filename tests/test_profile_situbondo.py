@@ -143,7 +143,7 @@ def test_other_body_through_lapor_bukan_wewenang(tmp_path: Path,
         assert d.push().delivered == 1
         (sent,) = lapor_mock.forwards
         assert (sent["complaint_id"], sent["reason"], sent["not_authority"]) == (
-            6603, "3910", "1")
+            6603, 3910, 1)
         assert sent["reason_description"] == (
             "Pengaduan ini diteruskan kepada Kantor Pertanahan Kabupaten Situbondo sesuai "
             f"kewenangannya.\nAlasan: {reason}\nTembusan: Pihak pengadu")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -208,8 +210,9 @@ def test_forward_body_and_uncertain_forward(rt: Any) -> None:
         pusher(rt, client, FAR_FUTURE).run()
     assert reject.call_count == 1 and detail.call_count == 1
     assert rows(rt)[0].status == "done"
-    form = reject.calls[0].request.content.decode()
-    assert "not_authority=1" in form and "reason=114" in form
+    # lapor-v3 (the default profile) sends the forward as a JSON body.
+    body = json.loads(reject.calls[0].request.content)
+    assert body["not_authority"] == 1 and body["reason"] == 114
 
 
 # -- the real sandbox, with faults -----------------------------------------------------
