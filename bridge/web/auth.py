@@ -47,20 +47,38 @@ class WebUser:
     username: str
     full_name: str
     role: str
-    #: Changes when the password changes, so that old sessions end with it.
-    password_tag: str
+    #: Changes with the password, the role and the session generation, so that every
+    #: session signed with an older tag ends (see :func:`session_tag`).
+    tag: str
 
     @property
     def is_admin(self) -> bool:
         return self.role == ADMIN_ROLE
 
 
-def password_tag(password_hash: str) -> str:
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+def session_tag(password_hash: str, role: str, generation: int) -> str:
+    """What a session cookie must carry to stay valid. A new password, a new role or a
+    raised generation (sign-out, disable, enable) changes it, which ends every session of
+    the account at once; checked on every request."""
+    material = f"{password_hash}\0{role}\0{generation}"
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
 def _web_user(u: User) -> WebUser:
-    return WebUser(u.id, u.username, u.full_name, u.role, password_tag(u.password_hash))
+    return WebUser(u.id, u.username, u.full_name, u.role,
+                   session_tag(u.password_hash, u.role, u.session_generation or 0))
+
+
+def end_sessions(user: User) -> None:
+    """End every open session of ``user`` (the caller commits)."""
+    user.session_generation = (user.session_generation or 0) + 1
+
+
+def end_sessions_of(session: Session, user_id: int) -> None:
+    """Sign-out: end every session of the account with id ``user_id``."""
+    user = session.get(User, user_id)
+    if user is not None:
+        end_sessions(user)
 
 
 def known_roles(workflow_roles: Iterable[str]) -> list[str]:
@@ -114,14 +132,31 @@ def set_password(session: Session, username: str, password: str) -> User:
         raise UserError(f"no user {username!r}")
     check_password(password)
     user.password_hash = _hasher.hash(password)
+    end_sessions(user)
     return user
 
 
 def set_active(session: Session, username: str, active: bool) -> User:
+    """Disable or enable; either way the account's open sessions end, so enabling never
+    brings back a cookie from before the account was disabled."""
     user = find_user(session, username)
     if user is None:
         raise UserError(f"no user {username!r}")
     user.active = active
+    end_sessions(user)
+    return user
+
+
+def set_role(session: Session, username: str, role: str, roles: Iterable[str]) -> User:
+    """Give an account another role (its open sessions end)."""
+    user = find_user(session, username)
+    if user is None:
+        raise UserError(f"no user {username!r}")
+    allowed = list(roles)
+    if role not in allowed:
+        raise UserError(f"unknown role {role!r}; expected one of {', '.join(allowed)}")
+    user.role = role
+    end_sessions(user)
     return user
 
 

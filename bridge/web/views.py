@@ -49,7 +49,14 @@ from bridge.services.queue import (
 from bridge.store.models import Case, OutboxRow
 from bridge.timefmt import local_date, local_time
 from bridge.web import csrf, forms, recap
-from bridge.web.auth import LoginLimiter, WebUser, authenticate, known_roles, load_user
+from bridge.web.auth import (
+    LoginLimiter,
+    WebUser,
+    authenticate,
+    end_sessions_of,
+    known_roles,
+    load_user,
+)
 from bridge.web.settings import ADMIN_ROLE, WebSettings
 from bridge.workflow.errors import MissingFields
 
@@ -160,7 +167,7 @@ class StaffPage:
             return None
         with self.rt.sessions() as s:
             user = load_user(s, uid)
-        if user is None or user.password_tag != request.session.get("pv") \
+        if user is None or user.tag != request.session.get("pv") \
                 or user.role not in self.roles:
             # Disabled, password changed or role gone: that sign-in is over.
             for key in ("uid", "iat", "pv"):
@@ -266,7 +273,7 @@ class StaffPage:
 
     def _sign_in(self, request: Request, user: WebUser) -> None:
         request.session.clear()
-        request.session.update({"uid": user.id, "iat": self.clock(), "pv": user.password_tag})
+        request.session.update({"uid": user.id, "iat": self.clock(), "pv": user.tag})
         csrf.rotate(request.session)
         log.info("web: %s signed in (%s)", user.username, user.role)
 
@@ -288,10 +295,19 @@ class StaffPage:
     async def logout(self, request: Request) -> Response:
         form = await self.read_form(request)
         csrf.check(request.session, form.get(csrf.FIELD))
+        user = await run_in_threadpool(self.current_user, request)
+        if user is not None:
+            # A copy of the cookie must not outlive the sign-out: end every session of
+            # the account (other browsers too), not only this one.
+            await run_in_threadpool(self._end_sessions, user.id)
         request.session.clear()
         csrf.rotate(request.session)
         self.flash(request, "ok", "Anda telah keluar.")
         return RedirectResponse("/masuk", 303)
+
+    def _end_sessions(self, uid: int) -> None:
+        with self.rt.sessions() as s, s.begin():
+            end_sessions_of(s, uid)
 
     # -- forms -----------------------------------------------------------------------
 
