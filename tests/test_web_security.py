@@ -91,3 +91,90 @@ def test_user_role_command_and_generation_raised_by_each_change(tmp_path: Path) 
     assert users(Path(cfg))["dewi"].role == "kabid"
     r = CliRunner().invoke(main, ["user", "role", "dewi", "camat", "--config", cfg])
     assert r.exit_code != 0 and "unknown role 'camat'" in r.output
+
+
+# -- sign-in limits ---------------------------------------------------------------------
+
+
+def _attempt(c: TestClient, username: str, password: str,
+             headers: dict[str, str] | None = None) -> int:
+    token = csrf_of(c.get("/masuk").text)
+    r = c.post("/masuk", data={"username": username, "password": password,
+                               "csrf_token": token}, headers=headers or {},
+               follow_redirects=False)
+    return r.status_code
+
+
+def test_forwarded_for_from_an_untrusted_peer_buys_no_new_guesses(env: Env) -> None:
+    env.user("kasi")
+    c = env.client(ip="127.0.0.1")  # a local proxy, but not listed in web.trusted_proxies
+    for i in range(env.web.login_max_failures):
+        assert _attempt(c, "kasi", "tebakan-salah", {"X-Forwarded-For": f"203.0.113.{i}"}
+                        ) == 401
+    assert _attempt(c, "kasi", PASSWORD, {"X-Forwarded-For": "198.51.100.7"}) == 429
+
+
+def test_made_up_names_do_not_lock_out_a_real_user_behind_the_same_nat(env: Env) -> None:
+    env.user("kasi")
+    attacker = env.client(ip="10.20.0.1")
+    for i in range(4 * env.web.login_max_failures + 3):
+        assert _attempt(attacker, f"karangan{i}", "tebakan-salah") in (401, 429)
+    # The address is over its budget: failures now say so, for real and made-up names
+    # alike (the answer does not tell which names exist) ...
+    assert _attempt(attacker, "karangan-lain", "tebakan-salah") == 429
+    assert _attempt(attacker, "kasi", "tebakan-salah") == 429
+    # ... but the real user behind the same address signs in with the right password.
+    colleague = env.client(ip="10.20.0.1")
+    assert _attempt(colleague, "kasi", PASSWORD) == 303
+
+
+def test_trusted_proxy_forwards_the_client_address(tmp_path: Path) -> None:
+    e = build_env(f"sqlite:///{tmp_path / 'web.db'}", trusted_proxies=["127.0.0.1"])
+    try:
+        e.user("kasi")
+        e.user("analis")
+        proxy = e.client(ip="127.0.0.1")
+        # Four budgets' worth of failures from one client behind the proxy ...
+        for i in range(4 * e.web.login_max_failures):
+            _attempt(proxy, f"nama{i}", "tebakan-salah", {"X-Forwarded-For": "203.0.113.5"})
+        assert _attempt(proxy, "analis", "salah-lagi", {"X-Forwarded-For": "203.0.113.5"}
+                        ) == 429
+        # ... are that client's, not every client's behind the proxy; and a spoofed
+        # chain ending in the proxy's own view of the client is still that client.
+        assert _attempt(proxy, "analis", "salah-lagi", {"X-Forwarded-For": "203.0.113.6"}
+                        ) == 401
+        assert _attempt(proxy, "analis", "salah", {"X-Forwarded-For": "1.2.3.4, 203.0.113.5"}
+                        ) == 429
+    finally:
+        for c in e.clients:
+            c.close()
+        e.rt.close()
+
+
+def test_client_address_walks_only_trusted_hops() -> None:
+    from bridge.web.proxies import client_address, parse_networks
+
+    trusted = parse_networks(["127.0.0.1", "10.0.0.0/8"])
+    assert client_address("192.0.2.1", "1.1.1.1", trusted) == "192.0.2.1"
+    assert client_address("127.0.0.1", None, trusted) == "127.0.0.1"
+    assert client_address("127.0.0.1", "1.1.1.1, 203.0.113.9, 10.1.2.3", trusted
+                          ) == "203.0.113.9"
+    assert client_address("127.0.0.1", "10.1.1.1", trusted) == "10.1.1.1"
+    assert client_address("127.0.0.1", "nonsense", trusted) == "127.0.0.1"
+    assert client_address("127.0.0.1", "2001:db8::1", trusted) == "2001:db8::1"
+    assert client_address("127.0.0.1", "1.1.1.1", []) == "127.0.0.1"
+    with pytest.raises(ValueError, match="not an IP"):
+        parse_networks(["proxy.local"])
+
+
+def test_trusted_proxies_setting_is_checked_and_uvicorn_ignores_proxy_headers() -> None:
+    from pydantic import ValidationError
+
+    from bridge.web.serve import foreground_config
+    from bridge.web.settings import WebSettings
+
+    assert WebSettings().trusted_proxies == []
+    with pytest.raises(ValidationError, match="not an IP"):
+        WebSettings(trusted_proxies=["proxy.local"])
+    config = foreground_config(object())
+    assert config.proxy_headers is False

@@ -33,6 +33,7 @@ def web_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
     from bridge.config import ConfigError
     from bridge.store.models import User
     from bridge.web.app import create_app
+    from bridge.web.serve import foreground_config
     from bridge.web.settings import signing_key, web_settings
 
     with runtime(ctx) as rt:
@@ -64,8 +65,7 @@ def web_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
             sys.exit(2)
         click.echo(f"staff page at http://{bind_host}:{bind_port}/ (signing key: {key.origin}); "
                    "Ctrl-C to stop")
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", proxy_headers=True)
-        uvicorn.Server(config).run(sockets=[sock])
+        uvicorn.Server(foreground_config(app)).run(sockets=[sock])
 
 
 @click.group("user")

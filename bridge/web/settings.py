@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bridge.config import ConfigError, Settings, section_settings
 
@@ -48,9 +48,13 @@ class WebSettings(BaseModel):
     secret_file: str | None = None
     #: Mark the session cookie Secure (set true when the page is served over HTTPS).
     cookie_secure: bool = False
-    #: Failed sign-ins allowed per username and address within ``login_window_seconds``.
+    #: Failed sign-ins allowed per account within ``login_window_seconds`` (an address
+    #: may fail four times as often across accounts).
     login_max_failures: int = Field(default=5, ge=1)
     login_window_seconds: int = Field(default=300, ge=1)
+    #: Reverse proxies (addresses or networks) whose X-Forwarded-For is believed; empty:
+    #: the header is ignored and the connection's address counts.
+    trusted_proxies: list[str] = Field(default_factory=list)
     #: How often an open queue page asks for new tickets.
     poll_seconds: float = Field(default=10.0, ge=0.5, le=600)
     #: A deadline closer than this stands out as "near".
@@ -61,6 +65,14 @@ class WebSettings(BaseModel):
     page_size: int = Field(default=100, ge=10, le=1000)
     #: Files one form may carry (each at most outbox.max_attachment_bytes).
     max_upload_files: int = Field(default=5, ge=0, le=50)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        from bridge.web.proxies import parse_networks
+
+        parse_networks(value)
+        return value
 
 
 def web_settings(settings: Settings) -> WebSettings:

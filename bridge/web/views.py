@@ -57,6 +57,7 @@ from bridge.web.auth import (
     known_roles,
     load_user,
 )
+from bridge.web.proxies import client_address, parse_networks
 from bridge.web.settings import ADMIN_ROLE, WebSettings
 from bridge.workflow.errors import MissingFields
 
@@ -145,6 +146,7 @@ class StaffPage:
         self.templates = templates
         self.clock = clock
         self.limiter = LoginLimiter(web.login_max_failures, web.login_window_seconds, clock)
+        self.trusted_proxies = parse_networks(web.trusted_proxies)
         self.roles = known_roles(self.workflow.roles)
         self.auto_login = dict(auto_login or {})
         self.tz = self.settings.regency.timezone
@@ -157,6 +159,11 @@ class StaffPage:
     def template_globals(self) -> dict[str, Callable[..., str]]:
         return {"stage_label": self.workflow.stage_label, "class_label": self._class_label,
                 "channel_label": lambda k: recap.CHANNEL_LABELS.get(k, k)}
+
+    def client_address(self, request: Request) -> str:
+        peer = request.client.host if request.client else "-"
+        return client_address(peer, request.headers.get("x-forwarded-for"),
+                              self.trusted_proxies)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), ZoneInfo("UTC"))
@@ -244,9 +251,9 @@ class StaffPage:
         username = str(form.get("username") or "").strip()[:100]
         password = str(form.get("password") or "")[:1024]
         next_url = _safe_next(str(form.get("next") or ""))
-        address = request.client.host if request.client else "-"
+        address = self.client_address(request)
         ctx = {"next": next_url, "username": username, "notice": None}
-        wait = self.limiter.retry_after(username, address)
+        wait = self.limiter.retry_after(username)
         if wait is not None:
             minutes = max(1, math.ceil(wait / 60))
             log.warning("web: sign-in refused (rate limit) for %r from %s", username, address)
@@ -261,13 +268,17 @@ class StaffPage:
         if user is None:
             self.limiter.failed(username, address)
             log.warning("web: failed sign-in for %r from %s", username, address)
+            if self.limiter.address_over_budget(address):
+                return self.render(request, "login.html", {**ctx, "error": (
+                    "Terlalu banyak percobaan masuk yang gagal dari alamat ini. Periksa "
+                    "nama pengguna dan kata sandi Anda.")}, status=429)
             return self.render(request, "login.html", {
                 **ctx, "error": "Nama pengguna atau kata sandi salah."}, status=401)
         if user.role not in self.roles:
             return self.render(request, "login.html", {**ctx, "error": (
                 f"Peran akun ini ({user.role}) tidak dikenal dalam alur kerja yang berlaku. "
                 "Hubungi admin.")}, status=403)
-        self.limiter.succeeded(username, address)
+        self.limiter.succeeded(username)
         self._sign_in(request, user)
         return RedirectResponse(next_url, 303)
 
