@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markupsafe import Markup
 
+from bridge.filemodes import PRIVATE
 from bridge.reports.csvsafe import csv_text
 from bridge.reports.recap import STATUS_LABELS, Group, Recap
 from bridge.timefmt import local_time
@@ -150,11 +151,12 @@ def list_csv(recap: Recap) -> str:
     return csv_text(rows)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _write_atomic(path: Path, text: str, mode: int) -> None:
     # A recap read (or mailed) while it is being written must never be half a file.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            os.fchmod(fh.fileno(), mode)
             fh.write(text)
         os.replace(tmp, path)
     except BaseException:
@@ -166,9 +168,11 @@ def file_stem(recap: Recap, code: str) -> str:
     return f"rekapitulasi-{code.lower()}-{recap.period.code}"
 
 
-def write_recap(recap: Recap, out_dir: str | os.PathLike[str], code: str) -> list[Path]:
+def write_recap(recap: Recap, out_dir: str | os.PathLike[str], code: str,
+                mode: int = PRIVATE) -> list[Path]:
     """Write ``<stem>.html``, ``<stem>.csv`` (figures) and ``<stem>-daftar.csv`` (the
-    complaints) into ``out_dir`` (created if missing); returns the paths."""
+    complaints) into ``out_dir`` (created if missing), each with ``mode`` (0600, or 0640
+    with ``[files] group_read``); returns the paths."""
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
     stem = file_stem(recap, code)
@@ -178,7 +182,7 @@ def write_recap(recap: Recap, out_dir: str | os.PathLike[str], code: str) -> lis
         (directory / f"{stem}-daftar.csv", list_csv(recap)),
     ]
     for path, text in outputs:
-        _write_atomic(path, text)
+        _write_atomic(path, text, mode)
     return [path for path, _ in outputs]
 
 
