@@ -686,7 +686,7 @@ def test_recap_page_and_csv(env: Env) -> None:
     assert "kategori,'=HYPERLINK(1),'=HYPERLINK(1),1" in lines
     bad = c.get("/rekap?dari=2026-13-45")
     assert bad.status_code == 400 and "Tanggal tidak sah" in bad.text
-    assert c.get("/rekap?dari=2026-05-02&sampai=2026-05-01").status_code == 400
+    assert c.get("/rekap?dari=2026-05-02&sampai=2026-05-01").status_code == 422
     assert c.get("/rekap.csv?dari=x").status_code == 400
 
 

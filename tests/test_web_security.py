@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -178,3 +179,114 @@ def test_trusted_proxies_setting_is_checked_and_uvicorn_ignores_proxy_headers() 
         WebSettings(trusted_proxies=["proxy.local"])
     config = foreground_config(object())
     assert config.proxy_headers is False
+
+
+# -- the page's answers -----------------------------------------------------------------
+
+
+def _has_security_headers(r: Any) -> bool:
+    from bridge.web.app import SECURITY_HEADERS
+
+    return all(r.headers.get(name) == value for name, value in SECURITY_HEADERS)
+
+
+def test_security_headers_on_every_answer_error_pages_included(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    c = env.login("kabid")
+    answers = {
+        "page": c.get("/antrean"),
+        "static": c.get("/static/app.css"),
+        "redirect": c.get("/", follow_redirects=False),
+        "404": c.get("/tidak-ada"),
+        "405": c.put("/antrean"),
+        "403 csrf": c.post("/keluar", data={"csrf_token": "salah"}),
+    }
+    page = env.app.state.page
+
+    def broken(*_a: object, **_k: object) -> object:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(page, "_rows", broken)
+    failing = _copy(env, c)
+    failing_client = TestClient(env.app, raise_server_exceptions=False)
+    env.clients.append(failing_client)
+    failing_client.cookies.set(COOKIE_NAME, failing.cookies[COOKIE_NAME])
+    answers["500"] = failing_client.get("/antrean")
+    assert answers["500"].status_code == 500
+    for what, r in answers.items():
+        assert _has_security_headers(r), (what, r.status_code, dict(r.headers))
+    assert "Traceback" not in answers["500"].text and "boom" not in answers["500"].text
+
+
+@pytest.mark.parametrize("path", ["/kasus/99999999999999999999", "/kasus/9223372036854775808",
+                                  "/kasus/2147483648", "/kasus/0", "/kasus/999999999"])
+def test_unknown_ids_answer_404_never_500(env: Env, path: str) -> None:
+    c = env.login("kasi")
+    r = c.get(path)
+    assert r.status_code == 404 and _has_security_headers(r)
+    token = csrf_of(c.get("/antrean").text)
+    r = c.post(path + "/aksi/register", data={"csrf_token": token, "versi": "1"})
+    assert r.status_code == 404
+    r = c.post("/kotak-keluar/" + path.rsplit("/", 1)[1] + "/ulang",
+               data={"csrf_token": token}, follow_redirects=False)
+    assert r.status_code < 500, r.status_code  # 404, or 303 back with "not found"
+
+
+@pytest.mark.parametrize("query, status", [
+    ("dari=0001-01-01&sampai=9999-12-31", 422),
+    ("dari=1900-01-01&sampai=2026-01-01", 422),
+    ("dari=2026-05-02&sampai=2026-05-01", 422),
+    ("dari=2026-13-45", 400),
+])
+def test_impossible_recap_ranges_answer_422(env: Env, query: str, status: int) -> None:
+    c = env.login("kabid")
+    page = c.get("/rekap?" + query)
+    assert page.status_code == status and "Ditampilkan bulan ini" in page.text
+    assert c.get("/rekap.csv?" + query).status_code == status
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PDF = b"%PDF-1.7\n" + b"x" * 64
+
+
+def _followup_ready(env: Env) -> tuple[int, TestClient]:
+    from tests.test_web import ANALIS, KASI
+
+    cid = env.case()
+    env.to_verified(cid)
+    env.rt.actions().classify(cid, ANALIS, "sedang")
+    env.rt.actions().dispose(cid, KASI, "Seksi Pengaduan")
+    return cid, env.login("analis")
+
+
+@pytest.mark.parametrize("name, content, mime", [
+    ("laporan.pdf", b"<html><script>alert(1)</script></html>", "application/pdf"),
+    ("foto.jpg", b"MZ\x90\x00 a Windows program", "image/jpeg"),
+    ("catatan.txt", b"hanya teks", "text/plain"),
+    ("gambar.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>", "image/svg+xml"),
+])
+def test_uploads_other_than_pdf_and_images_are_refused_by_content(
+        env: Env, name: str, content: bytes, mime: str) -> None:
+    cid, c = _followup_ready(env)
+    before = env.counts()
+    r = env.act(c, cid, "followup", {"jenis": "", "isi": "Terlampir."},
+                files=[("lampiran", (name, content, mime))])
+    assert r.status_code == 400
+    assert f"Lampiran «{name}» tidak dapat diterima: hanya berkas PDF atau gambar" in r.text
+    assert "dikenali dari isinya" in r.text
+    assert env.counts() == before
+
+
+def test_pdf_and_images_are_stored_with_the_type_their_content_shows(env: Env) -> None:
+    from sqlalchemy import select
+
+    from bridge.store.models import StoredFile
+
+    cid, c = _followup_ready(env)
+    r = env.act(c, cid, "followup", {"jenis": "", "isi": "Terlampir."},
+                files=[("lampiran", ("surat.pdf", PDF, "application/octet-stream")),
+                       ("lampiran", ("halaman.html", PNG, "text/html"))])
+    assert r.status_code == 303, r.text
+    with env.rt.sessions() as s:
+        stored = {f.name: f.mime for f in s.scalars(select(StoredFile))}
+    assert stored == {"surat.pdf": "application/pdf", "halaman.html.png": "image/png"}

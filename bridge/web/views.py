@@ -136,6 +136,11 @@ class DeadlineView:
     state: str  # "lewat", "dekat", "terpenuhi", "terlambat", ""
 
 
+#: The recap's widest period: the time zone arithmetic stays far from date's limits.
+RECAP_FIRST_DAY = date(2000, 1, 1)
+RECAP_LAST_DAY = date(2199, 12, 31)
+
+
 class StaffPage:
     def __init__(self, rt: Any, web: WebSettings, templates: Jinja2Templates,
                  clock: Callable[[], float], auto_login: Mapping[str, str] | None) -> None:
@@ -710,7 +715,10 @@ class StaffPage:
 
     # -- recap -----------------------------------------------------------------------
 
-    def _period(self, request: Request) -> tuple[date, date, str | None]:
+    def _period(self, request: Request) -> tuple[date, date, str | None, int]:
+        """The recap's period, or this month with the problem and the status to answer
+        (400 a date that is none, 422 a range that cannot be: reversed, or so far out that
+        the time zone arithmetic would overflow)."""
         today = self.now().astimezone(ZoneInfo(self.tz)).date()
         default = recap.month_of(today)
         q = request.query_params
@@ -719,27 +727,31 @@ class StaffPage:
             end = date.fromisoformat(q["sampai"]) if q.get("sampai") else default[1]
         except ValueError:
             return (*default, "Tanggal tidak sah: gunakan format TTTT-BB-HH. Ditampilkan "
-                    "bulan ini.")
+                    "bulan ini.", 400)
         if end < start:
-            return (*default, "Tanggal akhir sebelum tanggal awal. Ditampilkan bulan ini.")
-        return start, end, None
+            return (*default, "Tanggal akhir sebelum tanggal awal. Ditampilkan bulan ini.",
+                    422)
+        if start < RECAP_FIRST_DAY or end > RECAP_LAST_DAY:
+            return (*default, f"Periode di luar rentang {RECAP_FIRST_DAY.year}–"
+                    f"{RECAP_LAST_DAY.year}. Ditampilkan bulan ini.", 422)
+        return start, end, None, 200
 
     def recap_page(self, request: Request) -> Response:
         user = self.require_user(request)
-        start, end, problem = self._period(request)
+        start, end, problem, status = self._period(request)
         with self.rt.sessions() as s:
             figures = recap.compute(s, self.settings, self.workflow, start, end, self.now())
         return self.render(request, "recap.html", {
             "r": figures, "problem": problem,
             "csv_url": "/rekap.csv?" + urlencode({"dari": start.isoformat(),
                                                   "sampai": end.isoformat()}),
-        }, status=400 if problem else 200, user=user)
+        }, status=status, user=user)
 
     def recap_csv(self, request: Request) -> Response:
         self.require_user(request)
-        start, end, problem = self._period(request)
+        start, end, problem, status = self._period(request)
         if problem:
-            raise PageError(400, "Periode tidak sah", problem)
+            raise PageError(status, "Periode tidak sah", problem)
         with self.rt.sessions() as s:
             figures = recap.compute(s, self.settings, self.workflow, start, end, self.now())
         name = f"rekap-{start.isoformat()}-{end.isoformat()}.csv"
