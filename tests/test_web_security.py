@@ -4,7 +4,6 @@ answer, 404/422 instead of 500, uploads checked by content."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +14,10 @@ from starlette.testclient import TestClient
 from bridge.cli import main
 from bridge.web.auth import set_active, set_password, set_role
 from bridge.web.sessions import COOKIE_NAME
+from tests import test_web
 from tests.test_web import PASSWORD, Env, build_env, csrf_of
 
-
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
-    e = build_env(f"sqlite:///{tmp_path / 'web.db'}")
-    yield e
-    for c in e.clients:
-        c.close()
-    e.rt.close()
+env = test_web.env  # the same fixture: a fresh page and database per test
 
 
 def _copy(env: Env, c: TestClient, ip: str = "10.0.0.9") -> TestClient:
