@@ -24,9 +24,11 @@ def check_settings(settings: Settings) -> None:
     check_unknown_sections(settings, set(host.declared_sections))
     # Each built-in feature validates its own section (each raises ConfigError).
     from bridge.daemon.settings import check as check_daemon
+    from bridge.filemodes import file_mode
     from bridge.reports.settings import reports_settings
-    from bridge.web.settings import web_settings
+    from bridge.web.settings import check_secret_file, web_settings
 
     check_daemon(settings)
     reports_settings(settings)
-    web_settings(settings)
+    check_secret_file(settings, web_settings(settings))
+    file_mode(settings)

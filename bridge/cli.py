@@ -137,10 +137,12 @@ def db_group() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context, revision: str) -> None:
     """Upgrade the database schema (the other commands do this on an empty database)."""
+    from bridge.filemodes import file_mode
     from bridge.store.db import current_revision, make_engine, upgrade
 
     settings = load(ctx)
-    engine = make_engine(settings.database.url, settings.secrets.database_password)
+    engine = make_engine(settings.database.url, settings.secrets.database_password,
+                         file_mode=file_mode(settings))
     try:
         upgrade(engine, revision)
         click.echo(f"schema at revision {current_revision(engine)}")

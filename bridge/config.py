@@ -249,6 +249,7 @@ class Settings(_Section):
 #: unless a plugin declares it.
 KNOWN_EXTRA_SECTIONS: set[str] = {
     "workflow", "calendar", "plugins", "notifications", "daemon", "web", "reports", "logging",
+    "files",
 }
 
 
@@ -294,13 +295,18 @@ def section_settings(settings: Settings, name: str, model: type[M],
 
 
 def _read_secrets(path: Path, source: str) -> dict[str, str]:
+    from bridge.filemodes import open_to_others
+
     try:
+        problem = open_to_others(path)
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(source, "secrets_file", f"file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "(file)", f"not valid TOML: {exc}") from None
+    if problem:
+        raise ConfigError(source, "secrets_file", problem)
     allowed = {"bearer", "token", "database_password"}
     for key in data:
         if key not in allowed:

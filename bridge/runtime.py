@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.config import ConfigError, Settings
 from bridge.events import dispatch_pending, record_event
+from bridge.filemodes import file_mode
 from bridge.lapor.budget import RequestBudget
 from bridge.lapor.client import LaporClient
 from bridge.plugins import PluginHost, load_plugins
@@ -42,7 +43,8 @@ class Runtime:
     def __init__(self, settings: Settings, *, upgrade_schema: bool = True) -> None:
         self.settings = settings
         self.engine: Engine = make_engine(
-            settings.database.url, settings.secrets.database_password, settings.database.echo
+            settings.database.url, settings.secrets.database_password, settings.database.echo,
+            file_mode=file_mode(settings),
         )
         if upgrade_schema:
             ensure_schema(self.engine)

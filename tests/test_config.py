@@ -92,6 +92,7 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_secrets_from_env_and_file_never_in_repr(tmp_path: Path) -> None:
     secrets = tmp_path / "secrets.toml"
     secrets.write_text('token = "{TOKEN-FROM-FILE}"\n', encoding="utf-8")
+    secrets.chmod(0o600)
     path = write(tmp_path, 'secrets_file = "secrets.toml"\n' + GOOD)
     s = load_settings(path, env={"LAPOR_BRIDGE_BEARER": "BEARER-FROM-ENV"})
     assert s.secrets.bearer is not None and s.secrets.token is not None
@@ -105,6 +106,7 @@ def test_secrets_from_env_and_file_never_in_repr(tmp_path: Path) -> None:
 def test_secrets_file_with_unknown_key(tmp_path: Path) -> None:
     secrets = tmp_path / "secrets.toml"
     secrets.write_text('tokn = "x"\n', encoding="utf-8")
+    secrets.chmod(0o600)
     path = write(tmp_path, 'secrets_file = "secrets.toml"\n' + GOOD)
     with pytest.raises(ConfigError) as err:
         load_settings(path, env={})

@@ -244,8 +244,10 @@ def test_a_job_past_its_deadline_stops_at_a_page_boundary(
 
 @sqlite_only
 def test_lapor_down_is_reported_while_it_lasts_then_caught_up(
-        runtime_factory: Any, caplog: pytest.LogCaptureFixture) -> None:
+        runtime_factory: Any, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     caplog.set_level(logging.INFO, logger="bridge.daemon")
+    monkeypatch.setenv("LAPOR_BRIDGE_HEALTH_TOKEN", "token-kesehatan-uji-123")
     first = SandboxServer(seed=2, reports=40, bearer=TEST_BEARER, token=TEST_TOKEN).start()
     servers = [first]
     rt = runtime_factory(first.url, **daemon_sections(
@@ -263,6 +265,9 @@ def test_lapor_down_is_reported_while_it_lasts_then_caught_up(
                      lambda: "(3 failed runs in a row since" in caplog.text)
             wait_for("an unhealthy health line", lambda: "health: UNHEALTHY" in caplog.text)
             code, body = _get(url + "/healthz")
+            assert code == 503 and json.loads(body) == {"healthy": False,
+                                                        "status": "unhealthy"}
+            code, body = _get(url + "/healthz", token="token-kesehatan-uji-123")
             assert code == 503
             problems = json.loads(body)["problems"]
             assert any("last successful pull was" in p for p in problems), problems
@@ -280,9 +285,11 @@ def test_lapor_down_is_reported_while_it_lasts_then_caught_up(
             server.stop()
 
 
-def _get(url: str) -> tuple[int, bytes]:
+def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(
+        url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
+        with urllib.request.urlopen(request, timeout=10) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()

@@ -9,14 +9,17 @@ plugin events waiting, and when each job runs next. It then applies the threshol
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge
@@ -28,6 +31,7 @@ from bridge.daemon.jobs import PUSH_STREAM
 from bridge.daemon.lease import LeaseInfo, read_lease
 from bridge.daemon.settings import DaemonSettings
 from bridge.daemon.status import STOPPED, InstanceStatus, read_statuses
+from bridge.filemodes import open_to_others
 from bridge.services.outbox import list_outbox
 from bridge.store.models import PendingEvent, QuarantinedItem, SyncCursor, utcnow
 from bridge.sync.pull import INBOX
@@ -351,8 +355,10 @@ class HealthServer:
     """``GET /healthz`` (200 or 503, JSON) and ``GET /metrics`` on a loopback port."""
 
     def __init__(self, host: str, port: int, report: Callable[[], HealthReport],
-                 metrics: Metrics, extra: Callable[[], dict[str, Any]] | None = None) -> None:
+                 metrics: Metrics, extra: Callable[[], dict[str, Any]] | None = None,
+                 token: str | None = None) -> None:
         self._report = report
+        self._token = token
         self.metrics = metrics
         self._extra = extra or (lambda: {})
         outer = self
@@ -383,16 +389,28 @@ class HealthServer:
         self.port: int = int(self.server.server_address[1])
         self._thread: threading.Thread | None = None
 
+    def _authorized(self, h: Any) -> bool:
+        if not self._token:
+            return False
+        given = str(h.headers.get("Authorization") or "")
+        return hmac.compare_digest(given.encode(), f"Bearer {self._token}".encode())
+
     def _healthz(self, h: Any) -> None:
+        # Problems and last errors may name hosts, accounts and LAPOR!'s answers: only the
+        # status is public; the details need the token.
+        details = self._authorized(h)
         try:
             report = self._report()
         except Exception as exc:  # the database is down: that is the answer
-            body = {"healthy": False, "problems": [f"cannot read the database: "
-                                                    f"{type(exc).__name__}"]}
+            body: dict[str, Any] = {"healthy": False, "status": "unhealthy"}
+            if details:
+                body["problems"] = [f"cannot read the database: {type(exc).__name__}"]
             h._send(503, "application/json", json.dumps(body).encode())
             return
         self.metrics.observe(report)
-        body = dict(report.as_json(), **self._extra())
+        body = {"healthy": report.healthy, "status": "ok" if report.healthy else "unhealthy"}
+        if details:
+            body.update(report.as_json(), **self._extra())
         h._send(200 if report.healthy else 503, "application/json",
                 json.dumps(body, default=str).encode())
 
@@ -417,6 +435,29 @@ class HealthServer:
         self.server.server_close()
 
 
+ENV_HEALTH_TOKEN = "LAPOR_BRIDGE_HEALTH_TOKEN"
+
+
+def health_token(token_file: str | None, env: Mapping[str, str] | None = None) -> str | None:
+    """The token that shows /healthz's details: $LAPOR_BRIDGE_HEALTH_TOKEN, else the
+    first line of ``daemon.health_token_file`` (which others may not read), else None."""
+    env = os.environ if env is None else env
+    value = env.get(ENV_HEALTH_TOKEN, "").strip()
+    if value or not token_file:
+        return value or None
+    path = Path(token_file).expanduser()
+    try:
+        problem = open_to_others(path)
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    if problem:
+        raise ValueError(problem)
+    if len(value) < 16:
+        raise ValueError(f"{path}: token too short: use at least 16 characters")
+    return value
+
+
 def summary_line(report: HealthReport) -> str:
     o = report.outbox
     return (f"health: {'OK' if report.healthy else 'UNHEALTHY'}; outbox {o['pending']} pending,"
@@ -425,11 +466,13 @@ def summary_line(report: HealthReport) -> str:
 
 
 __all__ = [
+    "ENV_HEALTH_TOKEN",
     "HealthReport",
     "HealthServer",
     "Metrics",
     "StreamState",
     "collect",
+    "health_token",
     "judge",
     "render_text",
     "summary_line",

@@ -56,7 +56,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bridge.config import ConfigError, Settings
 from bridge.daemon import jobs
-from bridge.daemon.health import HealthServer, Metrics, collect, summary_line
+from bridge.daemon.health import HealthServer, Metrics, collect, health_token, summary_line
 from bridge.daemon.lease import LeaseManager, make_holder
 from bridge.daemon.settings import DaemonSettings, daemon_settings
 from bridge.daemon.status import LEADER, STANDBY, STARTING, STOPPED, forget_old, write_status
@@ -276,6 +276,10 @@ class Daemon:
             if self.cfg.http_port is not None:
                 try:
                     self._start_http()
+                except ValueError as exc:  # the health token file
+                    log.error("%s", ConfigError(self.rt.settings.source if self.rt else "?",
+                                                "daemon.health_token_file", str(exc)))
+                    return 2
                 except OSError as exc:
                     log.error("cannot serve /healthz on %s:%s: %s", self.cfg.http_host,
                               self.cfg.http_port, exc)
@@ -399,7 +403,8 @@ class Daemon:
         self.http = HealthServer(
             self.cfg.http_host, int(self.cfg.http_port or 0),
             lambda: collect(rt.engine, rt.sessions, self.cfg), self.metrics,
-            extra=lambda: {"instance": self.holder, "role": self.role}).start()
+            extra=lambda: {"instance": self.holder, "role": self.role},
+            token=health_token(self.cfg.health_token_file)).start()
         log.info("serving /healthz and /metrics on http://%s:%d", self.cfg.http_host,
                  self.http.port, extra={"event": "http", "port": self.http.port})
 

@@ -149,6 +149,10 @@ class DaemonSettings(_Section):
     #: Serve /healthz and /metrics on this port (0: any free port); unset: no HTTP.
     http_port: int | None = Field(default=None, ge=0, le=65535)
     http_host: str = "127.0.0.1"
+    #: File holding the token that shows /healthz's details (problems, last errors) to a
+    #: request with ``Authorization: Bearer <token>``; $LAPOR_BRIDGE_HEALTH_TOKEN wins.
+    #: Without either, /healthz answers the status only.
+    health_token_file: str | None = None
 
     timeouts: JobTimeouts = JobTimeouts()
     health: HealthThresholds = HealthThresholds()

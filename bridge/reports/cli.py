@@ -21,6 +21,7 @@ def report_cmd(period_text: str, out_dir: str | None, notify: bool) -> None:
     follow-ups; finished on time or late; still open."""
     from bridge.cli import fail, runtime
     from bridge.config import ConfigError
+    from bridge.filemodes import file_mode
     from bridge.reports.jobs import build_recap, recap_notification
     from bridge.reports.period import PeriodError, parse_period
     from bridge.reports.render import write_recap
@@ -42,7 +43,8 @@ def report_cmd(period_text: str, out_dir: str | None, notify: bool) -> None:
         recap = build_recap(rt, period, now=now, cfg=cfg)
         target = out_dir or str(output_dir(rt.settings, cfg))
         try:
-            paths = write_recap(recap, target, rt.settings.regency.code)
+            paths = write_recap(recap, target, rt.settings.regency.code,
+                                file_mode(rt.settings))
         except OSError as exc:
             fail(f"cannot write the recap into {target}: {exc}")
         for path in paths:

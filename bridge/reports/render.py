@@ -7,8 +7,6 @@ that it can be e-mailed, archived and opened offline. The CSV files start with a
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import tempfile
 from collections.abc import Sequence
@@ -20,6 +18,8 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markupsafe import Markup
 
+from bridge.filemodes import PRIVATE
+from bridge.reports.csvsafe import csv_text
 from bridge.reports.recap import STATUS_LABELS, Group, Recap
 from bridge.timefmt import local_time
 from bridge.workflow.calendar import format_tanggal
@@ -122,27 +122,13 @@ def render_html(recap: Recap) -> str:
                            as_of_time=local_time(recap.as_of, recap.timezone))
 
 
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    # A cell that starts like a formula would run in a spreadsheet: keep it text.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def _csv(rows: Sequence[Sequence[object]]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    for row in rows:
-        writer.writerow([_cell(v) for v in row])
-    return "\ufeff" + buf.getvalue()
-
-
 def summary_csv(recap: Recap) -> str:
     """Figures: the headline numbers, then every group (kelompok, kunci, label, jumlah)."""
     rows: list[Sequence[object]] = [["kelompok", "kunci", "label", "jumlah"]]
     rows.extend(["ringkasan", key, label, count] for key, label, count in recap.summary_rows())
     for group in recap.groups:
         rows.extend([group.key, bar.key, bar.label, bar.count] for bar in group.bars)
-    return _csv(rows)
+    return csv_text(rows)
 
 
 def list_csv(recap: Recap) -> str:
@@ -163,14 +149,15 @@ def list_csv(recap: Recap) -> str:
             day(line.last_followup_at), day(line.deadline_at), day(line.finished_at),
             STATUS_LABELS[line.status], "ya" if line.escalated else "tidak",
             "ya" if line.forwarded else "tidak"])
-    return _csv(rows)
+    return csv_text(rows)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _write_atomic(path: Path, text: str, mode: int) -> None:
     # A recap read (or mailed) while it is being written must never be half a file.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            os.fchmod(fh.fileno(), mode)
             fh.write(text)
         os.replace(tmp, path)
     except BaseException:
@@ -182,9 +169,11 @@ def file_stem(recap: Recap, code: str) -> str:
     return f"rekapitulasi-{code.lower()}-{recap.period.code}"
 
 
-def write_recap(recap: Recap, out_dir: str | os.PathLike[str], code: str) -> list[Path]:
+def write_recap(recap: Recap, out_dir: str | os.PathLike[str], code: str,
+                mode: int = PRIVATE) -> list[Path]:
     """Write ``<stem>.html``, ``<stem>.csv`` (figures) and ``<stem>-daftar.csv`` (the
-    complaints) into ``out_dir`` (created if missing); returns the paths."""
+    complaints) into ``out_dir`` (created if missing), each with ``mode`` (0600, or 0640
+    with ``[files] group_read``); returns the paths."""
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
     stem = file_stem(recap, code)
@@ -194,7 +183,7 @@ def write_recap(recap: Recap, out_dir: str | os.PathLike[str], code: str) -> lis
         (directory / f"{stem}-daftar.csv", list_csv(recap)),
     ]
     for path, text in outputs:
-        _write_atomic(path, text)
+        _write_atomic(path, text, mode)
     return [path for path, _ in outputs]
 
 

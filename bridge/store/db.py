@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
@@ -18,6 +19,8 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from bridge.filemodes import PRIVATE, create_file, set_mode
 
 log = logging.getLogger("bridge.store")
 
@@ -36,8 +39,12 @@ def json_dumps(value: Any) -> str:
         return json.dumps(value)
 
 
-def make_engine(url: str, password: SecretStr | None = None, echo: bool = False) -> Engine:
-    """An engine for ``url``; the password (a secret) is never part of the configured URL."""
+def make_engine(url: str, password: SecretStr | None = None, echo: bool = False,
+                file_mode: int = PRIVATE) -> Engine:
+    """An engine for ``url``; the password (a secret) is never part of the configured URL.
+
+    A SQLite file and its ``-wal``/``-shm`` files get ``file_mode`` (0600 by default)
+    whatever the umask: they hold reporters' identities and password hashes."""
     sa_url = make_url(url)
     if password is not None:
         sa_url = sa_url.set(password=password.get_secret_value())
@@ -49,11 +56,25 @@ def make_engine(url: str, password: SecretStr | None = None, echo: bool = False)
         kwargs["pool_size"] = 10
     engine = create_engine(sa_url, **kwargs)
     if sa_url.get_backend_name() == "sqlite":
+        db_file = sa_url.database
+        if db_file and db_file != ":memory:" and not db_file.startswith("file:"):
+            _private_sqlite(db_file, file_mode)
+            event.listen(engine, "connect",
+                         lambda *_: _private_sqlite(db_file, file_mode, create=False))
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT and
         # "BEGIN IMMEDIATE"; take it over as SQLAlchemy's docs recommend.
         event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _private_sqlite(path: str, mode: int, create: bool = True) -> None:
+    # SQLite gives a new -wal/-shm file the database file's mode, so creating the database
+    # with ``mode`` covers them; files left wider by an older version are set on connect.
+    if create and os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        create_file(path, mode)
+    for name in (path, path + "-wal", path + "-shm"):
+        set_mode(name, mode)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -269,6 +269,9 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(300))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: Part of every session's tag: raising it ends all of the account's sessions
+    #: (sign-out, disable, enable, password or role change).
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 __all__ = [

@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 import jinja2
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
@@ -52,6 +53,33 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
 
 
+#: Sent with every answer, error pages included.
+SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
+    ("content-security-policy", CSP),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "same-origin"),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("permissions-policy", "camera=(), microphone=(), geolocation=()"),
+)
+
+
+class IdConvertor(Convertor[int]):
+    """A row id in a path: at most 9 digits, so that no id reaches the database as a
+    number it cannot hold (SQLite's 64 or PostgreSQL's 32 bits); a longer one is a 404."""
+
+    regex = "[0-9]{1,9}"
+
+    def convert(self, value: str) -> int:
+        return int(value)
+
+    def to_string(self, value: int) -> str:
+        return str(value)
+
+
+register_url_convertor("id", IdConvertor())
+
+
 class SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -64,13 +92,10 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                for name, value in (
-                    (b"content-security-policy", CSP.encode()),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"x-frame-options", b"DENY"),
-                    (b"referrer-policy", b"same-origin"),
-                ):
-                    headers.append((name, value))
+                present = {name.lower() for name, _ in headers}
+                headers.extend((name.encode(), value.encode())
+                               for name, value in SECURITY_HEADERS
+                               if name.encode() not in present)
                 message["headers"] = headers
             await send(message)
 
@@ -159,10 +184,12 @@ def create_app(rt: Any, *, web: WebSettings | None = None, key: SigningKey | Non
     def on_error(request: Request, exc: Exception) -> Response:
         log.error("web: unexpected error on %s %s", request.method, request.url.path,
                   exc_info=exc)
+        # Answered outside the middleware (Starlette's ServerErrorMiddleware), so the
+        # security headers are added here.
         return PlainTextResponse(
             "Terjadi kesalahan pada server. Kejadian ini telah dicatat; tidak ada data yang "
             "diubah sebagian. Silakan muat ulang halaman atau hubungi admin.",
-            status_code=500)
+            status_code=500, headers={**dict(SECURITY_HEADERS), "cache-control": "no-store"})
 
     static = StaticFiles(directory=str(files("bridge.web") / "static"))
     routes = [
@@ -173,11 +200,11 @@ def create_app(rt: Any, *, web: WebSettings | None = None, key: SigningKey | Non
         Route("/keluar", page.logout, methods=["POST"]),
         Route("/antrean", page.queue, methods=["GET"]),
         Route("/antrean/data", page.queue_data, methods=["GET"]),
-        Route("/kasus/{case_id:int}", page.case_page, methods=["GET"]),
-        Route("/kasus/{case_id:int}/aksi/{key}", page.case_action, methods=["POST"]),
+        Route("/kasus/{case_id:id}", page.case_page, methods=["GET"]),
+        Route("/kasus/{case_id:id}/aksi/{key}", page.case_action, methods=["POST"]),
         Route("/kotak-keluar", page.outbox, methods=["GET"]),
         Route("/kotak-keluar/ulang-semua", page.outbox_retry, methods=["POST"]),
-        Route("/kotak-keluar/{row_id:int}/ulang", page.outbox_retry, methods=["POST"]),
+        Route("/kotak-keluar/{row_id:id}/ulang", page.outbox_retry, methods=["POST"]),
         Route("/rekap", page.recap_page, methods=["GET"]),
         Route("/rekap.csv", page.recap_csv, methods=["GET"]),
         Mount("/static", app=static, name="static"),

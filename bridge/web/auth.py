@@ -47,20 +47,38 @@ class WebUser:
     username: str
     full_name: str
     role: str
-    #: Changes when the password changes, so that old sessions end with it.
-    password_tag: str
+    #: Changes with the password, the role and the session generation, so that every
+    #: session signed with an older tag ends (see :func:`session_tag`).
+    tag: str
 
     @property
     def is_admin(self) -> bool:
         return self.role == ADMIN_ROLE
 
 
-def password_tag(password_hash: str) -> str:
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+def session_tag(password_hash: str, role: str, generation: int) -> str:
+    """What a session cookie must carry to stay valid. A new password, a new role or a
+    raised generation (sign-out, disable, enable) changes it, which ends every session of
+    the account at once; checked on every request."""
+    material = f"{password_hash}\0{role}\0{generation}"
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
 def _web_user(u: User) -> WebUser:
-    return WebUser(u.id, u.username, u.full_name, u.role, password_tag(u.password_hash))
+    return WebUser(u.id, u.username, u.full_name, u.role,
+                   session_tag(u.password_hash, u.role, u.session_generation or 0))
+
+
+def end_sessions(user: User) -> None:
+    """End every open session of ``user`` (the caller commits)."""
+    user.session_generation = (user.session_generation or 0) + 1
+
+
+def end_sessions_of(session: Session, user_id: int) -> None:
+    """Sign-out: end every session of the account with id ``user_id``."""
+    user = session.get(User, user_id)
+    if user is not None:
+        end_sessions(user)
 
 
 def known_roles(workflow_roles: Iterable[str]) -> list[str]:
@@ -114,14 +132,31 @@ def set_password(session: Session, username: str, password: str) -> User:
         raise UserError(f"no user {username!r}")
     check_password(password)
     user.password_hash = _hasher.hash(password)
+    end_sessions(user)
     return user
 
 
 def set_active(session: Session, username: str, active: bool) -> User:
+    """Disable or enable; either way the account's open sessions end, so enabling never
+    brings back a cookie from before the account was disabled."""
     user = find_user(session, username)
     if user is None:
         raise UserError(f"no user {username!r}")
     user.active = active
+    end_sessions(user)
+    return user
+
+
+def set_role(session: Session, username: str, role: str, roles: Iterable[str]) -> User:
+    """Give an account another role (its open sessions end)."""
+    user = find_user(session, username)
+    if user is None:
+        raise UserError(f"no user {username!r}")
+    allowed = list(roles)
+    if role not in allowed:
+        raise UserError(f"unknown role {role!r}; expected one of {', '.join(allowed)}")
+    user.role = role
+    end_sessions(user)
     return user
 
 
@@ -152,12 +187,17 @@ def load_user(session: Session, user_id: int) -> WebUser | None:
 
 
 class LoginLimiter:
-    """Failed sign-ins per (username, address) within a sliding window, in memory.
+    """Failed sign-ins per account and per client address, in a sliding window, in memory.
 
-    A key with ``max_failures`` failures in the last ``window`` seconds is refused until
-    the oldest of them leaves the window, even with the right password. An address also
-    has a budget of ``4 * max_failures`` across usernames, so that trying many names from
-    one place is slowed the same way.
+    - An account name with ``max_failures`` failures in the last ``window`` seconds (from
+      any address) is refused until the oldest leaves the window, even with the right
+      password: that is what stops guessing one account's password.
+    - An address with ``4 * max_failures`` failures (any names) is *over budget*: every
+      failure from it is answered "too many attempts", yet a right password for an account
+      that is not itself refused still signs in. So failures under made-up names from one
+      address (a shared office NAT) never lock a real user out, and the answer to a wrong
+      password does not tell whether the name exists.
+    Made-up names are counted like real ones (under their own key), for the same reason.
     """
 
     #: Keys kept at most; the stalest are forgotten first.
@@ -172,8 +212,12 @@ class LoginLimiter:
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
 
     @staticmethod
-    def _keys(username: str, address: str) -> tuple[str, str]:
-        return f"u:{username.strip().lower()}|{address}", f"a:{address}"
+    def _account(username: str) -> str:
+        return f"u:{username.strip().lower()}"
+
+    @staticmethod
+    def _address(address: str) -> str:
+        return f"a:{address}"
 
     def _recent(self, key: str, now: float) -> deque[float]:
         times = self._failures.get(key)
@@ -185,30 +229,31 @@ class LoginLimiter:
             del self._failures[key]
         return times
 
-    def retry_after(self, username: str, address: str) -> float | None:
-        """Seconds until another try is allowed, or None if it is allowed now."""
+    def _wait(self, key: str, limit: int) -> float | None:
         now = self.clock()
-        user_key, addr_key = self._keys(username, address)
-        waits = []
         with self._lock:
-            for key, limit in ((user_key, self.max_failures),
-                               (addr_key, 4 * self.max_failures)):
-                times = self._recent(key, now)
-                if len(times) >= limit:
-                    waits.append(times[len(times) - limit] + self.window - now)
-        return max(waits) if waits else None
+            times = self._recent(key, now)
+            if len(times) >= limit:
+                return times[len(times) - limit] + self.window - now
+        return None
+
+    def retry_after(self, username: str) -> float | None:
+        """Seconds until the account may try again, or None if it may now."""
+        return self._wait(self._account(username), self.max_failures)
+
+    def address_over_budget(self, address: str) -> bool:
+        return self._wait(self._address(address), 4 * self.max_failures) is not None
 
     def failed(self, username: str, address: str) -> None:
         now = self.clock()
         with self._lock:
-            for key in self._keys(username, address):
+            for key in (self._account(username), self._address(address)):
                 times = self._failures.setdefault(key, deque())
                 times.append(now)
                 self._failures.move_to_end(key)
             while len(self._failures) > self.MAX_KEYS:
                 self._failures.popitem(last=False)
 
-    def succeeded(self, username: str, address: str) -> None:
-        user_key, _ = self._keys(username, address)
+    def succeeded(self, username: str) -> None:
         with self._lock:
-            self._failures.pop(user_key, None)
+            self._failures.pop(self._account(username), None)

@@ -33,6 +33,7 @@ def web_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
     from bridge.config import ConfigError
     from bridge.store.models import User
     from bridge.web.app import create_app
+    from bridge.web.serve import foreground_config
     from bridge.web.settings import signing_key, web_settings
 
     with runtime(ctx) as rt:
@@ -64,8 +65,7 @@ def web_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
             sys.exit(2)
         click.echo(f"staff page at http://{bind_host}:{bind_port}/ (signing key: {key.origin}); "
                    "Ctrl-C to stop")
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", proxy_headers=True)
-        uvicorn.Server(config).run(sockets=[sock])
+        uvicorn.Server(foreground_config(app)).run(sockets=[sock])
 
 
 @click.group("user")
@@ -147,8 +147,27 @@ def user_disable(ctx: click.Context, username: str) -> None:
 @config_option
 @click.pass_context
 def user_enable(ctx: click.Context, username: str) -> None:
-    """Let a disabled account sign in again."""
+    """Let a disabled account sign in again (sessions from before stay ended)."""
     _set_active(ctx, username, True)
+
+
+@user_group.command("role")
+@click.argument("username")
+@click.argument("role")
+@config_option
+@click.pass_context
+def user_role(ctx: click.Context, username: str, role: str) -> None:
+    """Give an account another role (its open sessions end)."""
+    from bridge.cli import fail, runtime
+    from bridge.web.auth import UserError, known_roles, set_role
+
+    with runtime(ctx) as rt:
+        try:
+            with rt.sessions() as s, s.begin():
+                set_role(s, username, role, known_roles(rt.workflow.roles))
+        except UserError as exc:
+            fail(str(exc))
+    click.echo(f"user {username} is now {role}")
 
 
 def _set_active(ctx: click.Context, username: str, active: bool) -> None:

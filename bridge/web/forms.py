@@ -15,6 +15,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from bridge.config import Settings
 from bridge.services.actions import ActionResult, Actor, CaseActions, Upload
+from bridge.web import filetypes
 from bridge.workflow.errors import TransitionNotAllowed
 from bridge.workflow.profile import Rule, Workflow
 
@@ -284,8 +285,12 @@ async def read_uploads(form: FormData, name: str, max_files: int, max_bytes: int
         if len(content) > max_bytes:
             raise FormProblem(f"Lampiran «{f.filename}» berukuran {_size(len(content))}, "
                               f"melebihi batas {_size(max_bytes)}.", name)
-        uploads.append(Upload(name=(f.filename or "lampiran")[:255], content=content,
-                              mime=f.content_type))
+        accepted = filetypes.checked((f.filename or "lampiran")[:240], content)
+        if accepted is None:
+            raise FormProblem(f"Lampiran «{f.filename}» tidak dapat diterima: hanya berkas "
+                              f"{filetypes.ACCEPTED}. Jenis berkas dikenali dari isinya, "
+                              "bukan dari namanya. Tidak ada yang disimpan.", name)
+        uploads.append(Upload(name=accepted[0], content=content, mime=accepted[1]))
     return uploads
 
 

@@ -8,9 +8,7 @@ its figures are used instead, so the page and the official recap never disagree.
 
 from __future__ import annotations
 
-import csv
 import importlib
-import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -21,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bridge.config import Settings
+from bridge.reports.csvsafe import csv_text
 from bridge.store.models import Case, utcnow
 from bridge.workflow.profile import Workflow
 
@@ -128,21 +127,12 @@ def compute(session: Session, settings: Settings, workflow: Workflow, start: dat
     return Recap(start, end, int(total), int(finished), int(overdue), groups)
 
 
-def _cell(value: object) -> str:
-    text = str(value)
-    # A cell that starts like a formula would run in a spreadsheet: keep it text.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def to_csv(recap: Recap) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["kelompok", "kunci", "label", "jumlah"])
-    w.writerow(["ringkasan", "diterima", "Pengaduan diterima", recap.total])
-    w.writerow(["ringkasan", "selesai", "Selesai / diteruskan", recap.finished])
-    w.writerow(["ringkasan", "lewat_tenggat", "Melewati tenggat", recap.overdue])
-    for g in recap.groups:
-        for b in g.bars:
-            w.writerow([g.key, _cell(b.key), _cell(b.label), b.count])
-    # Excel (what offices open CSV files with) needs the BOM to read UTF-8.
-    return "\ufeff" + buf.getvalue()
+    rows: list[Sequence[object]] = [
+        ["kelompok", "kunci", "label", "jumlah"],
+        ["ringkasan", "diterima", "Pengaduan diterima", recap.total],
+        ["ringkasan", "selesai", "Selesai / diteruskan", recap.finished],
+        ["ringkasan", "lewat_tenggat", "Melewati tenggat", recap.overdue],
+    ]
+    rows.extend([g.key, b.key, b.label, b.count] for g in recap.groups for b in g.bars)
+    return csv_text(rows)

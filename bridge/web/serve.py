@@ -11,6 +11,13 @@ from typing import Any
 import uvicorn
 
 
+def foreground_config(app: Any) -> uvicorn.Config:
+    """uvicorn's settings for ``lapor-bridge web``. No proxy headers: uvicorn would believe
+    X-Forwarded-For from any local proxy; the page judges it against web.trusted_proxies."""
+    return uvicorn.Config(app, log_level="warning", lifespan="off", proxy_headers=False,
+                          server_header=False)
+
+
 class ThreadedServer:
     """Serve an ASGI app in a daemon thread. The socket is bound in the constructor, so
     :attr:`url` is known (and the port taken) before :meth:`start`."""

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bridge.config import ConfigError, Settings, section_settings
+from bridge.filemodes import file_mode, open_to_others
 
 log = logging.getLogger("bridge.web")
 
@@ -48,9 +49,13 @@ class WebSettings(BaseModel):
     secret_file: str | None = None
     #: Mark the session cookie Secure (set true when the page is served over HTTPS).
     cookie_secure: bool = False
-    #: Failed sign-ins allowed per username and address within ``login_window_seconds``.
+    #: Failed sign-ins allowed per account within ``login_window_seconds`` (an address
+    #: may fail four times as often across accounts).
     login_max_failures: int = Field(default=5, ge=1)
     login_window_seconds: int = Field(default=300, ge=1)
+    #: Reverse proxies (addresses or networks) whose X-Forwarded-For is believed; empty:
+    #: the header is ignored and the connection's address counts.
+    trusted_proxies: list[str] = Field(default_factory=list)
     #: How often an open queue page asks for new tickets.
     poll_seconds: float = Field(default=10.0, ge=0.5, le=600)
     #: A deadline closer than this stands out as "near".
@@ -61,6 +66,14 @@ class WebSettings(BaseModel):
     page_size: int = Field(default=100, ge=10, le=1000)
     #: Files one form may carry (each at most outbox.max_attachment_bytes).
     max_upload_files: int = Field(default=5, ge=0, le=50)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        from bridge.web.proxies import parse_networks
+
+        parse_networks(value)
+        return value
 
 
 def web_settings(settings: Settings) -> WebSettings:
@@ -89,6 +102,25 @@ def _config_dir(settings: Settings) -> Path | None:
     return src.parent if src.suffix == ".toml" and src.exists() else None
 
 
+def _secret_path(settings: Settings, web: WebSettings) -> Path | None:
+    if not web.secret_file:
+        return None
+    path = Path(web.secret_file).expanduser()
+    base = _config_dir(settings)
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    return path
+
+
+def check_secret_file(settings: Settings, web: WebSettings) -> None:
+    """``check-config``: refuse a signing-key file that others can read or write."""
+    path = _secret_path(settings, web)
+    if path is not None and path.exists():
+        problem = open_to_others(path)
+        if problem:
+            raise ConfigError(settings.source, "web.secret_file", problem)
+
+
 def signing_key(settings: Settings, web: WebSettings,
                 env: Mapping[str, str] | None = None) -> SigningKey:
     """The cookie-signing key (see the module docstring for the order)."""
@@ -99,31 +131,32 @@ def signing_key(settings: Settings, web: WebSettings,
             raise ConfigError(settings.source, ENV_WEB_SECRET,
                               f"too short: use at least {MIN_SECRET_LENGTH} characters")
         return SigningKey(value, "env")
-    if web.secret_file:
-        path = Path(web.secret_file).expanduser()
-        base = _config_dir(settings)
-        if not path.is_absolute() and base is not None:
-            path = base / path
-        return SigningKey(_read_or_create(path, settings.source), "file")
+    path = _secret_path(settings, web)
+    if path is not None:
+        return SigningKey(_read_or_create(path, settings.source, file_mode(settings)), "file")
     log.warning("web: no %s and no web.secret_file: sessions end when the page restarts",
                 ENV_WEB_SECRET)
     return SigningKey(secrets.token_urlsafe(48), "memory")
 
 
-def _read_or_create(path: Path, source: str) -> str:
+def _read_or_create(path: Path, source: str, mode: int) -> str:
     try:
+        problem = open_to_others(path)
+        if problem:
+            raise ConfigError(source, "web.secret_file", problem)
         value = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         value = secrets.token_urlsafe(48)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         except FileExistsError:  # another process made it first: use theirs
-            return _read_or_create(path, source)
+            return _read_or_create(path, source, mode)
         except OSError as exc:
             raise ConfigError(source, "web.secret_file",
                               f"cannot create {path}: {exc.strerror}") from None
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), mode)  # whatever the umask took away
             fh.write(value + "\n")
         log.warning("web: created a new signing key in %s", path)
         return value

@@ -49,7 +49,15 @@ from bridge.services.queue import (
 from bridge.store.models import Case, OutboxRow
 from bridge.timefmt import local_date, local_time
 from bridge.web import csrf, forms, recap
-from bridge.web.auth import LoginLimiter, WebUser, authenticate, known_roles, load_user
+from bridge.web.auth import (
+    LoginLimiter,
+    WebUser,
+    authenticate,
+    end_sessions_of,
+    known_roles,
+    load_user,
+)
+from bridge.web.proxies import client_address, parse_networks
 from bridge.web.settings import ADMIN_ROLE, WebSettings
 from bridge.workflow.errors import MissingFields
 
@@ -128,6 +136,11 @@ class DeadlineView:
     state: str  # "lewat", "dekat", "terpenuhi", "terlambat", ""
 
 
+#: The recap's widest period: the time zone arithmetic stays far from date's limits.
+RECAP_FIRST_DAY = date(2000, 1, 1)
+RECAP_LAST_DAY = date(2199, 12, 31)
+
+
 class StaffPage:
     def __init__(self, rt: Any, web: WebSettings, templates: Jinja2Templates,
                  clock: Callable[[], float], auto_login: Mapping[str, str] | None) -> None:
@@ -138,6 +151,7 @@ class StaffPage:
         self.templates = templates
         self.clock = clock
         self.limiter = LoginLimiter(web.login_max_failures, web.login_window_seconds, clock)
+        self.trusted_proxies = parse_networks(web.trusted_proxies)
         self.roles = known_roles(self.workflow.roles)
         self.auto_login = dict(auto_login or {})
         self.tz = self.settings.regency.timezone
@@ -151,6 +165,11 @@ class StaffPage:
         return {"stage_label": self.workflow.stage_label, "class_label": self._class_label,
                 "channel_label": lambda k: recap.CHANNEL_LABELS.get(k, k)}
 
+    def client_address(self, request: Request) -> str:
+        peer = request.client.host if request.client else "-"
+        return client_address(peer, request.headers.get("x-forwarded-for"),
+                              self.trusted_proxies)
+
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), ZoneInfo("UTC"))
 
@@ -160,7 +179,7 @@ class StaffPage:
             return None
         with self.rt.sessions() as s:
             user = load_user(s, uid)
-        if user is None or user.password_tag != request.session.get("pv") \
+        if user is None or user.tag != request.session.get("pv") \
                 or user.role not in self.roles:
             # Disabled, password changed or role gone: that sign-in is over.
             for key in ("uid", "iat", "pv"):
@@ -237,9 +256,9 @@ class StaffPage:
         username = str(form.get("username") or "").strip()[:100]
         password = str(form.get("password") or "")[:1024]
         next_url = _safe_next(str(form.get("next") or ""))
-        address = request.client.host if request.client else "-"
+        address = self.client_address(request)
         ctx = {"next": next_url, "username": username, "notice": None}
-        wait = self.limiter.retry_after(username, address)
+        wait = self.limiter.retry_after(username)
         if wait is not None:
             minutes = max(1, math.ceil(wait / 60))
             log.warning("web: sign-in refused (rate limit) for %r from %s", username, address)
@@ -254,19 +273,23 @@ class StaffPage:
         if user is None:
             self.limiter.failed(username, address)
             log.warning("web: failed sign-in for %r from %s", username, address)
+            if self.limiter.address_over_budget(address):
+                return self.render(request, "login.html", {**ctx, "error": (
+                    "Terlalu banyak percobaan masuk yang gagal dari alamat ini. Periksa "
+                    "nama pengguna dan kata sandi Anda.")}, status=429)
             return self.render(request, "login.html", {
                 **ctx, "error": "Nama pengguna atau kata sandi salah."}, status=401)
         if user.role not in self.roles:
             return self.render(request, "login.html", {**ctx, "error": (
                 f"Peran akun ini ({user.role}) tidak dikenal dalam alur kerja yang berlaku. "
                 "Hubungi admin.")}, status=403)
-        self.limiter.succeeded(username, address)
+        self.limiter.succeeded(username)
         self._sign_in(request, user)
         return RedirectResponse(next_url, 303)
 
     def _sign_in(self, request: Request, user: WebUser) -> None:
         request.session.clear()
-        request.session.update({"uid": user.id, "iat": self.clock(), "pv": user.password_tag})
+        request.session.update({"uid": user.id, "iat": self.clock(), "pv": user.tag})
         csrf.rotate(request.session)
         log.info("web: %s signed in (%s)", user.username, user.role)
 
@@ -288,10 +311,19 @@ class StaffPage:
     async def logout(self, request: Request) -> Response:
         form = await self.read_form(request)
         csrf.check(request.session, form.get(csrf.FIELD))
+        user = await run_in_threadpool(self.current_user, request)
+        if user is not None:
+            # A copy of the cookie must not outlive the sign-out: end every session of
+            # the account (other browsers too), not only this one.
+            await run_in_threadpool(self._end_sessions, user.id)
         request.session.clear()
         csrf.rotate(request.session)
         self.flash(request, "ok", "Anda telah keluar.")
         return RedirectResponse("/masuk", 303)
+
+    def _end_sessions(self, uid: int) -> None:
+        with self.rt.sessions() as s, s.begin():
+            end_sessions_of(s, uid)
 
     # -- forms -----------------------------------------------------------------------
 
@@ -683,7 +715,10 @@ class StaffPage:
 
     # -- recap -----------------------------------------------------------------------
 
-    def _period(self, request: Request) -> tuple[date, date, str | None]:
+    def _period(self, request: Request) -> tuple[date, date, str | None, int]:
+        """The recap's period, or this month with the problem and the status to answer
+        (400 a date that is none, 422 a range that cannot be: reversed, or so far out that
+        the time zone arithmetic would overflow)."""
         today = self.now().astimezone(ZoneInfo(self.tz)).date()
         default = recap.month_of(today)
         q = request.query_params
@@ -692,27 +727,31 @@ class StaffPage:
             end = date.fromisoformat(q["sampai"]) if q.get("sampai") else default[1]
         except ValueError:
             return (*default, "Tanggal tidak sah: gunakan format TTTT-BB-HH. Ditampilkan "
-                    "bulan ini.")
+                    "bulan ini.", 400)
         if end < start:
-            return (*default, "Tanggal akhir sebelum tanggal awal. Ditampilkan bulan ini.")
-        return start, end, None
+            return (*default, "Tanggal akhir sebelum tanggal awal. Ditampilkan bulan ini.",
+                    422)
+        if start < RECAP_FIRST_DAY or end > RECAP_LAST_DAY:
+            return (*default, f"Periode di luar rentang {RECAP_FIRST_DAY.year}–"
+                    f"{RECAP_LAST_DAY.year}. Ditampilkan bulan ini.", 422)
+        return start, end, None, 200
 
     def recap_page(self, request: Request) -> Response:
         user = self.require_user(request)
-        start, end, problem = self._period(request)
+        start, end, problem, status = self._period(request)
         with self.rt.sessions() as s:
             figures = recap.compute(s, self.settings, self.workflow, start, end, self.now())
         return self.render(request, "recap.html", {
             "r": figures, "problem": problem,
             "csv_url": "/rekap.csv?" + urlencode({"dari": start.isoformat(),
                                                   "sampai": end.isoformat()}),
-        }, status=400 if problem else 200, user=user)
+        }, status=status, user=user)
 
     def recap_csv(self, request: Request) -> Response:
         self.require_user(request)
-        start, end, problem = self._period(request)
+        start, end, problem, status = self._period(request)
         if problem:
-            raise PageError(400, "Periode tidak sah", problem)
+            raise PageError(status, "Periode tidak sah", problem)
         with self.rt.sessions() as s:
             figures = recap.compute(s, self.settings, self.workflow, start, end, self.now())
         name = f"rekap-{start.isoformat()}-{end.isoformat()}.csv"
