@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -47,6 +48,8 @@ def make_engine(url: str, password: SecretStr | None = None, echo: bool = False)
     else:
         kwargs["pool_pre_ping"] = True
         kwargs["pool_size"] = 10
+    if sa_url.get_backend_name() == "sqlite":
+        _make_sqlite_parent(sa_url.database)
     engine = create_engine(sa_url, **kwargs)
     if sa_url.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -54,6 +57,16 @@ def make_engine(url: str, password: SecretStr | None = None, echo: bool = False)
         # "BEGIN IMMEDIATE"; take it over as SQLAlchemy's docs recommend.
         event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _make_sqlite_parent(database: str | None) -> None:
+    # A new deployment's default URL points into var/, which a fresh clone does not have;
+    # SQLite then fails with the unhelpful "unable to open database file".
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    parent = Path(database).expanduser().parent
+    if not parent.exists():
+        parent.mkdir(parents=True, exist_ok=True)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -1,0 +1,142 @@
+"""What a new user meets in the first hour: the example config, its cross-references, the
+default database path (issue 14, "A new user's first hour")."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bridge.cli import main
+from bridge.lapor.sandbox import SandboxServer
+from tests.conftest import TEST_BEARER, TEST_TOKEN
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "config" / "example.toml"
+ENV = {"LAPOR_BRIDGE_BEARER": TEST_BEARER, "LAPOR_BRIDGE_TOKEN": TEST_TOKEN}
+
+
+def invoke(*args: str, env: dict[str, str | None] | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), env={**ENV, **(env or {})})
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def example_pointing_at(url: str, db: Path, tmp_path: Path, *, edit: str = "") -> Path:
+    """config/example.toml as a user copies it: LAPOR! and the database changed, nothing else."""
+    text = EXAMPLE.read_text("utf-8")
+    text = text.replace('base_url = "https://api-splp.layanan.go.id/lapor/3.0.0"',
+                        f'base_url = "{url}"')
+    text = text.replace('url = "sqlite:///var/lapor-bridge.db"', f'url = "sqlite:///{db}"')
+    text = text.replace('secret_file = "web.key"', f'secret_file = "{tmp_path / "web.key"}"')
+    path = tmp_path / "example.toml"
+    path.write_text(text + edit, "utf-8")
+    return path
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer(seed=1, reports=50, bearer=TEST_BEARER, token=TEST_TOKEN) as server:
+        yield server
+
+
+def test_first_sync_of_the_example_logs_no_plugin_error(
+        sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # plugins.routing_rules is found from the repository root
+    config = example_pointing_at(sandbox.url, tmp_path / "b.db", tmp_path)
+    assert invoke("check-config", str(config))[0] == 0
+    with caplog.at_level(logging.WARNING):
+        code, out, err = invoke("--config", str(config), "sync", "--once")
+    assert code == 0, err
+    assert "50 new" in out
+    failures = [r.getMessage() for r in caplog.records if r.name.startswith("bridge.plugins")]
+    assert failures == []
+    code, out, _ = invoke("--config", str(config), "queue", "--json")
+    assert code == 0
+
+
+def test_routing_rule_naming_an_unknown_opd_fails_check_config(tmp_path: Path) -> None:
+    config = example_pointing_at("http://127.0.0.1:9", tmp_path / "b.db", tmp_path)
+    config.write_text(config.read_text("utf-8").replace('opd = "DLH"', 'opd = "DINAS-LH"'),
+                      "utf-8")
+    code, _, err = invoke("check-config", str(config))
+    assert code == 2
+    assert err.strip() == (f"error: {config}: routing_rules.rules[0].opd: unknown OPD "
+                           "'DINAS-LH'; [[opds]] codes: DLH, BPN")
+
+
+def test_a_rule_may_name_the_opd_by_its_name(tmp_path: Path) -> None:
+    config = example_pointing_at("http://127.0.0.1:9", tmp_path / "b.db", tmp_path)
+    config.write_text(config.read_text("utf-8").replace(
+        'opd = "DLH"', 'opd = "Dinas Lingkungan Hidup"'), "utf-8")
+    assert invoke("check-config", str(config))[0] == 0
+
+
+def test_disabled_or_timed_plugin_must_exist(tmp_path: Path) -> None:
+    config = example_pointing_at("http://127.0.0.1:9", tmp_path / "b.db", tmp_path)
+    text = config.read_text("utf-8")
+    config.write_text(text.replace("disable = []", 'disable = ["plugins.routing_rule"]'),
+                      "utf-8")
+    code, _, err = invoke("check-config", str(config))
+    assert code == 2 and "plugins.disable: no plugin named 'plugins.routing_rule'" in err
+    config.write_text(text.replace("max_stuck_calls = 2",
+                                   'max_stuck_calls = 2\ntimeouts = { nope = 2.0 }'), "utf-8")
+    code, _, err = invoke("check-config", str(config))
+    assert code == 2 and "plugins.timeouts.nope: no plugin named 'nope'" in err
+
+
+def test_template_fields_are_checked(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "assigned.j2").write_text(
+        "Kasus {{ case.register_no }} untuk {{ unit }}\nPelapor: {{ case.reporter }}\n", "utf-8")
+    config = example_pointing_at("http://127.0.0.1:9", tmp_path / "b.db", tmp_path)
+    text = config.read_text("utf-8").replace('# template_dir = "templates"',
+                                             'template_dir = "templates"')
+    config.write_text(text, "utf-8")
+    code, _, err = invoke("check-config", str(config))
+    assert code == 2
+    assert "notifications.template_dir: template assigned.j2 uses case.reporter" in err
+    (templates / "assigned.j2").write_text("Kasus {{ nomor }}\nbadan\n", "utf-8")
+    code, _, err = invoke("check-config", str(config))
+    assert code == 2 and "unknown variable(s) nomor" in err
+    (templates / "assigned.j2").write_text("Kasus {{ case.register_no }}\n{{ unit }}\n", "utf-8")
+    assert invoke("check-config", str(config))[0] == 0
+
+
+def test_profile_role_must_exist(tmp_path: Path) -> None:
+    config = example_pointing_at("http://127.0.0.1:9", tmp_path / "b.db", tmp_path, edit="""
+[workflow.transitions.close]
+roles = ["kepala_bagian"]
+""")
+    code, _, err = invoke("check-config", str(config))
+    assert code == 2 and "unknown role 'kepala_bagian'" in err
+
+
+def test_sqlite_parent_folder_is_created(tmp_path: Path) -> None:
+    config = example_pointing_at("http://127.0.0.1:9", tmp_path / "var" / "deep" / "b.db",
+                                 tmp_path)
+    code, out, err = invoke("--config", str(config), "queue")
+    assert code == 0, err
+    assert (tmp_path / "var" / "deep" / "b.db").exists()
+
+
+def test_default_config_works_from_a_fresh_clone(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # The demo config's relative var/ path, from a directory that has no var/ yet.
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "demo.toml").write_text(
+        (ROOT / "config" / "demo.toml").read_text("utf-8"), "utf-8")
+    monkeypatch.chdir(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "LAPOR_BRIDGE_CONFIG"}
+    monkeypatch.delenv("LAPOR_BRIDGE_CONFIG", raising=False)
+    assert "LAPOR_BRIDGE_CONFIG" not in env
+    code, out, err = invoke("queue")
+    assert code == 0, err
+    assert (tmp_path / "var").is_dir()
