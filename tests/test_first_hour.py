@@ -3,6 +3,7 @@ default database path (issue 14, "A new user's first hour")."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -140,3 +141,22 @@ def test_default_config_works_from_a_fresh_clone(tmp_path: Path,
     code, out, err = invoke("queue")
     assert code == 0, err
     assert (tmp_path / "var").is_dir()
+
+
+def test_status_reads_what_sync_once_wrote(sandbox: SandboxServer, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    config = example_pointing_at(sandbox.url, tmp_path / "b.db", tmp_path)
+    assert invoke("--config", str(config), "sync", "--once")[0] == 0
+    code, out, _ = invoke("--config", str(config), "case", "followup", "1", "--text",
+                          "Sedang kami periksa", "--role", "analis")
+    code, out, err = invoke("--config", str(config), "sync", "--once")
+    assert code == 0, err
+    code, out, err = invoke("--config", str(config), "status", "--json")
+    report = json.loads(out)
+    assert report["push"]["last_success_at"] is not None
+    assert report["pull"]["last_success_at"] is not None
+    assert not any("push" in p for p in report["problems"]), report["problems"]
+    code, out, err = invoke("--config", str(config), "status")
+    assert "no successful push yet" not in out
+    assert "last successful push: never" not in out
