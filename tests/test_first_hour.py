@@ -160,3 +160,68 @@ def test_status_reads_what_sync_once_wrote(sandbox: SandboxServer, tmp_path: Pat
     code, out, err = invoke("--config", str(config), "status")
     assert "no successful push yet" not in out
     assert "last successful push: never" not in out
+
+
+def readme_walkthrough() -> list[str]:
+    readme = (ROOT / "README.md").read_text("utf-8")
+    section = readme.split("### A first case by hand", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_readme_first_case_runs_as_written(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import shlex
+
+    lines = readme_walkthrough()
+    assert any("case followup" in line for line in lines)
+    env: dict[str, str | None] = {"LAPOR_BRIDGE_BEARER": None, "LAPOR_BRIDGE_TOKEN": None}
+    # The sandbox with its own built-in credentials, as `lapor-bridge sandbox` starts it.
+    with SandboxServer(seed=1, reports=20) as sandbox:
+        demo = (ROOT / "config" / "demo.toml").read_text("utf-8")
+        assert 'base_url = "http://127.0.0.1:8765"' in demo
+        demo = demo.replace("http://127.0.0.1:8765", sandbox.url)
+        (tmp_path / "config").mkdir()
+        (tmp_path / "config" / "demo.toml").write_text(demo, "utf-8")
+        monkeypatch.chdir(tmp_path)  # the default config, relative to where one stands
+        monkeypatch.delenv("LAPOR_BRIDGE_CONFIG", raising=False)
+        for line in lines:
+            command, _, comment = line.partition("  #")
+            words = shlex.split(command)
+            if words[0] == "export":
+                for assignment in words[1:]:
+                    key, _, value = assignment.partition("=")
+                    env[key] = value
+                continue
+            stdin = None
+            if "|" in words:
+                cut = words.index("|")
+                assert words[0] == "echo"
+                stdin = " ".join(words[1:cut]) + "\n"
+                words = words[cut + 1:]
+            assert words[0] == "lapor-bridge", line
+            result = CliRunner().invoke(main, words[1:], env=env, input=stdin)
+            assert result.exception is None or isinstance(result.exception, SystemExit), line
+            expected = 1 if words[1] == "status" else 0
+            assert result.exit_code == expected, (line, result.stdout, result.stderr)
+        followups = sandbox.state.followups_of(int(json.loads(CliRunner().invoke(
+            main, ["case", "show", "1", "--json"], env=env).stdout)["case"]["lapor_id"]))
+        assert any("meninjau lokasi" in f["content"] for f in followups)
+
+
+def test_stage_errors_name_commands_and_options(sandbox: SandboxServer, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    config = example_pointing_at(sandbox.url, tmp_path / "b.db", tmp_path)
+    assert invoke("--config", str(config), "sync", "--once")[0] == 0
+    assert invoke("--config", str(config), "case", "register", "5", "--role", "petugas")[0] == 0
+    code, _, err = invoke("--config", str(config), "case", "forward", "5", "--to", "BPN",
+                          "--role", "petugas")
+    assert code == 1
+    assert "`lapor-bridge case forward` in stage 'registered'" in err
+    assert err.strip().endswith("needs --note")
+    code, _, err = invoke("--config", str(config), "case", "complete", "5", "--role", "kasi")
+    assert code == 1
+    assert "role 'kasi' may not use `lapor-bridge case complete`" in err
+    for internal in ("files_complete", "forward_body", "forward_opd", "return_incomplete"):
+        assert internal not in err
