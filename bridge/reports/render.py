@@ -123,6 +123,8 @@ def render_html(recap: Recap) -> str:
 
 def _cell(value: object) -> str:
     text = "" if value is None else str(value)
+    if text == "-":
+        return ""  # the page's placeholder for "none"; in a sheet an empty cell says it
     # A cell that starts like a formula would run in a spreadsheet: keep it text.
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
