@@ -225,3 +225,40 @@ def test_stage_errors_name_commands_and_options(sandbox: SandboxServer, tmp_path
     assert "role 'kasi' may not use `lapor-bridge case complete`" in err
     for internal in ("files_complete", "forward_body", "forward_opd", "return_incomplete"):
         assert internal not in err
+
+
+def test_schema_upgrade_prints_no_alembic_info(tmp_path: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    from bridge.store.db import ensure_schema, make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    with caplog.at_level(logging.INFO):
+        ensure_schema(engine)
+    engine.dispose()
+    alembic = [r.getMessage() for r in caplog.records if r.name.startswith("alembic")]
+    ours = [r.getMessage() for r in caplog.records if r.name == "bridge.store"]
+    assert alembic == []
+    assert len(ours) == 1 and "upgrading database schema" in ours[0]
+
+
+def test_first_sweep_says_each_missed_case_once(sandbox: SandboxServer, tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bridge.config import load_settings
+    from bridge.runtime import Runtime
+    from bridge.services.sweep import sweep_deadlines
+
+    monkeypatch.chdir(ROOT)
+    # Every case is still in 'received': past its stage deadline and the overall one.
+    config = example_pointing_at(sandbox.url, tmp_path / "b.db", tmp_path)
+    assert invoke("--config", str(config), "sync", "--once")[0] == 0
+    with Runtime(load_settings(config, env=ENV)) as rt, caplog.at_level(logging.INFO):
+        sweep_deadlines(rt, datetime.now(UTC) + timedelta(days=60))
+        rt.dispatch_events()
+    lines = [r.getMessage() for r in caplog.records if r.name == "bridge.notifications"
+             and "deadline_missed" in r.getMessage()]
+    assert lines
+    cases = [line.split("case=")[1].split()[0] for line in lines]
+    assert len(cases) == len(set(cases)), "one 'melewati batas waktu' per case"

@@ -107,8 +107,23 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
 
+@contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    # Alembic's INFO lines ("Context impl SQLiteImpl.", one per revision) are for
+    # developers; an operator sees ensure_schema's one line. -vv (DEBUG) still shows them.
+    alembic_log = logging.getLogger("alembic")
+    quiet = not log.isEnabledFor(logging.DEBUG) and alembic_log.level == logging.NOTSET
+    if quiet:
+        alembic_log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        if quiet:
+            alembic_log.setLevel(logging.NOTSET)
+
+
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
+    with engine.connect() as conn, _quiet_alembic():
         return MigrationContext.configure(conn).get_current_revision()
 
 
@@ -119,7 +134,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _UPGRADE_LOCK_KEY})
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+        with _quiet_alembic():
+            command.upgrade(cfg, revision)
 
 
 def ensure_schema(engine: Engine) -> None:
