@@ -15,6 +15,7 @@ from bridge.cli import main
 from bridge.lapor.sandbox import SandboxServer
 from bridge.services.history import describe_event, reporter_text, size_text
 from tests.conftest import TEST_BEARER, TEST_TOKEN
+from tests.test_cli_errors import write_config
 
 ENV = {"LAPOR_BRIDGE_BEARER": TEST_BEARER, "LAPOR_BRIDGE_TOKEN": TEST_TOKEN}
 
@@ -31,27 +32,7 @@ def synced(tmp_path: Path) -> Iterator[tuple[Path, SandboxServer]]:
         sandbox.state.add_report(title="Pungli & calo di loket KTP_el 100% nyata",
                                  content="Petugas &amp; calo &quot;bekerja sama&quot;.",
                                  category="Administrasi Kependudukan")
-        config = tmp_path / "bridge.toml"
-        config.write_text(f"""
-[regency]
-name = "Kabupaten Uji"
-code = "UJI"
-
-[lapor]
-base_url = "{sandbox.url}"
-requests_per_second = 500
-
-[database]
-url = "sqlite:///{tmp_path / 'b.db'}"
-
-[plugins]
-modules = []
-entry_points = false
-
-[[opds]]
-code = "DLH"
-name = "Dinas Lingkungan Hidup"
-""", encoding="utf-8")
+        config = write_config(tmp_path, sandbox.url)
         code, _, err = invoke(config, "sync", "--once")
         assert code == 0, err
         yield config, sandbox
