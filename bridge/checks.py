@@ -22,6 +22,9 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError(settings.source, exc.key, exc.problem) from None
     host = load_plugins(settings, calendar=calendar)
     check_unknown_sections(settings, set(host.declared_sections))
+    from bridge.config_refs import check_references
+
+    check_references(settings, host)
     # Each built-in feature validates its own section (each raises ConfigError).
     from bridge.daemon.settings import check as check_daemon
     from bridge.filemodes import file_mode

@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from bridge.cli_errors import OneLineErrors
 from bridge.config import ConfigError, Settings, load_settings
 from bridge.deployment import DEFAULT_CONFIG
 
@@ -86,7 +87,7 @@ def config_option(f: F) -> F:
     )(f)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config", metavar="FILE", default=None,
               help="Deployment config (TOML file, or a shipped name such as 'klaten'). "
                    "Default: $LAPOR_BRIDGE_CONFIG or the shipped 'demo'.")
@@ -195,6 +196,8 @@ def queue_cmd(ctx: click.Context, stage: str | None, text: str | None, overdue: 
     from bridge.services.queue import QueueFilter, list_queue
 
     with runtime(ctx) as rt, rt.sessions() as session:
+        if stage is not None and stage not in rt.workflow.stages:
+            fail(f"unknown stage {stage!r}; stages: {', '.join(rt.workflow.stages)}", 2)
         rows = list_queue(session, QueueFilter(stage=stage, text=text, overdue=overdue,
                                                limit=limit))
         if as_json:
@@ -265,7 +268,12 @@ def sandbox_cmd(host: str, port: int, seed: int, reports: int, bearer: str | Non
             faults = Faults.model_validate_json(faults_json)
         except ValidationError as exc:
             fail(f"--faults: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}", 2)
-    serve_forever(host=host, port=port, seed=seed, reports=reports, faults=faults, **options)
+    try:
+        serve_forever(host=host, port=port, seed=seed, reports=reports, faults=faults,
+                      **options)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc} (is another sandbox "
+             "running? choose another --port)")
 
 
 @main.command("demo")

@@ -38,7 +38,9 @@ def _run(ctx: click.Context, fn: Callable[[CaseActions], ActionResult], as_json:
         try:
             result = fn(rt.actions())
         except (ActionError, CaseNotFound) as exc:
-            fail(str(exc))
+            from bridge.cli_words import explain
+
+            fail(explain(str(exc)))
         if result.action == "new":
             from bridge.services.triage import triage_new_cases
 
@@ -48,8 +50,10 @@ def _run(ctx: click.Context, fn: Callable[[CaseActions], ActionResult], as_json:
         click.echo(json.dumps(result.__dict__, ensure_ascii=False))
     else:
         queued = f"; queued for LAPOR!: {result.outbox_ids}" if result.outbox_ids else ""
-        click.echo(f"{result.register_no}: {result.action} done, stage now "
-                   f"{result.stage!r}{queued}")
+        from bridge.cli_words import ACTION_COMMANDS
+
+        done = ACTION_COMMANDS.get(result.action, result.action).removeprefix("case ")
+        click.echo(f"{result.register_no}: {done} done, stage now {result.stage!r}{queued}")
 
 
 def add_case_commands(case_group: click.Group, main: click.Group) -> None:

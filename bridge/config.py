@@ -353,6 +353,11 @@ def settings_from_mapping(
     for name, value in settings.extra_sections().items():
         if not isinstance(value, Mapping):
             raise ConfigError(source, name, "unknown key")
+    if settings.secrets.database_password is not None and \
+            settings.database.url.startswith("sqlite"):
+        raise ConfigError(source, "database.url", f"a SQLite database takes no password, but "
+                          f"{ENV_DB_PASSWORD} (or the secrets file) sets one; unset it or "
+                          "use a postgresql:// URL")
     return settings
 
 

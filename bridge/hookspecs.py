@@ -147,7 +147,7 @@ def route_case(
 
     Arguments:
         case: the case as committed (``case.severity`` is set if it was classified).
-        known_opds: the names of the OPDs of the regency that the profile knows; a decision
+        known_opds: the codes and names of the deployment's ``[[opds]]``; a decision
             naming another OPD is refused.
         config: the plugin's validated config section, or ``None``.
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from rich.console import Console
 from rich.table import Table
 
+from bridge.services.history import describe_event, reporter_text, size_text, unescape, who
 from bridge.services.queue import CaseDetail, QueueRow
 from bridge.store.models import utcnow
 from bridge.timefmt import local_date, local_time
@@ -28,7 +29,7 @@ def queue_table(rows: Sequence[QueueRow], tz: str, title: str | None = None,
         deadline = local_date(r.deadline_at, tz) if r.deadline_at else "-"
         if r.overdue(now):
             deadline += " (lewat)"
-        title_text = ("● " if r.is_new else "") + r.title
+        title_text = ("● " if r.is_new else "") + unescape(r.title)
         table.add_row(
             r.register_no,
             r.tracking_id or (str(r.lapor_id) if r.lapor_id else "-"),
@@ -53,7 +54,7 @@ def print_queue(rows: Sequence[QueueRow], tz: str, title: str | None = None,
 def print_case(detail: CaseDetail, tz: str, stage_label: Callable[[str], str] = str) -> None:
     console = _console()
     c = detail.case
-    console.print(f"[bold]{c.register_no}[/bold]  {c.title}")
+    console.print(f"[bold]{c.register_no}[/bold]  {unescape(c.title)}", markup=False)
     lines = [
         ("ID LAPOR!", c.tracking_id or c.lapor_id or "-"),
         ("Kanal", c.channel),
@@ -63,33 +64,22 @@ def print_case(detail: CaseDetail, tz: str, stage_label: Callable[[str], str] = 
         ("Status LAPOR!", c.remote_status_name or "-"),
         ("Disposisi LAPOR!", detail.remote_disposition_name or "-"),
         ("Tenggat", local_date(c.deadline_at, tz)),
-        ("Kategori", detail.category or "-"),
-        ("Lokasi", detail.location or "-"),
-        ("Pelapor", _reporter(detail.reporter)),
+        ("Kategori", unescape(detail.category) or "-"),
+        ("Lokasi", unescape(detail.location) or "-"),
+        ("Pelapor", reporter_text(detail.reporter)),
         ("Perlu perhatian", c.attention or "-"),
     ]
     for label, value in lines:
         console.print(f"  {label:<17} {value}", markup=False)
     console.print("\nIsi laporan:", markup=False)
-    console.print(detail.content, markup=False)
+    console.print(unescape(detail.content), markup=False)
     if detail.attachments:
         console.print("\nLampiran:", markup=False)
         for a in detail.attachments:
-            console.print(f"  - {a.get('name')} ({a.get('mime') or '?'})", markup=False)
+            facts = [str(f) for f in (a.get("mime"), size_text(a.get("size"))) if f]
+            about = f" ({', '.join(facts)})" if facts else ""
+            console.print(f"  - {unescape(str(a.get('name') or '-'))}{about}", markup=False)
     console.print("\nRiwayat:", markup=False)
     for e in detail.history:
-        from datetime import datetime
-
         at = local_time(datetime.fromisoformat(e["at"]), tz)
-        changes = ", ".join(sorted(e["changes"])) if e.get("changes") else ""
-        note = f" — {e['note']}" if e.get("note") else ""
-        console.print(f"  {at}  [{e['side']}] {e['actor'] or '-'}: {e['kind']} {changes}{note}",
-                      markup=False)
-
-
-def _reporter(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False)
+        console.print(f"  {at}  {who(e)}: {describe_event(e, stage_label)}", markup=False)

@@ -17,7 +17,8 @@ Configuration (Situbondo-like: licensing is ours, pollution goes to DLH)::
     name = "lingkungan"
     categories = ["Lingkungan Hidup"]              # exact, case-insensitive
     keywords = ["limbah", "pencemaran"]            # substring of title or content
-    opd = "Dinas Lingkungan Hidup"                 # exactly one of unit / opd / body_id
+    opd = "DLH"                                    # exactly one of unit / opd / body_id;
+                                                   # opd: an [[opds]] code (or its name)
     tembusan = ["pelapor", "Camat {kecamatan}"]    # {kecamatan} {kelurahan} {desa}
     reason = "Pengawasan lingkungan adalah kewenangan DLH"
 

@@ -119,7 +119,7 @@ def test_errors_are_one_line(deployment: tuple[Path, SandboxServer]) -> None:
     assert code == 1 and err.strip().startswith("error: no case 'UJI/nope'")
     run(config, "sync", "--once")
     code, _, err = run(config, "case", "close", "1", "--role", "petugas", "--note", "x")
-    assert code == 1 and "not allowed in stage 'received'" in err
+    assert code == 1 and "cannot be used in stage 'received'" in err
     assert len(err.strip().splitlines()) == 1
     code, _, err = run(config, "outbox", "retry", "99")
     assert code == 1 and "no outbox row 99" in err

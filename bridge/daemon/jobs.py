@@ -24,14 +24,14 @@ from bridge.store.models import (
     utcnow,
 )
 from bridge.sync.pull import INBOX
+from bridge.sync.streams import PUSH_STREAM
+from bridge.sync.streams import record_stream as _record_stream
 
 if TYPE_CHECKING:
     from bridge.runtime import Runtime
 
 log = logging.getLogger("bridge.daemon.jobs")
 
-#: The sync_cursors row where the push records its last successful run.
-PUSH_STREAM = "push"
 
 
 @dataclass(eq=False)
@@ -105,18 +105,7 @@ class PushAborted(Exception):
 
 def record_stream(rt: Runtime, stream: str, error: str | None = None) -> None:
     """Mark a success (``error=None``) or a failure of ``stream`` in ``sync_cursors``."""
-    now = utcnow()
-    with rt.sessions() as session, session.begin():
-        row = session.get(SyncCursor, stream)
-        if row is None:
-            row = SyncCursor(stream=stream)
-            session.add(row)
-        if error is None:
-            row.last_success_at = now
-            row.last_error = None
-        else:
-            row.last_error = error[:2000]
-            row.last_error_at = now
+    _record_stream(rt.sessions, stream, error)
 
 
 # -- plugin events -----------------------------------------------------------------------

@@ -699,6 +699,9 @@ class LaporClient:
         except NonFiniteNumber as exc:
             raise self._malformed(call, f"HTTP {response.status_code} body is not JSON: {exc}"
                                   ) from None
+        except RecursionError:
+            raise self._malformed(call, f"HTTP {response.status_code} body is JSON nested too "
+                                  "deeply to read") from None
         except ValueError:
             kind = response.headers.get("Content-Type", "no Content-Type")
             start = self._scrub(_one_line(response.text, 60)) if response.content else ""
@@ -717,7 +720,7 @@ class LaporClient:
         body when it is not JSON."""
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             return self._scrub(_one_line(response.text)), {}
         if not isinstance(body, dict):
             return self._scrub(_one_line(json.dumps(body, ensure_ascii=False))), {}

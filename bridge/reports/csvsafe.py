@@ -39,6 +39,8 @@ def _guard(piece: str) -> str:
 def safe_cell(value: object) -> str:
     """``value`` as cell text of which no piece can start a formula."""
     text = "" if value is None else str(value)
+    if text == "-":
+        return ""  # the page's placeholder for "none"; in a sheet an empty cell says it
     if _NUMBER.fullmatch(text):
         return text
     parts = _SPLIT.split(text)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session
 
+from bridge.services.history import unescape
 from bridge.store.models import Case, CaseEvent, utcnow
 
 #: What every face shows in place of a hidden identity.
@@ -87,15 +88,17 @@ def queue_query(flt: QueueFilter, now: datetime | None = None) -> Select[Case]:
     if flt.overdue:
         stmt = stmt.where(Case.deadline_at.is_not(None), Case.deadline_at < (now or utcnow()))
     if flt.text:
-        like = f"%{flt.text.lower()}%"
+        # What staff type is text: % and _ are literal, not LIKE wildcards.
+        typed = flt.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        like = f"%{typed}%"
         from sqlalchemy import func
 
         stmt = stmt.where(
             or_(
-                func.lower(Case.title).like(like),
-                func.lower(Case.register_no).like(like),
-                func.lower(Case.location).like(like),
-                func.lower(Case.category).like(like),
+                func.lower(Case.title).like(like, escape="\\"),
+                func.lower(Case.register_no).like(like, escape="\\"),
+                func.lower(Case.location).like(like, escape="\\"),
+                func.lower(Case.category).like(like, escape="\\"),
                 Case.tracking_id == flt.text,
             )
         )
@@ -117,7 +120,7 @@ def _row(c: Case) -> QueueRow:
         lapor_id=c.lapor_id,
         tracking_id=c.tracking_id,
         channel=c.channel,
-        title=c.title,
+        title=unescape(c.title),
         stage=c.stage,
         severity=c.severity,
         received_at=c.received_at,
@@ -192,9 +195,9 @@ def case_detail(session: Session, ref: str | int, may_see_secret: bool = False) 
     ).all()
     return CaseDetail(
         case=_row(c),
-        content=c.content,
-        category=c.category,
-        location=c.location,
+        content=unescape(c.content),
+        category=unescape(c.category) or None,
+        location=unescape(c.location) or None,
         reporter=reporter_view(c, may_see_secret),
         is_anonymous=c.is_anonymous,
         is_secret=c.is_secret,

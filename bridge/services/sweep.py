@@ -233,6 +233,7 @@ def _record_deadlines(rt: Runtime, plan: _Plan, now: datetime,
         session.flush()
         view = snapshot_from_row(case)
         recipients = _recipients(rt, case)
+        notices: dict[str, tuple[dict[str, Any], list[str]]] = {}
         for kind, deadline, left in todo:
             assert deadline.due_at is not None
             mark = DeadlineMark(case.id, case.register_no, deadline.name, deadline.label,
@@ -251,8 +252,15 @@ def _record_deadlines(rt: Runtime, plan: _Plan, now: datetime,
                 note=f"{deadline.label}: {format_tanggal(deadline.due_at, rt.calendar.tz)}"))
             if rt.event_sink is not None:
                 rt.event_sink(session, f"deadline_{kind}", case.id, payload)
+            # One message per case and kind: a case past several deadlines at once (its
+            # first sweep) is one "melewati batas waktu", not one per deadline.
+            first = notices.setdefault(kind, (dict(payload), []))
+            first[1].append(deadline.label)
+            if deadline.due_at < first[0]["deadline_at"]:
+                first[0].update(payload)
+        for kind, (payload, labels) in notices.items():
             notify(session, rt, renderer, f"deadline_{kind}", view, recipients,
-                   label=deadline.label, **payload)
+                   label=", ".join(labels), **payload)
 
 
 def _recipients(rt: Runtime, case: Case) -> list[str]:

@@ -291,7 +291,8 @@ def triage_case(rt: Runtime, case_id: int, *, now: datetime | None = None,
     if not routed and _should_ask(route_state, stage, route_here):
         suggested = (cls_state or {}).get("severity") if severity is None else severity
         view = replace(snapshot, stage=stage, severity=suggested)
-        known = [o.name for o in settings.opds]
+        # A rule may name an OPD by its code (as `case forward --to` does) or its name.
+        known = [o.code for o in settings.opds] + [o.name for o in settings.opds]
         outcome_r = rt.plugins.route(view, known, bodies)
         failures.extend(outcome_r.failures)
         decision = outcome_r.value

@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -54,6 +55,8 @@ def make_engine(url: str, password: SecretStr | None = None, echo: bool = False,
     else:
         kwargs["pool_pre_ping"] = True
         kwargs["pool_size"] = 10
+    if sa_url.get_backend_name() == "sqlite":
+        _make_sqlite_parent(sa_url.database)
     engine = create_engine(sa_url, **kwargs)
     if sa_url.get_backend_name() == "sqlite":
         db_file = sa_url.database
@@ -75,6 +78,16 @@ def _private_sqlite(path: str, mode: int, create: bool = True) -> None:
         create_file(path, mode)
     for name in (path, path + "-wal", path + "-shm"):
         set_mode(name, mode)
+
+
+def _make_sqlite_parent(database: str | None) -> None:
+    # A new deployment's default URL points into var/, which a fresh clone does not have;
+    # SQLite then fails with the unhelpful "unable to open database file".
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    parent = Path(database).expanduser().parent
+    if not parent.exists():
+        parent.mkdir(parents=True, exist_ok=True)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -115,8 +128,23 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
 
+@contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    # Alembic's INFO lines ("Context impl SQLiteImpl.", one per revision) are for
+    # developers; an operator sees ensure_schema's one line. -vv (DEBUG) still shows them.
+    alembic_log = logging.getLogger("alembic")
+    quiet = not log.isEnabledFor(logging.DEBUG) and alembic_log.level == logging.NOTSET
+    if quiet:
+        alembic_log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        if quiet:
+            alembic_log.setLevel(logging.NOTSET)
+
+
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
+    with engine.connect() as conn, _quiet_alembic():
         return MigrationContext.configure(conn).get_current_revision()
 
 
@@ -127,7 +155,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _UPGRADE_LOCK_KEY})
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+        with _quiet_alembic():
+            command.upgrade(cfg, revision)
 
 
 def ensure_schema(engine: Engine) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.runtime import Runtime
+from bridge.sync.streams import PUSH_STREAM, record_stream
 
 
 def run_cycle(rt: Runtime, push: bool = True) -> dict[str, Any]:
@@ -22,7 +23,14 @@ def run_cycle(rt: Runtime, push: bool = True) -> dict[str, Any]:
             k: v for k, v in vars(pulled).items() if k not in ("created_ids", "updated_ids")
         }
         if push:
-            pushed = rt.pusher(client).run()
+            try:
+                pushed = rt.pusher(client).run()
+            except Exception as exc:
+                record_stream(rt.sessions, PUSH_STREAM, error=f"{type(exc).__name__}: {exc}")
+                raise
+            # The same record the daemon's push job writes: `status` reads it.
+            record_stream(rt.sessions, PUSH_STREAM,
+                          error="; ".join(pushed.errors) if pushed.errors else None)
             lines.append(pushed.summary())
             report["push"] = pushed.as_json()
     report["events"] = rt.dispatch_events()
