@@ -104,8 +104,9 @@ class LaporSettings(_Section):
     max_content_chars: int = Field(default=100_000, ge=1)
     #: Largest answer, in bytes as sent (compressed); a larger one is refused unread.
     max_response_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
-    #: Largest answer once decompressed: a gzip bomb stops here.
-    max_decoded_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    #: Largest answer once decompressed: a gzip bomb stops here. The answer is held in
+    #: memory up to this size, so it bounds the client's memory too.
+    max_decoded_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
     #: Most items a page may hold when the request names no page size (when it does,
     #: more items than asked for is a malformed page).
     max_page_items: int = Field(default=1000, ge=1)

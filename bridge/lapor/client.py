@@ -613,8 +613,7 @@ class LaporClient:
         a GET is tried again, a POST's outcome is unknown."""
         self._log_request(call, self._exc_name(exc), started)
         if deadline.expired:
-            what = (f"no complete answer within lapor.request_deadline = "
-                    f"{deadline.seconds:g} s ({self._exc_name(exc)})")
+            what = f"no complete answer within lapor.request_deadline = {deadline.seconds:g} s"
         else:
             what = f"no complete answer ({self._describe_exc(exc)})"
         if not call.idempotent:
