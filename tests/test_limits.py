@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -24,7 +24,7 @@ import pytest
 import respx
 from pydantic import SecretStr
 
-from bridge.config import LaporSettings, Secrets
+from bridge.config import Secrets
 from bridge.lapor.client import LaporClient, _one_line, _short_repr
 from bridge.lapor.errors import (
     LaporError,
@@ -33,37 +33,24 @@ from bridge.lapor.errors import (
     OutcomeUnknown,
     TransientError,
 )
-from bridge.lapor.limits import Deadline, read_body
+from bridge.lapor.limits import Deadline, UndecodableBody, read_body
 from bridge.lapor.models import ForwardRequest
 from bridge.redact import PARTIAL_MIN, Scrubber
+from tests.test_client import BASE, INBOX, TOKEN, lapor_settings
 
-BASE = "https://lapor.test/api/3.0.0"
-#: 24 characters, as in the issue.
+#: 24 characters, as in the issue, and none of its pieces an English word.
 BEARER = "Zq8mN2vX7pL4kR9sT1wY6bHc"
-TOKEN = "{0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d}"
 SECRETS = Secrets(bearer=SecretStr(BEARER), token=SecretStr(TOKEN))
-INBOX = "/complaints/inbox"
 
 #: Peak RSS allowed to the client process that meets a hostile answer.
 RSS_LIMIT_MB = 300
 
 
-def pieces(secret: str) -> list[str]:
-    """Every piece of ``secret`` long enough that the scrubber must mask it."""
-    return [secret[i:j] for i in range(len(secret))
-            for j in range(i + PARTIAL_MIN, len(secret) + 1)]
-
-
 def leaked(text: str) -> list[str]:
+    """Every piece of the bearer in ``text`` long enough that it must have been masked."""
     low = text.lower()
-    return [p for p in pieces(BEARER) if p.lower() in low]
-
-
-def settings(**overrides: Any) -> LaporSettings:
-    values: dict[str, Any] = {"base_url": BASE, "requests_per_second": 1000.0,
-                              "max_attempts": 2, "backoff_initial": 0.01, "backoff_max": 0.01}
-    values.update(overrides)
-    return LaporSettings(**values)
+    return [BEARER[i:j] for i in range(len(BEARER))
+            for j in range(i + PARTIAL_MIN, len(BEARER) + 1) if BEARER[i:j].lower() in low]
 
 
 @pytest.fixture
@@ -71,20 +58,9 @@ def router() -> respx.Router:
     return respx.Router(base_url=BASE, assert_all_called=False)
 
 
-@pytest.fixture
-def make_client(router: respx.Router) -> Iterator[Callable[..., LaporClient]]:
-    made: list[LaporClient] = []
-
-    def make(**overrides: Any) -> LaporClient:
-        client = LaporClient(settings(**overrides), SECRETS,
-                             transport=httpx.MockTransport(router.handler),
-                             sleep=lambda _s: None)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.close()
+def mock_client(router: respx.Router, **overrides: Any) -> LaporClient:
+    return LaporClient(lapor_settings(**overrides), SECRETS,
+                       transport=httpx.MockTransport(router.handler), sleep=lambda _s: None)
 
 
 def envelope(data: Any) -> dict[str, Any]:
@@ -118,8 +94,7 @@ def test_pieces_at_the_edges_and_before_an_ellipsis_are_masked_ordinary_text_is_
 
 @pytest.mark.parametrize("cut", range(len(BEARER) + 1))
 def test_client_errors_and_logs_never_keep_a_piece_of_the_bearer(
-    cut: int, router: respx.Router, make_client: Callable[..., LaporClient],
-    caplog: pytest.LogCaptureFixture,
+    cut: int, router: respx.Router, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The body echoes the bearer so that each excerpt's cut falls ``cut`` characters in:
     # 57 characters for a body that is not JSON, 297 for LAPOR!'s message, 117 for the
@@ -133,7 +108,7 @@ def test_client_errors_and_logs_never_keep_a_piece_of_the_bearer(
         httpx.Response(500, json={"message": at(117)}, headers={"Retry-After": at(37)[:60]}),
         httpx.Response(500, json={"message": at(117)}),
     ])
-    client = make_client()
+    client = mock_client(router, max_attempts=2)
     texts = []
     with caplog.at_level("DEBUG"):
         for _ in range(3):
@@ -149,35 +124,35 @@ def test_client_errors_and_logs_never_keep_a_piece_of_the_bearer(
 
 
 def test_more_items_than_the_page_size_asked_for_is_malformed(
-    router: respx.Router, make_client: Callable[..., LaporClient]
+    router: respx.Router,
 ) -> None:
     items = [{"id": n, "content": "isi"} for n in range(1, 4)]
     router.get(INBOX).mock(return_value=httpx.Response(200, json=envelope(items)))
     with pytest.raises(MalformedResponse) as info:
-        make_client().inbox_page(None, page_size=2)
+        mock_client(router).inbox_page(None, page_size=2)
     assert str(info.value) == (
         "GET /complaints/inbox: malformed response: the page has 3 items, more than the 2 "
         "asked for (page_size)")
 
 
 def test_a_listing_that_asks_no_page_size_is_bounded_by_max_page_items(
-    router: respx.Router, make_client: Callable[..., LaporClient]
+    router: respx.Router,
 ) -> None:
     items = [{"id": n} for n in range(1, 6)]
     router.get("/complaints/5/followups").mock(
         return_value=httpx.Response(200, json=envelope(items)))
     with pytest.raises(MalformedResponse) as info:
-        make_client(max_page_items=4).followup_listing(5)
+        mock_client(router, max_page_items=4).followup_listing(5)
     assert "the page has 5 items, over lapor.max_page_items = 4" in str(info.value)
 
 
 def test_an_answer_over_the_size_limit_is_malformed_and_a_posts_is_an_uncertain_outcome(
-    router: respx.Router, make_client: Callable[..., LaporClient]
+    router: respx.Router,
 ) -> None:
     big = envelope([{"id": 1, "content": "x" * 5000}])
     router.get(INBOX).mock(return_value=httpx.Response(200, json=big))
     router.post("/complaints/process/5/reject").mock(return_value=httpx.Response(200, json=big))
-    client = make_client(max_response_bytes=2048)
+    client = mock_client(router, max_response_bytes=2048)
     with pytest.raises(MalformedResponse) as info:
         client.inbox_page(None)
     assert not isinstance(info.value, OutcomeUnknown)
@@ -191,11 +166,11 @@ def test_an_answer_over_the_size_limit_is_malformed_and_a_posts_is_an_uncertain_
 
 
 def test_an_error_answer_is_read_only_in_part(
-    router: respx.Router, make_client: Callable[..., LaporClient]
+    router: respx.Router,
 ) -> None:
     router.get(INBOX).mock(return_value=httpx.Response(404, text="nope " * 100_000))
     with pytest.raises(LaporError) as info:
-        make_client(max_response_bytes=2048).inbox_page(None)
+        mock_client(router, max_response_bytes=2048).inbox_page(None)
     assert str(info.value).startswith("GET /complaints/inbox: HTTP 404: not found: nope nope")
 
 
@@ -227,8 +202,6 @@ def test_read_body_inflates_in_steps(encoding: str) -> None:
 
 
 def test_read_body_refuses_what_it_cannot_inflate() -> None:
-    from bridge.lapor.limits import UndecodableBody
-
     for encoding, wire in [("br", b"x"), ("gzip, gzip", b"x"), ("gzip", b"not gzip at all")]:
         with pytest.raises(UndecodableBody):
             read_body(stream_of([wire], {"Content-Encoding": encoding}), max_wire=100,
@@ -438,15 +411,16 @@ def test_a_trickle_ends_at_the_deadline(hostile: HostileServer) -> None:
 def test_a_deadline_hit_on_a_get_is_retried_within_max_attempts(
     hostile: HostileServer,
 ) -> None:
-    sleeps: list[float] = []
-    with LaporClient(settings(base_url=f"http://127.0.0.1:{hostile.port}",
-                              inbox_path="/trickle", request_deadline=0.5, max_attempts=3),
-                     SECRETS, sleep=sleeps.append) as client:
+    waits: list[float] = []
+    with LaporClient(lapor_settings(base_url=f"http://127.0.0.1:{hostile.port}",
+                                    inbox_path="/trickle", request_deadline=0.5,
+                                    max_attempts=3),
+                     SECRETS, sleep=waits.append) as client:
         started = time.monotonic()
         with pytest.raises(TransientError) as info:
             client.inbox_page(None)
         elapsed = time.monotonic() - started
-    assert info.value.attempts == 3 and len(sleeps) == 2
+    assert info.value.attempts == 3 and len(waits) == 2
     assert "gave up after 3 attempts: no complete answer within lapor.request_deadline" \
         in str(info.value)
     assert elapsed < 3 * 0.5 + 1.0

@@ -95,6 +95,9 @@ MAX_PAGES = 1000
 #: How much of a text from LAPOR! goes into an error message.
 _EXCERPT = 300
 
+#: Failures after which the request may have arrived, and been applied, unanswered.
+_LOST = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
 
 def _version() -> str:
     try:
@@ -538,7 +541,7 @@ class LaporClient:
                 # Nothing reached LAPOR!: safe to retry even a POST.
                 self._log_request(call, self._exc_name(exc), started)
                 raise _Retry(f"could not connect ({self._describe_exc(exc)})") from None
-            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            except _LOST as exc:
                 raise self._lost(call, exc, number, deadline, started) from None
             except httpx.HTTPError as exc:
                 # Local protocol errors, unsupported URL scheme, proxy failures: nothing sent.
@@ -596,8 +599,7 @@ class LaporClient:
             self._log_request(call, self._exc_name(exc), started)
             raise self._malformed(call, f"undecodable body ({self._describe_exc(exc)})"
                                   ) from None
-        except (DeadlineExceeded, httpx.TimeoutException, httpx.NetworkError,
-                httpx.RemoteProtocolError) as exc:
+        except (DeadlineExceeded, *_LOST) as exc:
             raise self._lost(call, exc, number, deadline, started) from None
         finally:
             # The watchdog first: once the response is closed its connection may serve
