@@ -80,7 +80,8 @@ class _Watchdog:
                 self._thread = threading.Thread(target=self._run, name="lapor-deadlines",
                                                 daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if self._heap[0][2] is deadline:  # due before the one it waits for: wake it
+                self._cond.notify()
 
     def closed(self) -> None:
         with self._cond:
