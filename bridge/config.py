@@ -120,6 +120,17 @@ class LaporSettings(_Section):
     lookback_seconds: int = Field(default=300, ge=0)
     #: Longest accepted report content; longer items are quarantined.
     max_content_chars: int = Field(default=100_000, ge=1)
+    #: Largest answer, in bytes as sent (compressed); a larger one is refused unread.
+    max_response_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    #: Largest answer once decompressed: a gzip bomb stops here. The answer is held in
+    #: memory up to this size, so it bounds the client's memory too.
+    max_decoded_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    #: Most items a page may hold when the request names no page size (when it does,
+    #: more items than asked for is a malformed page).
+    max_page_items: int = Field(default=1000, ge=1)
+    #: Seconds one attempt may take in all, from connecting to the last byte of the
+    #: answer; read_timeout bounds each read only.
+    request_deadline: float = Field(default=60.0, gt=0)
     #: Local name of each LAPOR! status code; unknown codes keep LAPOR!'s own name.
     status_names: dict[str, str] = Field(default_factory=dict)
     #: Where the follow-up marker goes: the bridge appends ``[lb:<outbox id>]``.

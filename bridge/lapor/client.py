@@ -57,6 +57,16 @@ from bridge.lapor.errors import (
     RemoteValidationError,
     TransientError,
 )
+from bridge.lapor.limits import (
+    ACCEPT_ENCODING,
+    ERROR_BODY_BYTES,
+    BodyTooLarge,
+    Deadline,
+    DeadlineExceeded,
+    UndecodableBody,
+    buffered,
+    read_body,
+)
 from bridge.lapor.models import (
     JAKARTA,
     ComplaintDetail,
@@ -87,6 +97,9 @@ MAX_PAGES = 1000
 
 #: How much of a text from LAPOR! goes into an error message.
 _EXCERPT = 300
+
+#: Failures after which the request may have arrived, and been applied, unanswered.
+_LOST = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
 def _version() -> str:
@@ -302,7 +315,9 @@ class LaporClient:
             transport=transport,
             auth=_LaporAuth(settings.bearer_header, bearer, token),
             timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            # Only what bridge.lapor.limits can inflate within bounds.
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json",
+                     "Accept-Encoding": ACCEPT_ENCODING},
             # A redirect would carry the credentials wherever it points.
             follow_redirects=False,
         )
@@ -576,43 +591,43 @@ class LaporClient:
         with self._count_lock:
             self._requests_made += 1
         started = time.perf_counter()
+        # Started after the budget's wait: pacing is ours, the deadline is LAPOR!'s.
+        deadline = Deadline(self.settings.request_deadline)
         try:
-            request = self._http.build_request(
-                call.method,
-                call.path,
-                params=dict(call.params) if call.params else None,
-                data=dict(call.data) if call.data else None,
-                files=list(call.files) if call.files else None,
-                json=call.json,
-            )
-            if call.files:
-                # A multipart body streams part by part, one socket write each (35 for a
-                # follow-up); read into memory first, it goes out in one. The parts are
-                # in memory already.
-                request.read()
-            response = self._http.send(request)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            # Nothing reached LAPOR!: safe to retry even a POST.
-            self._log_request(call, self._exc_name(exc), started)
-            raise _Retry(f"could not connect ({self._describe_exc(exc)})") from None
-        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-            # The request may have arrived and been applied before the answer was lost.
-            self._log_request(call, self._exc_name(exc), started)
-            what = f"no complete answer ({self._describe_exc(exc)})"
-            if not call.idempotent:
-                raise self._unknown(call, what, number, None, None) from None
-            raise _Retry(what) from None
-        except httpx.DecodingError as exc:
-            self._log_request(call, self._exc_name(exc), started)
-            raise self._malformed(call, f"undecodable body ({self._describe_exc(exc)})") from None
-        except httpx.HTTPError as exc:
-            # Local protocol errors, unsupported URL scheme, proxy failures: nothing sent.
-            self._log_request(call, self._exc_name(exc), started)
-            raise LaporError(
-                f"{call.label}: request failed ({self._describe_exc(exc)})",
-                method=call.method,
-                endpoint=call.path,
-            ) from None
+            try:
+                request = self._http.build_request(
+                    call.method,
+                    call.path,
+                    params=dict(call.params) if call.params else None,
+                    data=dict(call.data) if call.data else None,
+                    files=list(call.files) if call.files else None,
+                    json=call.json,
+                    timeout=deadline.clamp(self._http.timeout),
+                    extensions={"trace": deadline.trace},
+                )
+                if call.files:
+                    # A multipart body streams part by part, one socket write each (35 for
+                    # a follow-up); read into memory first, it goes out in one. The parts
+                    # are in memory already.
+                    request.read()
+                response = self._http.send(request, stream=True)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                # Nothing reached LAPOR!: safe to retry even a POST.
+                self._log_request(call, self._exc_name(exc), started)
+                raise _Retry(f"could not connect ({self._describe_exc(exc)})") from None
+            except _LOST as exc:
+                raise self._lost(call, exc, number, deadline, started) from None
+            except httpx.HTTPError as exc:
+                # Local protocol errors, unsupported URL scheme, proxy failures: nothing sent.
+                self._log_request(call, self._exc_name(exc), started)
+                raise LaporError(
+                    f"{call.label}: request failed ({self._describe_exc(exc)})",
+                    method=call.method,
+                    endpoint=call.path,
+                ) from None
+            response = self._read(call, response, number, deadline, started)
+        finally:
+            deadline.close()
 
         status = response.status_code
         self._log_request(call, str(status), started)
@@ -623,11 +638,63 @@ class LaporClient:
             reason = f"HTTP {status}"
             remote, _ = self._error_body(response)
             if remote:
-                reason += f" ({_one_line(remote, 120)})"
+                reason += f" ({self._excerpt(remote, 120)})"
             if call.idempotent or status == 429 or (status == 503 and retry_after is not None):
                 raise _Retry(reason, status, retry_after)
             raise self._unknown(call, reason, number, status, retry_after)
         raise self._refusal(call, response)
+
+    def _read(
+        self,
+        call: _Call,
+        response: httpx.Response,
+        number: int,
+        deadline: Deadline,
+        started: float,
+    ) -> httpx.Response:
+        """The streamed ``response`` read whole within the size limits and the deadline,
+        as an in-memory response. An error answer is read only in part: its status says
+        what happened, and an excerpt of its body is all that is shown."""
+        ok = 200 <= response.status_code < 300
+        settings = self.settings
+        try:
+            deadline.watch(response.extensions.get("network_stream"))
+            body = read_body(
+                response,
+                max_wire=settings.max_response_bytes,
+                max_decoded=settings.max_decoded_bytes if ok else ERROR_BODY_BYTES,
+                deadline=deadline,
+                truncate=not ok,
+            )
+        except BodyTooLarge as exc:
+            self._log_request(call, "too large", started)
+            raise self._malformed(call, str(exc)) from None
+        except (UndecodableBody, httpx.DecodingError) as exc:
+            self._log_request(call, self._exc_name(exc), started)
+            raise self._malformed(call, f"undecodable body ({self._describe_exc(exc)})"
+                                  ) from None
+        except (DeadlineExceeded, *_LOST) as exc:
+            raise self._lost(call, exc, number, deadline, started) from None
+        finally:
+            # The watchdog first: once the response is closed its connection may serve
+            # another request, which a late watchdog must not shut down.
+            deadline.close()
+            response.close()
+        return buffered(response, body)
+
+    def _lost(
+        self, call: _Call, exc: Exception, number: int, deadline: Deadline, started: float
+    ) -> Exception:
+        """The request may have arrived and been applied before its answer was lost:
+        a GET is tried again, a POST's outcome is unknown."""
+        self._log_request(call, self._exc_name(exc), started)
+        if deadline.expired:
+            what = f"no complete answer within lapor.request_deadline = {deadline.seconds:g} s"
+        else:
+            what = f"no complete answer ({self._describe_exc(exc)})"
+        if not call.idempotent:
+            return self._unknown(call, what, number, None, None)
+        return _Retry(what)
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None
@@ -685,7 +752,7 @@ class LaporClient:
                 logger.warning(
                     "%s: ignoring unreadable Retry-After %s",
                     call.label,
-                    self._scrub(_short_repr(text)),
+                    self._excerpt(repr(text), 40),
                 )
                 return None
             if when.tzinfo is None:
@@ -704,10 +771,10 @@ class LaporClient:
                                   "deeply to read") from None
         except ValueError:
             kind = response.headers.get("Content-Type", "no Content-Type")
-            start = self._scrub(_one_line(response.text, 60)) if response.content else ""
+            start = self._excerpt(response.text, 60) if response.content else ""
             raise self._malformed(
                 call,
-                f"HTTP {response.status_code} body is not JSON ({_one_line(kind, 60)}, "
+                f"HTTP {response.status_code} body is not JSON ({self._excerpt(kind, 60)}, "
                 f"{len(response.content)} bytes" + (f", starts with {start!r})" if start else ")"),
             ) from None
         if not isinstance(body, dict):
@@ -721,17 +788,17 @@ class LaporClient:
         try:
             body = response.json()
         except (ValueError, RecursionError):
-            return self._scrub(_one_line(response.text)), {}
+            return self._excerpt(response.text), {}
         if not isinstance(body, dict):
-            return self._scrub(_one_line(json.dumps(body, ensure_ascii=False))), {}
+            return self._excerpt(json.dumps(body, ensure_ascii=False)), {}
         raw_message = body.get("message")
-        message = self._scrub(_one_line(str(raw_message))) if raw_message else ""
+        message = self._excerpt(str(raw_message)) if raw_message else ""
         errors: dict[str, list[str]] = {}
         raw_errors = body.get("errors")
         if isinstance(raw_errors, dict):
             for field, reasons in raw_errors.items():
                 items = reasons if isinstance(reasons, list) else [reasons]
-                errors[self._scrub(str(field))] = [self._scrub(_one_line(str(r))) for r in items]
+                errors[self._excerpt(str(field))] = [self._excerpt(str(r)) for r in items]
         return message, errors
 
     def _refusal(self, call: _Call, response: httpx.Response) -> LaporError:
@@ -757,7 +824,7 @@ class LaporClient:
             details = "; ".join(f"{field}: {' '.join(reasons)}" for field, reasons in errors.items())
             text = "; ".join(part for part in (message, details) if part) or "no reason given"
             return RemoteValidationError(
-                f"{call.label}: HTTP 422: LAPOR! refused the input: {_one_line(text, 1000)}",
+                f"{call.label}: HTTP 422: LAPOR! refused the input: {self._excerpt(text, 1000)}",
                 errors=errors,
                 remote_message=message,
                 method=call.method,
@@ -809,7 +876,11 @@ class LaporClient:
     def _describe_exc(self, exc: Exception) -> str:
         text = str(exc)
         name = self._exc_name(exc)
-        return f"{name}: {self._scrub(_one_line(text, 200))}" if text else name
+        return f"{name}: {self._excerpt(text, 200)}" if text else name
+
+    def _excerpt(self, text: str, limit: int = _EXCERPT) -> str:
+        """``text`` on one line and at most ``limit`` characters, secrets masked first."""
+        return self._scrub.excerpt(text, limit)
 
     @staticmethod
     def _exc_name(exc: Exception) -> str:
@@ -832,9 +903,10 @@ class LaporClient:
         data = get_path(body, list_at) if list_at else body
         if not isinstance(data, list):
             got = _json_type(data) if data is not MISSING else "missing"
-            keys = (f" (top-level keys {self._scrub(_one_line(str(sorted(map(str, body))), 120))})"
+            keys = (f" (top-level keys {self._excerpt(str(sorted(map(str, body))), 120)})"
                     if data is MISSING else "")
             raise self._malformed(call, f"{_dotted(list_at)} is {got}, expected a list{keys}")
+        self._check_item_count(call, len(data))
         next_at = shapes.envelope(endpoint, "next")
         next_url = get_path(body, next_at) if next_at else None
         if next_url is MISSING:
@@ -872,6 +944,22 @@ class LaporClient:
         (with its payload, without identity where the report hides it)."""
         return self._item(raw, model, set())
 
+    def _check_item_count(self, call: _Call, count: int) -> None:
+        """More items than the page size asked for is a malformed page (a server that
+        ignores page_size, or worse); with no size asked, ``max_page_items`` bounds it."""
+        asked = (call.params or {}).get("page_size")
+        if isinstance(asked, int) and not isinstance(asked, bool):
+            if count > asked:
+                raise self._malformed(
+                    call, f"the page has {count:,} items, more than the {asked:,} asked for "
+                    "(page_size)"
+                )
+        elif count > self.settings.max_page_items:
+            raise self._malformed(
+                call, f"the page has {count:,} items, over lapor.max_page_items = "
+                f"{self.settings.max_page_items:,}"
+            )
+
     def _item(
         self, raw: Any, model: type[M], seen: set[str]
     ) -> tuple[M | None, RejectedItem | None]:
@@ -892,7 +980,7 @@ class LaporClient:
         def reject(reason: str) -> tuple[M | None, RejectedItem]:
             # Serialised only here: most items pass, and their JSON is not needed.
             kept = self.shapes.private(raw) if kind == "complaint" else raw
-            return None, RejectedItem(remote_id=remote_id, reason=reason,
+            return None, RejectedItem(remote_id=remote_id, reason=self._scrub(reason),
                                       payload=json.dumps(kept, ensure_ascii=False))
 
         content = fields.get("content")
