@@ -102,6 +102,9 @@ class LaporSettings(_Section):
     lookback_seconds: int = Field(default=300, ge=0)
     #: Longest accepted report content; longer items are quarantined.
     max_content_chars: int = Field(default=100_000, ge=1)
+    #: A pull that quarantines a whole page, or more than this share of the items it
+    #: read, raises the quarantine alarm (sync --once exits 1, status is unhealthy).
+    quarantine_alarm_share: float = Field(default=0.2, ge=0, le=1)
     #: Local name of each LAPOR! status code; unknown codes keep LAPOR!'s own name.
     status_names: dict[str, str] = Field(default_factory=dict)
     #: Where the follow-up marker goes: the bridge appends ``[lb:<outbox id>]``.

@@ -31,6 +31,7 @@ from bridge.daemon.status import STOPPED, InstanceStatus, read_statuses
 from bridge.services.outbox import list_outbox
 from bridge.store.models import PendingEvent, QuarantinedItem, SyncCursor, utcnow
 from bridge.sync.pull import INBOX
+from bridge.sync.quarantine import AlarmState, alarm_state
 
 log = logging.getLogger("bridge.daemon.health")
 
@@ -78,6 +79,8 @@ class HealthReport:
     quarantined: int
     pending_events: int
     problems: list[str] = field(default_factory=list)
+    #: Items of a pull that quarantined a whole page or too large a share, still waiting.
+    quarantine_alarm: AlarmState | None = None
 
     @property
     def healthy(self) -> bool:
@@ -120,6 +123,8 @@ class HealthReport:
             "outbox": dict(self.outbox,
                            oldest_pending_age_seconds=_age(now, self.oldest_pending_at)),
             "quarantined": self.quarantined,
+            "quarantine_alarm": self.quarantine_alarm.as_json() if self.quarantine_alarm
+            else None,
             "pending_events": self.pending_events,
             "next_runs": dict(leader.next_runs) if leader else {},
         }
@@ -157,8 +162,9 @@ def collect(engine: Engine, sessions: sessionmaker[Session], cfg: DaemonSettings
             select(func.count()).select_from(QuarantinedItem)
             .where(QuarantinedItem.resolved_at.is_(None))) or 0)
         events = int(session.scalar(select(func.count()).select_from(PendingEvent)) or 0)
+        alarm = alarm_state(session)
     report = HealthReport(now, lease, instances, alive, pull, push, cursor_at, outbox, oldest,
-                          quarantined, events)
+                          quarantined, events, quarantine_alarm=alarm)
     report.problems = judge(report, cfg)
     return report
 
@@ -206,6 +212,8 @@ def judge(r: HealthReport, cfg: DaemonSettings) -> list[str]:
     if oldest is not None and oldest > h.max_outbox_age:
         problems.append(f"the oldest outbox row has waited {_ago(oldest)} (limit "
                         f"{_ago(h.max_outbox_age)})")
+    if r.quarantine_alarm is not None:
+        problems.append(r.quarantine_alarm.line())
     if h.max_quarantined is not None and r.quarantined > h.max_quarantined:
         problems.append(f"{r.quarantined} quarantined item(s) (limit {h.max_quarantined})")
     if r.pending_events > h.max_pending_events:

@@ -785,6 +785,11 @@ class LaporClient:
         return Page(items=items, rejected=rejected, sources=sources,
                     next_page_url=next_url or None, page=current)
 
+    def parse_item(self, raw: Any, model: type[M]) -> tuple[M | None, RejectedItem | None]:
+        """Validate one listing item as a page would (the quarantine's retry parses a
+        stored payload again through here): the item, or why it is refused."""
+        return self._item(raw, model, set())
+
     def _item(
         self, raw: Any, model: type[M], seen: set[str]
     ) -> tuple[M | None, RejectedItem | None]:
