@@ -358,7 +358,7 @@ def _retry_chunk(session: Session, rows: Sequence[QuarantinedItem], parse: Parse
     store(session, [item for _, item in passed], sources)
     lapor_ids = list({item.id for _, item in passed})
     cases = dict(session.execute(select(Case.lapor_id, Case.id)
-                                 .where(Case.lapor_id.in_(lapor_ids))).tuples().all())
+                                 .where(Case.lapor_id.in_(lapor_ids))).all())
     for row, item in passed:
         row.resolved_at = at
         row.outcome = "accepted"
