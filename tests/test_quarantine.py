@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from bridge.cli import main
-from bridge.daemon.health import collect
+from bridge.daemon.health import Metrics, collect
 from bridge.daemon.settings import daemon_settings
 from bridge.lapor.models import RejectedItem
 from bridge.lapor.sandbox import SandboxServer
@@ -137,6 +137,9 @@ def test_a_quarantined_page_alarms_and_retry_brings_it_in(db_url: str,
         assert not report.healthy
         assert any(p.startswith("quarantine alarm: 30 item(s)") for p in report.problems)
         assert report.as_json()["quarantine_alarm"]["items"] == 30
+        metrics = Metrics()
+        metrics.observe(report)
+        assert b"lapor_bridge_quarantine_alarm 30.0" in metrics.render()
 
         # Half corrected: the items whose content still exceeds the limit stay, with
         # the new reason; the earlier one is kept in their history.
@@ -349,3 +352,39 @@ def test_staff_page_banner_for_the_roles_that_look_after_the_bridge(tmp_path: Pa
         for c in env.clients:
             c.close()
         env.rt.close()
+
+
+# -- the migration ------------------------------------------------------------------------
+
+
+def test_migration_keeps_existing_rows_and_matches_the_models(db_url: str) -> None:
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import text
+
+    from bridge.store.db import _alembic_config, make_engine, upgrade
+    from bridge.store.models import Base
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0004")
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO quarantine (stream, remote_id, reason, payload, at)"
+                              " VALUES ('inbox', '5', 'id: missing', '{}', :at)"),
+                         {"at": "2026-11-01 02:00:00"})
+        upgrade(engine)
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT seen, alarm, retries, last_seen_at, at, outcome "
+                                    "FROM quarantine")).one()
+            assert (row.seen, bool(row.alarm), row.retries, row.outcome) == (1, False, 0, None)
+            assert str(row.last_seen_at) == str(row.at)
+            assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        cfg = _alembic_config()
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0004")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM quarantine")).scalar() == 1
+    finally:
+        engine.dispose()

@@ -310,6 +310,10 @@ class Metrics:
                          "Age of the newest LAPOR! change seen (pull cursor)", registry=r)
         self.quarantine_open = Gauge("lapor_bridge_quarantined_items",
                                      "Unresolved quarantined items", registry=r)
+        self.quarantine_alarm = Gauge(
+            "lapor_bridge_quarantine_alarm",
+            "Items of a pull that quarantined a whole page or too large a share, waiting",
+            registry=r)
         self.pending_events = Gauge("lapor_bridge_pending_events",
                                     "Plugin events waiting for dispatch", registry=r)
         self.last_success = Gauge("lapor_bridge_last_success_timestamp_seconds",
@@ -343,6 +347,8 @@ class Metrics:
         if lag is not None:
             self.lag.set(lag)
         self.quarantine_open.set(report.quarantined)
+        alarm = report.quarantine_alarm
+        self.quarantine_alarm.set(alarm.items if alarm is not None else 0)
         self.pending_events.set(report.pending_events)
         for stream, st in (("inbox", report.pull), ("push", report.push)):
             if st.last_success_at is not None:
