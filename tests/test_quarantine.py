@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -30,6 +29,7 @@ from bridge.sync.quarantine import (
 )
 from bridge.sync.quarantine_cycle import retry_quarantined
 from tests.conftest import TEST_BEARER, TEST_TOKEN, make_settings
+from tests.test_pull_sync import pull
 
 # Every sandbox report's content is longer than this: the whole inbox is quarantined.
 TINY = 5
@@ -40,11 +40,6 @@ def sandbox() -> Iterator[SandboxServer]:
     with SandboxServer(seed=3, reports=30, bearer=TEST_BEARER, token=TEST_TOKEN,
                        bearer_header="Authorization") as server:
         yield server
-
-
-def pull(rt: Runtime) -> Any:
-    with rt.client() as client:
-        return rt.puller(client).run()
 
 
 def rows(rt: Runtime) -> list[QuarantinedItem]:
@@ -238,6 +233,39 @@ def test_a_small_share_does_not_alarm_a_large_one_does(db_url: str) -> None:
                 assert sum(g.count for g in list_groups(s, resolved=True)) == waiting
         finally:
             strict.close()
+
+
+def test_a_rejected_item_read_again_is_counted_not_copied(db_url: str) -> None:
+    from bridge.store.models import utcnow
+    from bridge.sync.quarantine import record_rejected
+
+    rt = Runtime(make_settings(db_url))
+    try:
+        first = [RejectedItem(remote_id="7", reason="title: missing", payload='{"id": 7}'),
+                 RejectedItem(remote_id=None, reason="id: missing", payload='{"x": 1}'),
+                 RejectedItem(remote_id=None, reason="id: missing", payload='{"x": 1}')]
+        with rt.sessions() as s, s.begin():
+            ids = record_rejected(s, "inbox", first, utcnow())
+        assert len(ids) == 2
+        later = [RejectedItem(remote_id="7", reason="title: too long", payload='{"id": 7}'),
+                 RejectedItem(remote_id="7", reason="title: missing",
+                              payload='{"id": 7, "v": 2}'),
+                 RejectedItem(remote_id=None, reason="id: missing", payload='{"x": 1}'),
+                 RejectedItem(remote_id="7", reason="title: missing", payload='{"id": 7}',
+                              ).model_copy(update={"remote_id": "8"})]
+        with rt.sessions() as s, s.begin():
+            again = record_rejected(s, "followups", later[:1], utcnow())
+            assert again[0] not in ids  # another stream is another item
+            record_rejected(s, "inbox", later, utcnow())
+        got = {(r.stream, r.remote_id, r.payload): r for r in rows(rt)}
+        assert len(got) == 5
+        seven = got[("inbox", "7", '{"id": 7}')]
+        assert seven.seen == 2 and seven.reason == "title: too long"
+        assert seven.history is not None and seven.history[0]["reason"] == "title: missing"
+        assert got[("inbox", None, '{"x": 1}')].seen == 3
+        assert got[("inbox", "7", '{"id": 7, "v": 2}')].seen == 1
+    finally:
+        rt.close()
 
 
 # -- the command line, status and the staff page ---------------------------------------

@@ -70,15 +70,19 @@ def record_rejected(session: Session, stream: str, rejected: Sequence[RejectedIt
     """
     ids: list[int] = []
     keyed = [r.remote_id for r in rejected if r.remote_id is not None]
-    open_rows: dict[tuple[str, str], QuarantinedItem] = {}
+    waiting_here = (QuarantinedItem.resolved_at.is_(None), QuarantinedItem.stream == stream)
+    found: list[QuarantinedItem] = []
     for start in range(0, len(keyed), _CHUNK):
-        for waiting in session.scalars(select(QuarantinedItem).where(
-                QuarantinedItem.resolved_at.is_(None), QuarantinedItem.stream == stream,
-                QuarantinedItem.remote_id.in_(keyed[start:start + _CHUNK]))):
-            open_rows[(waiting.remote_id or "", waiting.payload)] = waiting
-    fresh: dict[Any, dict[str, Any]] = {}
-    for n, r in enumerate(rejected):
-        key: Any = (r.remote_id, r.payload) if r.remote_id is not None else n
+        found.extend(session.scalars(select(QuarantinedItem).where(
+            *waiting_here, QuarantinedItem.remote_id.in_(keyed[start:start + _CHUNK]))))
+    if len(keyed) < len(rejected):
+        # Items without an id are matched on their payload alone.
+        found.extend(session.scalars(select(QuarantinedItem).where(
+            *waiting_here, QuarantinedItem.remote_id.is_(None))))
+    open_rows = {(row.remote_id, row.payload): row for row in found}
+    fresh: dict[tuple[str | None, str], dict[str, Any]] = {}
+    for r in rejected:
+        key = (r.remote_id, r.payload)
         row = open_rows.get(key)
         if row is None:
             if key in fresh:
