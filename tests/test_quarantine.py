@@ -86,8 +86,8 @@ def test_alarm_on_a_whole_page_or_too_large_a_share() -> None:
     assert some.alarm(received=98, share=0.2) is None  # 2 % of the run
     assert some.alarm(received=5, share=0.2) is not None  # 2 of 7: over a fifth
     assert some.alarm(received=8, share=0.2) is None  # exactly a fifth is not more
-    page = RunTally(whole_pages=1)
-    page.add([1], _rejected(1))
+    page = RunTally()
+    page.add([1], _rejected(1), whole_page=True)
     line = page.alarm(received=10_000, share=0.2)
     assert line is not None and "\n" not in line
     assert line.startswith("quarantine alarm: 1 of 10001 items quarantined in this pull, "
@@ -193,6 +193,24 @@ def test_a_quarantined_page_alarms_and_retry_brings_it_in(db_url: str,
         broken.close()
 
 
+def test_dismissed_items_read_again_stay_dismissed(db_url: str,
+                                                   sandbox: SandboxServer) -> None:
+    rt = Runtime(make_settings(db_url, sandbox.url, lapor={"max_content_chars": TINY}))
+    try:
+        assert pull(rt).alarm is not None
+        assert dismiss(rt.sessions) == 30
+        # The cursor never moved: the same 30 come again, are still refused, and are
+        # counted on the dismissed rows without a new alarm or a new row.
+        again = pull(rt)
+        assert again.quarantined == 30 and again.alarm is None
+        got = rows(rt)
+        assert len(got) == 30 and all(r.outcome == "dismissed" and r.seen == 2 for r in got)
+        with rt.sessions() as s:
+            assert alarm_state(s) is None and list_groups(s) == []
+    finally:
+        rt.close()
+
+
 def test_a_small_share_does_not_alarm_a_large_one_does(db_url: str) -> None:
     with SandboxServer(seed=5, reports=200, bearer=TEST_BEARER, token=TEST_TOKEN,
                        bearer_header="Authorization") as server:
@@ -245,8 +263,8 @@ def test_a_rejected_item_read_again_is_counted_not_copied(db_url: str) -> None:
                  RejectedItem(remote_id=None, reason="id: missing", payload='{"x": 1}'),
                  RejectedItem(remote_id=None, reason="id: missing", payload='{"x": 1}')]
         with rt.sessions() as s, s.begin():
-            ids = record_rejected(s, "inbox", first, utcnow())
-        assert len(ids) == 2
+            ids, counted = record_rejected(s, "inbox", first, utcnow())
+        assert len(ids) == 2 and counted == first
         later = [RejectedItem(remote_id="7", reason="title: too long", payload='{"id": 7}'),
                  RejectedItem(remote_id="7", reason="title: missing",
                               payload='{"id": 7, "v": 2}'),
@@ -254,7 +272,7 @@ def test_a_rejected_item_read_again_is_counted_not_copied(db_url: str) -> None:
                  RejectedItem(remote_id="7", reason="title: missing", payload='{"id": 7}',
                               ).model_copy(update={"remote_id": "8"})]
         with rt.sessions() as s, s.begin():
-            again = record_rejected(s, "followups", later[:1], utcnow())
+            again, _ = record_rejected(s, "followups", later[:1], utcnow())
             assert again[0] not in ids  # another stream is another item
             record_rejected(s, "inbox", later, utcnow())
         got = {(r.stream, r.remote_id, r.payload): r for r in rows(rt)}

@@ -217,8 +217,6 @@ class Puller:
                 pending = None
                 result.requests += 1
                 result.pages += 1
-                if batch.rejected and not batch.items:
-                    self._tally.whole_pages += 1
                 ids = [item.id for item in batch.items]
                 if page > 1 and prev_ids is not None and ids and ids == prev_ids:
                     raise PaginationError(
@@ -249,7 +247,8 @@ class Puller:
                     if not self.stop.is_set() and result.pages < self.max_pages:
                         pending = ahead.submit(self.source.inbox_page, since, page,
                                                self.page_size)
-                self._commit_page(fresh, batch.rejected, result, batch.sources)
+                self._commit_page(fresh, batch.rejected, result, batch.sources,
+                                  whole_page=not batch.items)
                 if fresh:
                     run_key = max(run_key or _key(fresh[0]), *(_key(i) for i in fresh))
                 if last:
@@ -296,12 +295,13 @@ class Puller:
     # -- one page, one transaction ----------------------------------------------------
 
     def _commit_page(self, items: list[RemoteComplaint], rejected: list[RejectedItem],
-                     result: PullResult, sources: dict[str, Any]) -> None:
+                     result: PullResult, sources: dict[str, Any],
+                     whole_page: bool = False) -> None:
         if not items and not rejected:
             return
         with self.sessions() as session, session.begin():
             if rejected:
-                self._quarantine(session, rejected)
+                self._quarantine(session, rejected, whole_page)
                 result.quarantined += len(rejected)
             if items:
                 self.store(session, items, result, sources)
@@ -314,8 +314,10 @@ class Puller:
         result.received += len(items)
         self._upsert(session, items, result, sources)
 
-    def _quarantine(self, session: Session, rejected: list[RejectedItem]) -> None:
-        self._tally.add(record_rejected(session, self.stream, rejected, utcnow()), rejected)
+    def _quarantine(self, session: Session, rejected: list[RejectedItem],
+                    whole_page: bool) -> None:
+        self._tally.add(*record_rejected(session, self.stream, rejected, utcnow()),
+                        whole_page=whole_page)
         for r in rejected:
             log.warning("quarantined %s item %s: %s", self.stream, r.remote_id or "?", r.reason)
 

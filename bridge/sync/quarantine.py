@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.lapor.models import RejectedItem, RemoteComplaint
 from bridge.store.models import Case, QuarantinedItem, utcnow
+
+ACCEPTED, DISMISSED = "accepted", "dismissed"
 
 #: Rows read or updated per statement: keeps ``IN (...)`` lists well under every
 #: driver's parameter limit.
@@ -62,29 +64,37 @@ def reason_group(reason: str) -> str:
 
 
 def record_rejected(session: Session, stream: str, rejected: Sequence[RejectedItem],
-                    now: datetime) -> list[int]:
-    """Quarantine ``rejected`` in the caller's transaction; return the row ids.
+                    now: datetime) -> tuple[list[int], list[RejectedItem]]:
+    """Quarantine ``rejected`` in the caller's transaction; return the ids of the rows
+    now waiting for them, and those of ``rejected`` that count (for the alarm).
 
-    An item already waiting with the very same payload (the pull re-reads, the cursor
-    may not move past a rejected page) is counted on its row, not added again.
+    An item already waiting with the very same payload (the pull re-reads: the cursor
+    does not move past a rejected page, and every run looks back) is counted on its row,
+    not added again. One a person dismissed is counted on the dismissed row and does not
+    count: it would otherwise come back, and raise the alarm, at every run.
     """
-    ids: list[int] = []
     keyed = [r.remote_id for r in rejected if r.remote_id is not None]
-    waiting_here = (QuarantinedItem.resolved_at.is_(None), QuarantinedItem.stream == stream)
+    known = (QuarantinedItem.stream == stream,
+             or_(QuarantinedItem.resolved_at.is_(None), QuarantinedItem.outcome == DISMISSED))
     found: list[QuarantinedItem] = []
     for start in range(0, len(keyed), _CHUNK):
         found.extend(session.scalars(select(QuarantinedItem).where(
-            *waiting_here, QuarantinedItem.remote_id.in_(keyed[start:start + _CHUNK]))))
+            *known, QuarantinedItem.remote_id.in_(keyed[start:start + _CHUNK]))))
     if len(keyed) < len(rejected):
         # Items without an id are matched on their payload alone.
         found.extend(session.scalars(select(QuarantinedItem).where(
-            *waiting_here, QuarantinedItem.remote_id.is_(None))))
-    open_rows = {(row.remote_id, row.payload): row for row in found}
+            *known, QuarantinedItem.remote_id.is_(None))))
+    # A waiting row wins over a dismissed one of the same payload.
+    found.sort(key=lambda row: row.resolved_at is None)
+    rows = {(row.remote_id, row.payload): row for row in found}
+    ids: list[int] = []
+    counted: list[RejectedItem] = []
     fresh: dict[tuple[str | None, str], dict[str, Any]] = {}
     for r in rejected:
         key = (r.remote_id, r.payload)
-        row = open_rows.get(key)
+        row = rows.get(key)
         if row is None:
+            counted.append(r)
             if key in fresh:
                 fresh[key]["seen"] += 1
             else:
@@ -93,6 +103,9 @@ def record_rejected(session: Session, stream: str, rejected: Sequence[RejectedIt
             continue
         row.seen += 1
         row.last_seen_at = now
+        if row.resolved_at is not None:
+            continue
+        counted.append(r)
         if row.reason != r.reason:
             _remember(row, now)
             row.reason = r.reason
@@ -100,7 +113,7 @@ def record_rejected(session: Session, stream: str, rejected: Sequence[RejectedIt
     if fresh:
         ids.extend(session.scalars(insert(QuarantinedItem).returning(QuarantinedItem.id),
                                    list(fresh.values())))
-    return ids
+    return ids, counted
 
 
 def _remember(row: QuarantinedItem, now: datetime, **extra: Any) -> None:
@@ -121,8 +134,12 @@ class RunTally:
     def count(self) -> int:
         return sum(int(c) for c, _ in self.reasons.values())
 
-    def add(self, ids: Iterable[int], rejected: Iterable[RejectedItem]) -> None:
+    def add(self, ids: Iterable[int], rejected: Sequence[RejectedItem],
+            whole_page: bool = False) -> None:
+        """Count one page's rejections (``whole_page``: the page accepted none)."""
         self.ids.extend(ids)
+        if whole_page and rejected:
+            self.whole_pages += 1
         for r in rejected:
             entry = self.reasons.setdefault(reason_group(r.reason), [0, r.reason])
             entry[0] += 1
@@ -365,7 +382,7 @@ def _retry_chunk(session: Session, rows: Sequence[QuarantinedItem], parse: Parse
                                  .where(Case.lapor_id.in_(lapor_ids))).all())
     for row, item in passed:
         row.resolved_at = at
-        row.outcome = "accepted"
+        row.outcome = ACCEPTED
         row.case_id = cases.get(item.id)
         result.accepted += 1
         result.accepted_ids.append(row.id)
@@ -383,7 +400,7 @@ def dismiss(sessions: sessionmaker[Session], ids: Sequence[int] | None = None,
                 update(QuarantinedItem)
                 .where(QuarantinedItem.id.in_(chosen[start:start + _CHUNK]),
                        QuarantinedItem.resolved_at.is_(None))
-                .values(resolved_at=now(), outcome="dismissed"))
+                .values(resolved_at=now(), outcome=DISMISSED))
             done += int(getattr(outcome, "rowcount", 0) or 0)
     return done
 
