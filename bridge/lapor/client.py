@@ -786,8 +786,8 @@ class LaporClient:
                     next_page_url=next_url or None, page=current)
 
     def parse_item(self, raw: Any, model: type[M]) -> tuple[M | None, RejectedItem | None]:
-        """Validate one listing item as a page would (the quarantine's retry parses a
-        stored payload again through here): the item, or why it is refused."""
+        """One listing item through the profile: the model, or the reason it is refused
+        (with its payload, without identity where the report hides it)."""
         return self._item(raw, model, set())
 
     def _item(
