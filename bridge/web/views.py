@@ -47,6 +47,7 @@ from bridge.services.queue import (
     mark_seen,
 )
 from bridge.store.models import Case, OutboxRow
+from bridge.sync.quarantine import AlarmState, alarm_state
 from bridge.timefmt import local_date, local_time
 from bridge.web import csrf, forms, recap
 from bridge.web.auth import LoginLimiter, WebUser, authenticate, known_roles, load_user
@@ -207,13 +208,11 @@ class StaffPage:
             return int(s.scalar(select(func.count()).select_from(OutboxRow)
                                 .where(OutboxRow.status == "dead")) or 0)
 
-    def _quarantine_alarm(self, user: WebUser | None) -> Any:
+    def _quarantine_alarm(self, user: WebUser | None) -> AlarmState | None:
         # Shown to the roles that look after the bridge (those that may retry deliveries):
         # reports LAPOR! sent are missing from the queue until someone corrects the config.
         if user is None or user.role not in self.web.retry_roles:
             return None
-        from bridge.sync.quarantine import alarm_state
-
         with self.rt.sessions() as s:
             return alarm_state(s)
 
