@@ -176,6 +176,9 @@ def sync_cmd(ctx: click.Context, once: bool, as_json: bool) -> None:
         else:
             for line in report["lines"]:
                 click.echo(line)
+        if report["pull"].get("alarm"):
+            # The run went on (push included), but a mostly quarantined pull is a failure.
+            fail(report["pull"]["alarm"])
 
 
 # -- queue and cases -------------------------------------------------------------------
@@ -312,6 +315,7 @@ def _attach_optional() -> None:
         ("bridge.bench", "commands"),
         ("bridge.cli_probe", "commands"),
         ("bridge.cli_init", "commands"),
+        ("bridge.cli_quarantine", "commands"),
     ):
         try:
             mod = importlib.import_module(module)

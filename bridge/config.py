@@ -131,6 +131,9 @@ class LaporSettings(_Section):
     #: Seconds one attempt may take in all, from connecting to the last byte of the
     #: answer; read_timeout bounds each read only.
     request_deadline: float = Field(default=60.0, gt=0)
+    #: A pull that quarantines a whole page, or more than this share of the items it
+    #: read, raises the quarantine alarm (sync --once exits 1, status is unhealthy).
+    quarantine_alarm_share: float = Field(default=0.2, ge=0, le=1)
     #: Local name of each LAPOR! status code; unknown codes keep LAPOR!'s own name.
     status_names: dict[str, str] = Field(default_factory=dict)
     #: Where the follow-up marker goes: the bridge appends ``[lb:<outbox id>]``.

@@ -111,6 +111,7 @@ class Runtime:
             deadline_for=self.deadlines.for_new,
             status_names=dict(lapor.status_names),
             stop=self.stop,
+            alarm_share=lapor.quarantine_alarm_share,
         )
 
     def close(self) -> None:

@@ -35,6 +35,7 @@ from bridge.filemodes import open_to_others
 from bridge.services.outbox import list_outbox
 from bridge.store.models import PendingEvent, QuarantinedItem, SyncCursor, utcnow
 from bridge.sync.pull import INBOX
+from bridge.sync.quarantine import AlarmState, alarm_state
 
 log = logging.getLogger("bridge.daemon.health")
 
@@ -82,6 +83,8 @@ class HealthReport:
     quarantined: int
     pending_events: int
     problems: list[str] = field(default_factory=list)
+    #: Items of a pull that quarantined a whole page or too large a share, still waiting.
+    quarantine_alarm: AlarmState | None = None
 
     @property
     def healthy(self) -> bool:
@@ -124,6 +127,8 @@ class HealthReport:
             "outbox": dict(self.outbox,
                            oldest_pending_age_seconds=_age(now, self.oldest_pending_at)),
             "quarantined": self.quarantined,
+            "quarantine_alarm": self.quarantine_alarm.as_json() if self.quarantine_alarm
+            else None,
             "pending_events": self.pending_events,
             "next_runs": dict(leader.next_runs) if leader else {},
         }
@@ -161,8 +166,9 @@ def collect(engine: Engine, sessions: sessionmaker[Session], cfg: DaemonSettings
             select(func.count()).select_from(QuarantinedItem)
             .where(QuarantinedItem.resolved_at.is_(None))) or 0)
         events = int(session.scalar(select(func.count()).select_from(PendingEvent)) or 0)
+        alarm = alarm_state(session)
     report = HealthReport(now, lease, instances, alive, pull, push, cursor_at, outbox, oldest,
-                          quarantined, events)
+                          quarantined, events, quarantine_alarm=alarm)
     report.problems = judge(report, cfg)
     return report
 
@@ -210,6 +216,8 @@ def judge(r: HealthReport, cfg: DaemonSettings) -> list[str]:
     if oldest is not None and oldest > h.max_outbox_age:
         problems.append(f"the oldest outbox row has waited {_ago(oldest)} (limit "
                         f"{_ago(h.max_outbox_age)})")
+    if r.quarantine_alarm is not None:
+        problems.append(r.quarantine_alarm.line())
     if h.max_quarantined is not None and r.quarantined > h.max_quarantined:
         problems.append(f"{r.quarantined} quarantined item(s) (limit {h.max_quarantined})")
     if r.pending_events > h.max_pending_events:
@@ -306,6 +314,10 @@ class Metrics:
                          "Age of the newest LAPOR! change seen (pull cursor)", registry=r)
         self.quarantine_open = Gauge("lapor_bridge_quarantined_items",
                                      "Unresolved quarantined items", registry=r)
+        self.quarantine_alarm = Gauge(
+            "lapor_bridge_quarantine_alarm",
+            "Items of a pull that quarantined a whole page or too large a share, waiting",
+            registry=r)
         self.pending_events = Gauge("lapor_bridge_pending_events",
                                     "Plugin events waiting for dispatch", registry=r)
         self.last_success = Gauge("lapor_bridge_last_success_timestamp_seconds",
@@ -339,6 +351,8 @@ class Metrics:
         if lag is not None:
             self.lag.set(lag)
         self.quarantine_open.set(report.quarantined)
+        alarm = report.quarantine_alarm
+        self.quarantine_alarm.set(alarm.items if alarm is not None else 0)
         self.pending_events.set(report.pending_events)
         for stream, st in (("inbox", report.pull), ("push", report.push)):
             if st.last_success_at is not None:

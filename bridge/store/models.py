@@ -20,6 +20,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -160,7 +161,11 @@ class SyncCursor(Base):
 
 
 class QuarantinedItem(Base):
-    """A remote item the bridge could not accept: kept whole, with the reason."""
+    """A remote item the bridge could not accept: kept whole, with the reason.
+
+    A row is never deleted: ``quarantine retry`` resolves it (``outcome`` "accepted",
+    ``case_id``) or keeps it with the new reason, the earlier ones in ``history``.
+    """
 
     __tablename__ = "quarantine"
 
@@ -171,6 +176,21 @@ class QuarantinedItem(Base):
     payload: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: The same payload rejected again (a re-read) counts here instead of a new row.
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    seen: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    #: Rejected in a run that raised the quarantine alarm; status is unhealthy while an
+    #: unresolved row has it.
+    alarm: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    retried_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: "accepted" (a retry brought it in) or "dismissed" (a person set it aside).
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    case_id: Mapped[int | None] = mapped_column(Integer)
+    #: Earlier reasons, oldest first: [{"at": ISO time, "reason": text}].
+    history: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_quarantine_open", "resolved_at", "stream", "remote_id"),)
 
 
 class RegisterCounter(Base):

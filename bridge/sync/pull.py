@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,7 +29,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.lapor.models import Page, RejectedItem, RemoteComplaint
 from bridge.store import register
-from bridge.store.models import Case, CaseEvent, QuarantinedItem, SyncCursor, utcnow
+from bridge.store.models import Case, CaseEvent, SyncCursor, utcnow
+from bridge.sync.quarantine import RunTally, flag_alarm, record_rejected
 
 log = logging.getLogger("bridge.sync.pull")
 
@@ -88,6 +89,9 @@ class PullResult:
     seconds: float = 0.0
     #: Told to stop before the end of the inbox (shutdown, job deadline): not a success.
     stopped: bool = False
+    #: The quarantine alarm's one line, when a whole page or more than
+    #: ``lapor.quarantine_alarm_share`` of the run was quarantined.
+    alarm: str | None = None
     created_ids: list[int] = field(default_factory=list)
     updated_ids: list[int] = field(default_factory=list)
 
@@ -153,6 +157,7 @@ class Puller:
         status_names: dict[str, str] | None = None,
         max_pages: int = 100_000,
         stop: threading.Event | None = None,
+        alarm_share: float = 0.2,
     ) -> None:
         self.source = source
         self.sessions = sessions
@@ -165,6 +170,8 @@ class Puller:
         self.status_names = status_names or {}
         self.max_pages = max_pages
         self.stop = stop or threading.Event()
+        self.alarm_share = alarm_share
+        self._tally = RunTally()
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -173,6 +180,7 @@ class Puller:
         without moving the cursor backwards: the periodic wide reconciliation)."""
         started = time.perf_counter()
         result = PullResult(stream=self.stream)
+        self._tally = RunTally()
         cursor_key = self._load_cursor()
         since: datetime | None = None
         if cursor_key is not None:
@@ -239,7 +247,8 @@ class Puller:
                     if not self.stop.is_set() and result.pages < self.max_pages:
                         pending = ahead.submit(self.source.inbox_page, since, page,
                                                self.page_size)
-                self._commit_page(fresh, batch.rejected, result, batch.sources)
+                self._commit_page(fresh, batch.rejected, result, batch.sources,
+                                  whole_page=not batch.items)
                 if fresh:
                     run_key = max(run_key or _key(fresh[0]), *(_key(i) for i in fresh))
                 if last:
@@ -258,6 +267,7 @@ class Puller:
             # waits for it (its result is dropped).
             ahead.shutdown(wait=False, cancel_futures=True)
             result.seconds = time.perf_counter() - started
+        self._check_alarm(result)
         if not result.stopped:
             self._record_success()
         log.info(result.summary() + (" (stopped early)" if result.stopped else ""))
@@ -285,32 +295,41 @@ class Puller:
     # -- one page, one transaction ----------------------------------------------------
 
     def _commit_page(self, items: list[RemoteComplaint], rejected: list[RejectedItem],
-                     result: PullResult, sources: dict[str, Any]) -> None:
+                     result: PullResult, sources: dict[str, Any],
+                     whole_page: bool = False) -> None:
         if not items and not rejected:
             return
         with self.sessions() as session, session.begin():
             if rejected:
-                self._quarantine(session, rejected)
+                self._quarantine(session, rejected, whole_page)
                 result.quarantined += len(rejected)
             if items:
-                result.received += len(items)
-                self._upsert(session, items, result, sources)
+                self.store(session, items, result, sources)
                 self._advance_cursor(session, max(_key(i) for i in items))
 
-    def _quarantine(self, session: Session, rejected: Iterable[RejectedItem]) -> None:
-        rows = [
-            {
-                "stream": self.stream,
-                "remote_id": r.remote_id,
-                "reason": r.reason,
-                "payload": r.payload,
-                "at": utcnow(),
-            }
-            for r in rejected
-        ]
-        session.execute(insert(QuarantinedItem), rows)
+    def store(self, session: Session, items: list[RemoteComplaint], result: PullResult,
+              sources: dict[str, Any]) -> None:
+        """Upsert valid reports in the caller's transaction, as a page of the pull is
+        (the cursor is the caller's business): what ``quarantine retry`` stores with."""
+        result.received += len(items)
+        self._upsert(session, items, result, sources)
+
+    def _quarantine(self, session: Session, rejected: list[RejectedItem],
+                    whole_page: bool) -> None:
+        self._tally.add(*record_rejected(session, self.stream, rejected, utcnow()),
+                        whole_page=whole_page)
         for r in rejected:
             log.warning("quarantined %s item %s: %s", self.stream, r.remote_id or "?", r.reason)
+
+    def _check_alarm(self, result: PullResult) -> None:
+        """Raise the quarantine alarm when the run's rejections call for it: its rows are
+        flagged, so that status stays unhealthy until they are retried or dismissed."""
+        result.alarm = self._tally.alarm(result.received, self.alarm_share)
+        if result.alarm is None:
+            return
+        log.error("pull %s: %s", self.stream, result.alarm)
+        with self.sessions() as session, session.begin():
+            flag_alarm(session, self._tally.ids)
 
     def _upsert(self, session: Session, items: list[RemoteComplaint], result: PullResult,
                 sources: dict[str, Any]) -> None:

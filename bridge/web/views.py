@@ -47,6 +47,7 @@ from bridge.services.queue import (
     mark_seen,
 )
 from bridge.store.models import Case, OutboxRow
+from bridge.sync.quarantine import AlarmState, alarm_state
 from bridge.timefmt import local_date, local_time
 from bridge.web import csrf, forms, recap
 from bridge.web.auth import (
@@ -210,6 +211,7 @@ class StaffPage:
             "flashes": request.session.pop("flash", []),
             "regency": self.settings.regency.name,
             "dead_count": self._dead_count() if user else 0,
+            "quarantine_alarm": self._quarantine_alarm(user),
             **context,
         }
         return self.templates.TemplateResponse(request, name, ctx, status_code=status,
@@ -224,6 +226,14 @@ class StaffPage:
         with self.rt.sessions() as s:
             return int(s.scalar(select(func.count()).select_from(OutboxRow)
                                 .where(OutboxRow.status == "dead")) or 0)
+
+    def _quarantine_alarm(self, user: WebUser | None) -> AlarmState | None:
+        # Shown to the roles that look after the bridge (those that may retry deliveries):
+        # reports LAPOR! sent are missing from the queue until someone corrects the config.
+        if user is None or user.role not in self.web.retry_roles:
+            return None
+        with self.rt.sessions() as s:
+            return alarm_state(s)
 
     def deadline_state(self, due: datetime | None) -> str:
         if due is None:
