@@ -23,8 +23,10 @@ def check_settings(settings: Settings) -> None:
     # Each built-in feature validates its own section (each raises ConfigError).
     from bridge.daemon.settings import check as check_daemon
     from bridge.reports.settings import reports_settings
+    from bridge.sync.track_plan import tracking_settings
     from bridge.web.settings import web_settings
 
     check_daemon(settings)
     reports_settings(settings)
     web_settings(settings)
+    tracking_settings(settings)

@@ -115,8 +115,15 @@ class LaporSettings(_Section):
             raise ValueError("expected an http:// or https:// URL with a host")
         return value.rstrip("/")
 
+    @field_validator("inbox_path")
+    @classmethod
+    def _inbox_path(cls, value: str) -> str:
+        # "" says there is no inbox: reports are found by tracking known ids only.
+        if value and not value.startswith("/"):
+            raise ValueError("expected a path starting with /, or \"\" for no inbox")
+        return value
+
     @field_validator(
-        "inbox_path",
         "complaint_path",
         "followups_path",
         "followup_add_path",

@@ -358,6 +358,18 @@ class LaporClient:
         except ValidationError as exc:
             raise self._malformed(call, f"results.data: {describe_validation(exc)}") from None
 
+    def report(self, complaint_id: int) -> tuple[RemoteComplaint | None, RejectedItem | None,
+                                                 dict[str, Any]]:
+        """One report read through its detail, for tracking by id: ``results.data``
+        validated as a listing item would be (the item, or the rejection with its reason),
+        and the object as LAPOR! sent it. Raises :class:`NotFound` for an unknown id."""
+        call = _Call("GET", self._path(self.settings.complaint_path, complaint_id))
+        data = self._send(call).get("data")
+        if not isinstance(data, dict):
+            raise self._malformed(call, f"results.data is {_json_type(data)}, expected an object")
+        item, rejected = self._item(data, RemoteComplaint, set())
+        return item, rejected, data
+
     def followup_listing(
         self, complaint_id: int, *, max_pages: int = MAX_PAGES
     ) -> Page[RemoteFollowup]:

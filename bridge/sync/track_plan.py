@@ -1,0 +1,188 @@
+"""When to poll a tracked case: the ``[tracking]`` settings and the pure scheduling rules.
+
+Nothing here does I/O or reads a clock: times are plain seconds (any epoch), so the same
+functions drive the tracker (``bridge.sync.track``) and the virtual-clock simulation
+(``bridge.sync.track_sim``), and are tested without HTTP or a database.
+
+The rules:
+
+- a case whose latest change on LAPOR! is less than ``active_window`` old is *active* and
+  polled every ``active_interval``; an older one is *quiet* (``quiet_interval``); a closed
+  one (a closing LAPOR! status, or closed locally) is polled every ``closed_interval``;
+- a poll that failed is tried again after ``failure_backoff_initial``, doubling up to
+  ``failure_backoff_max``, never later than the case's own cadence would;
+- each case's due time is brought forward by a fixed share of its interval (at most
+  ``jitter``), taken from its LAPOR! id, so cases adopted together spread out instead of
+  coming due in one burst; the cadence is never exceeded;
+- when more cases are due than a run can poll, those late by the largest share of their
+  own interval go first: an active case five minutes late outranks a quiet one an hour
+  late.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from bridge.config import Settings, register_section, section_settings
+
+register_section("tracking")
+
+Cadence = Literal["active", "quiet", "closed"]
+ACTIVE: Cadence = "active"
+QUIET: Cadence = "quiet"
+CLOSED: Cadence = "closed"
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise ValueError(f"must be greater than 0 seconds, got {value:g}")
+    return value
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected a number of seconds, got a boolean")
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(_not_bool), AfterValidator(_positive)]
+
+
+class TrackingSettings(BaseModel):
+    """``[tracking]``: following known LAPOR! reports by id (see docs/sync.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Poll the tracked cases at all (each pull run and ``sync --once``).
+    enabled: bool = True
+    #: A case with a change on LAPOR! this recent is active ...
+    active_window: Seconds = 7 * 86400.0
+    #: ... and polled this often.
+    active_interval: Seconds = 180.0
+    #: An open case with no change within ``active_window``.
+    quiet_interval: Seconds = 12 * 3600.0
+    #: A case LAPOR! or the regency has closed.
+    closed_interval: Seconds = 7 * 86400.0
+    #: After a failed poll: first retry delay, doubling up to the maximum.
+    failure_backoff_initial: Seconds = 60.0
+    failure_backoff_max: Seconds = 3600.0
+    #: Largest share of an interval a case's due time is brought forward, to spread load.
+    jitter: float = Field(default=0.1, ge=0.0, lt=1.0)
+    #: LAPOR! status codes that close a report (Selesai, Diarsipkan, Ditolak by default).
+    closed_status_codes: list[str] = Field(default_factory=lambda: ["4", "5", "6"])
+    #: Longest one run spends polling (leave room in the daemon's pull interval).
+    run_seconds: Seconds = 45.0
+    #: Cases polled at the same time (the request budget still paces them all).
+    concurrency: int = Field(default=4, ge=1, le=64)
+    #: Stop a run after this many polls in a row fail for a transient reason.
+    max_consecutive_failures: int = Field(default=5, ge=1)
+    #: When the inbox is unavailable, also track every open case that has a LAPOR! id.
+    track_all_when_no_inbox: bool = True
+
+
+def tracking_settings(settings: Settings) -> TrackingSettings:
+    """Validate ``[tracking]``; raises ConfigError naming ``tracking.<key>``."""
+    return section_settings(settings, "tracking", TrackingSettings)
+
+
+@dataclass(frozen=True)
+class TrackState:
+    """What the schedule needs to know of one tracked case (times in seconds)."""
+
+    lapor_id: int
+    #: Latest change on LAPOR! known (its own timestamps, or when the bridge saw one).
+    last_change_at: float | None
+    closed: bool = False
+    #: Polls failed in a row.
+    failures: int = 0
+
+
+def cadence(state: TrackState, now: float, cfg: TrackingSettings) -> Cadence:
+    if state.closed:
+        return CLOSED
+    if state.last_change_at is not None and now - state.last_change_at < cfg.active_window:
+        return ACTIVE
+    return QUIET
+
+
+def interval(state: TrackState, now: float, cfg: TrackingSettings) -> float:
+    """Seconds between two polls of this case as it stands now."""
+    return {ACTIVE: cfg.active_interval, QUIET: cfg.quiet_interval,
+            CLOSED: cfg.closed_interval}[cadence(state, now, cfg)]
+
+
+def spread(lapor_id: int) -> float:
+    """A fixed number in [0, 1) per case (Knuth's multiplicative hash of the id)."""
+    return ((lapor_id * 2654435761) & 0xFFFFFFFF) / 2**32
+
+
+def next_due(state: TrackState, polled_at: float, cfg: TrackingSettings) -> float:
+    """When to poll again after a poll at ``polled_at`` (``state`` as it is after it)."""
+    every = interval(state, polled_at, cfg)
+    if state.failures > 0:
+        backoff = cfg.failure_backoff_initial * 2.0 ** min(state.failures - 1, 30)
+        every = min(every, min(backoff, cfg.failure_backoff_max))
+        return polled_at + every
+    return polled_at + every * (1.0 - cfg.jitter * spread(state.lapor_id))
+
+
+def first_due(state: TrackState, now: float, cfg: TrackingSettings) -> float:
+    """When to poll a case enrolled in bulk for the first time: somewhere within its
+    interval (by its id), so that thousands enrolled at once do not come due together."""
+    return now + interval(state, now, cfg) * spread(state.lapor_id)
+
+
+@dataclass(frozen=True)
+class Due:
+    """A tracked case as the run sees it: its id, due time and current interval."""
+
+    lapor_id: int
+    due_at: float
+    interval: float
+
+
+def priority(item: Due, now: float) -> float:
+    """How late a case is, as a share of its own interval (larger: poll first)."""
+    return (now - item.due_at) / item.interval
+
+
+def order_due(items: Iterable[Due], now: float, *, refresh_all: bool = False) -> list[Due]:
+    """The cases to poll in this run, most urgent first (``refresh_all``: every case)."""
+    chosen = [i for i in items if refresh_all or i.due_at <= now]
+    chosen.sort(key=lambda i: (-priority(i, now), i.due_at, i.lapor_id))
+    return chosen
+
+
+def fits(elapsed: float, cfg: TrackingSettings, refresh_all: bool) -> bool:
+    """Whether a run that has been polling for ``elapsed`` seconds may start another
+    poll (``refresh_all`` runs until every case is polled)."""
+    return refresh_all or elapsed < cfg.run_seconds
+
+
+def latest(*times: float | None) -> float | None:
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
+
+
+__all__ = [
+    "ACTIVE",
+    "CLOSED",
+    "QUIET",
+    "Due",
+    "TrackState",
+    "TrackingSettings",
+    "cadence",
+    "first_due",
+    "fits",
+    "interval",
+    "latest",
+    "next_due",
+    "order_due",
+    "priority",
+    "spread",
+    "tracking_settings",
+]
