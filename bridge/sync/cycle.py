@@ -42,8 +42,9 @@ def pull_and_track(rt: Runtime, client: LaporClient, *, stop: threading.Event | 
             puller.stop = stop
         try:
             pulled = puller.run(window=window)
-        except NotFound as exc:
-            note_inbox_unavailable(rt.sessions, f"the inbox answers 404 ({exc})")
+        except NotFound:
+            note_inbox_unavailable(rt.sessions,
+                                   f"GET {rt.settings.lapor.inbox_path} answers HTTP 404")
             no_inbox = True
         else:
             note_inbox_available(rt.sessions)
