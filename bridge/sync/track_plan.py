@@ -11,9 +11,10 @@ The rules:
   one (a closing LAPOR! status, or closed locally) is polled every ``closed_interval``;
 - a poll that failed is tried again after ``failure_backoff_initial``, doubling up to
   ``failure_backoff_max``, never later than the case's own cadence would;
-- each case's due time is brought forward by a fixed share of its interval (at most
-  ``jitter``), taken from its LAPOR! id, so cases adopted together spread out instead of
-  coming due in one burst; the cadence is never exceeded;
+- each due time is brought forward by a share of the interval (at most ``jitter``)
+  drawn from the case's LAPOR! id and the poll's time, so that cases polled together
+  drift apart instead of coming due in one burst; the cadence is never exceeded; cases
+  enrolled in bulk get their first poll spread over their interval;
 - when more cases are due than a run can poll, those late by the largest share of their
   own interval go first: an active case five minutes late outranks a quiet one an hour
   late.
@@ -115,9 +116,14 @@ def interval(state: TrackState, now: float, cfg: TrackingSettings) -> float:
             CLOSED: cfg.closed_interval}[cadence(state, now, cfg)]
 
 
-def spread(lapor_id: int) -> float:
-    """A fixed number in [0, 1) per case (Knuth's multiplicative hash of the id)."""
-    return ((lapor_id * 2654435761) & 0xFFFFFFFF) / 2**32
+def spread(lapor_id: int, salt: int = 0) -> float:
+    """A number in [0, 1) fixed by the case and ``salt`` (splitmix64 of both): the same
+    inputs always give the same number, different polls of a case different ones."""
+    z = (lapor_id * 0x9E3779B97F4A7C15 + salt * 0xBF58476D1CE4E5B9 + 0x94D049BB133111EB) \
+        & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return ((z ^ (z >> 31)) >> 11) / 2.0**53
 
 
 def next_due(state: TrackState, polled_at: float, cfg: TrackingSettings) -> float:
@@ -127,7 +133,9 @@ def next_due(state: TrackState, polled_at: float, cfg: TrackingSettings) -> floa
         backoff = cfg.failure_backoff_initial * 2.0 ** min(state.failures - 1, 30)
         every = min(every, min(backoff, cfg.failure_backoff_max))
         return polled_at + every
-    return polled_at + every * (1.0 - cfg.jitter * spread(state.lapor_id))
+    # Salted with the poll's second: a share fixed per case would pull every case's
+    # phase towards the same moment, poll after poll, until they all came due together.
+    return polled_at + every * (1.0 - cfg.jitter * spread(state.lapor_id, int(polled_at)))
 
 
 def first_due(state: TrackState, now: float, cfg: TrackingSettings) -> float:
