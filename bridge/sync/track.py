@@ -63,6 +63,11 @@ class TrackSource(Protocol):
 class AdoptError(Exception):
     """A report could not be adopted; nothing was stored (the reason is the message)."""
 
+    def __init__(self, message: str, *, not_found: bool = False) -> None:
+        super().__init__(message)
+        #: LAPOR! does not know the id (HTTP 404).
+        self.not_found = not_found
+
 
 @dataclass
 class Adopted:
@@ -208,7 +213,7 @@ class Tracker:
             fetched = self._fetch(lapor_id)
         except NotFound:
             raise AdoptError(f"LAPOR! does not know report {lapor_id} (HTTP 404); "
-                             "nothing was stored") from None
+                             "nothing was stored", not_found=True) from None
         except AuthError:
             raise
         except LaporError as exc:
