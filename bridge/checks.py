@@ -8,6 +8,7 @@ from bridge.config import ConfigError, Settings, check_unknown_sections
 def check_settings(settings: Settings) -> None:
     """Raise ConfigError for anything wrong that load_settings alone cannot see."""
     from bridge.plugins import load_plugins
+    from bridge.sync.track_plan import tracking_settings  # also registers [tracking]
     from bridge.workflow.calendar import calendar_from_mapping
     from bridge.workflow.defaults import build_workflow
     from bridge.workflow.errors import WorkflowProfileError
@@ -23,7 +24,6 @@ def check_settings(settings: Settings) -> None:
     # Each built-in feature validates its own section (each raises ConfigError).
     from bridge.daemon.settings import check as check_daemon
     from bridge.reports.settings import reports_settings
-    from bridge.sync.track_plan import tracking_settings
     from bridge.web.settings import web_settings
 
     check_daemon(settings)

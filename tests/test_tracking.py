@@ -175,14 +175,14 @@ def test_inbox_404_falls_back_to_tracking(runtime_factory: Any, sandbox: Sandbox
         case = s.scalars(select(Case).where(Case.lapor_id == lapor_id)).one()
         assert case.remote_status_code == "4"
         tracked_row = s.get(TrackedCase, lapor_id)
-        assert tracked_row is not None and tracked_row.closed   # "4" closes by default
+        assert tracked_row is not None and tracked_row.closed   # "4" (Diarsipkan) closes
     # `status` says it.
     from bridge.daemon.health import collect, render_text
     from bridge.daemon.settings import daemon_settings
 
     health = collect(rt.engine, rt.sessions, daemon_settings(rt.settings))
     text = "\n".join(render_text(health, "Asia/Jakarta"))
-    closed = sum(1 for r in sandbox.state.reports() if r["status_code"] in ("4", "5", "6"))
+    closed = sum(1 for r in sandbox.state.reports() if r["status_code"] in ("3", "4", "5"))
     assert NO_INBOX_TEXT in text and f"tracked cases: {8 - closed} open, {closed} closed" in text
     assert not any("newest LAPOR! change" in p for p in health.problems)
     # The inbox comes back: the note goes.

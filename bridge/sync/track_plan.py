@@ -74,7 +74,7 @@ class TrackingSettings(BaseModel):
     #: Largest share of an interval a case's due time is brought forward, to spread load.
     jitter: float = Field(default=0.1, ge=0.0, lt=1.0)
     #: LAPOR! status codes that close a report (Selesai, Diarsipkan, Ditolak by default).
-    closed_status_codes: list[str] = Field(default_factory=lambda: ["4", "5", "6"])
+    closed_status_codes: list[str] = Field(default_factory=lambda: ["3", "4", "5"])
     #: Longest one run spends polling (leave room in the daemon's pull interval).
     run_seconds: Seconds = 45.0
     #: Cases polled at the same time (the request budget still paces them all).
