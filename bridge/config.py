@@ -12,11 +12,13 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -38,6 +40,23 @@ class ConfigError(Exception):
         self.key = key
         self.problem = problem
         super().__init__(f"{self.file}: {key}: {problem}")
+
+
+def _positive_seconds(value: float) -> float:
+    if value <= 0:
+        raise ValueError(f"must be greater than 0 seconds, got {value:g}")
+    return value
+
+
+def _not_bool(value: Any) -> Any:
+    # TOML `true` would otherwise pass as 1 second.
+    if isinstance(value, bool):
+        raise ValueError("expected a number of seconds, got a boolean")
+    return value
+
+
+#: A duration in seconds, > 0 (fractions allowed).
+Seconds = Annotated[float, BeforeValidator(_not_bool), AfterValidator(_positive_seconds)]
 
 
 class _Section(BaseModel):

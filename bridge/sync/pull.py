@@ -289,20 +289,16 @@ class Puller:
         if not items and not rejected:
             return
         with self.sessions() as session, session.begin():
-            if rejected:
-                self._quarantine(session, rejected)
-                result.quarantined += len(rejected)
+            self.store(session, items, sources, result, rejected)
             if items:
-                result.received += len(items)
-                self._upsert(session, items, result, sources)
                 self._advance_cursor(session, max(_key(i) for i in items))
 
     def store(self, session: Session, items: list[RemoteComplaint], sources: dict[str, Any],
               result: PullResult, rejected: Iterable[RejectedItem] = ()) -> None:
         """Upsert reports read elsewhere than the inbox (tracking by id) in the caller's
         transaction: the same insert, merge and quarantine rules, no cursor moved."""
-        rejected = list(rejected)
         if rejected:
+            rejected = list(rejected)
             self._quarantine(session, rejected)
             result.quarantined += len(rejected)
         if items:

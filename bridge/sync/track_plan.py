@@ -24,11 +24,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from bridge.config import Settings, register_section, section_settings
+from bridge.config import Seconds, Settings, register_section, section_settings
 
 register_section("tracking")
 
@@ -36,21 +36,6 @@ Cadence = Literal["active", "quiet", "closed"]
 ACTIVE: Cadence = "active"
 QUIET: Cadence = "quiet"
 CLOSED: Cadence = "closed"
-
-
-def _positive(value: float) -> float:
-    if value <= 0:
-        raise ValueError(f"must be greater than 0 seconds, got {value:g}")
-    return value
-
-
-def _not_bool(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError("expected a number of seconds, got a boolean")
-    return value
-
-
-Seconds = Annotated[float, BeforeValidator(_not_bool), AfterValidator(_positive)]
 
 
 class TrackingSettings(BaseModel):
