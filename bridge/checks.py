@@ -9,6 +9,7 @@ def check_settings(settings: Settings) -> None:
     """Raise ConfigError for anything wrong that load_settings alone cannot see."""
     from bridge.lapor.api_profile import profile_of
     from bridge.plugins import load_plugins
+    from bridge.sync.track_plan import tracking_settings  # also registers [tracking]
     from bridge.workflow.calendar import calendar_from_mapping
     from bridge.workflow.defaults import build_workflow
     from bridge.workflow.errors import WorkflowProfileError
@@ -35,3 +36,4 @@ def check_settings(settings: Settings) -> None:
     reports_settings(settings)
     check_secret_file(settings, web_settings(settings))
     file_mode(settings)
+    tracking_settings(settings)

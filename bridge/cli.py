@@ -159,16 +159,18 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 @main.command("sync")
 @click.option("--once", is_flag=True, required=True, help="Run one pull (then push) and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--refresh-all", is_flag=True,
+              help="Poll every tracked case now, due or not (see docs/sync.md).")
 @config_option
 @click.pass_context
-def sync_cmd(ctx: click.Context, once: bool, as_json: bool) -> None:
-    """Pull new and changed LAPOR! reports, then push pending local actions."""
+def sync_cmd(ctx: click.Context, once: bool, as_json: bool, refresh_all: bool) -> None:
+    """Pull new and changed LAPOR! reports, poll tracked ones, then push local actions."""
     from bridge.lapor.errors import LaporError
     from bridge.sync.cycle import run_cycle
 
     with runtime(ctx) as rt:
         try:
-            report = run_cycle(rt)
+            report = run_cycle(rt, refresh_all=refresh_all)
         except LaporError as exc:
             fail(f"LAPOR!: {exc}")
         if as_json:
@@ -333,6 +335,9 @@ def _attach_actions() -> None:
     from bridge.cli_actions import add_case_commands
 
     add_case_commands(case_group, main)
+    from bridge.cli_track import add_track_command
+
+    add_track_command(case_group)
 
 
 _attach_actions()

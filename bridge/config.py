@@ -12,11 +12,13 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -39,6 +41,23 @@ class ConfigError(Exception):
         self.key = key
         self.problem = problem
         super().__init__(f"{self.file}: {key}: {problem}")
+
+
+def _positive_seconds(value: float) -> float:
+    if value <= 0:
+        raise ValueError(f"must be greater than 0 seconds, got {value:g}")
+    return value
+
+
+def _not_bool(value: Any) -> Any:
+    # TOML `true` would otherwise pass as 1 second.
+    if isinstance(value, bool):
+        raise ValueError("expected a number of seconds, got a boolean")
+    return value
+
+
+#: A duration in seconds, > 0 (fractions allowed).
+Seconds = Annotated[float, BeforeValidator(_not_bool), AfterValidator(_positive_seconds)]
 
 
 class _Section(BaseModel):
@@ -147,8 +166,15 @@ class LaporSettings(_Section):
             raise ValueError("expected an http:// or https:// URL with a host")
         return value.rstrip("/")
 
+    @field_validator("inbox_path")
+    @classmethod
+    def _inbox_path(cls, value: str) -> str:
+        # "" says there is no inbox: reports are found by tracking known ids only.
+        if value and not value.startswith("/"):
+            raise ValueError("expected a path starting with /, or \"\" for no inbox")
+        return value
+
     @field_validator(
-        "inbox_path",
         "complaint_path",
         "followups_path",
         "followup_add_path",

@@ -29,6 +29,8 @@ from bridge.store.models import utcnow
 from bridge.store.register import RegisterFormat
 from bridge.sync.pull import EventSink, Puller
 from bridge.sync.push import Pusher
+from bridge.sync.track import Tracker
+from bridge.sync.track_plan import TrackingSettings, tracking_settings
 from bridge.workflow.calendar import WorkingCalendar, calendar_from_mapping
 from bridge.workflow.defaults import build_workflow
 from bridge.workflow.errors import WorkflowProfileError
@@ -58,6 +60,7 @@ class Runtime:
             self.workflow: Workflow = build_workflow(settings.section("workflow"))
         except WorkflowProfileError as exc:
             raise ConfigError(settings.source, exc.key, exc.problem) from None
+        self.tracking: TrackingSettings = tracking_settings(settings)
         self.plugins: PluginHost = load_plugins(settings, calendar=self.calendar)
         self.event_sink: EventSink | None = self._record_event
 
@@ -113,6 +116,10 @@ class Runtime:
             stop=self.stop,
             alarm_share=lapor.quarantine_alarm_share,
         )
+
+    def tracker(self, client: LaporClient) -> Tracker:
+        return Tracker(client, self.sessions, self.puller(client), self.tracking,
+                       event_sink=self.event_sink, stop=self.stop)
 
     def close(self) -> None:
         self.engine.dispose()

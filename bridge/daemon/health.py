@@ -33,9 +33,10 @@ from bridge.daemon.settings import DaemonSettings
 from bridge.daemon.status import STOPPED, InstanceStatus, read_statuses
 from bridge.filemodes import open_to_others
 from bridge.services.outbox import list_outbox
-from bridge.store.models import PendingEvent, QuarantinedItem, SyncCursor, utcnow
+from bridge.store.models import PendingEvent, QuarantinedItem, SyncCursor, TrackedCase, utcnow
 from bridge.sync.pull import INBOX
 from bridge.sync.quarantine import AlarmState, alarm_state
+from bridge.sync.track import NO_INBOX_TEXT, inbox_unavailable
 
 log = logging.getLogger("bridge.daemon.health")
 
@@ -85,6 +86,10 @@ class HealthReport:
     problems: list[str] = field(default_factory=list)
     #: Items of a pull that quarantined a whole page or too large a share, still waiting.
     quarantine_alarm: AlarmState | None = None
+    #: Set while the inbox is unavailable (the bridge tracks known cases by id only).
+    inbox_note: str | None = None
+    #: Tracked cases: open and closed.
+    tracked: dict[str, int] = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
@@ -130,6 +135,8 @@ class HealthReport:
             "quarantine_alarm": self.quarantine_alarm.as_json() if self.quarantine_alarm
             else None,
             "pending_events": self.pending_events,
+            "inbox": self.inbox_note or "available",
+            "tracked": dict(self.tracked),
             "next_runs": dict(leader.next_runs) if leader else {},
         }
 
@@ -167,8 +174,14 @@ def collect(engine: Engine, sessions: sessionmaker[Session], cfg: DaemonSettings
             .where(QuarantinedItem.resolved_at.is_(None))) or 0)
         events = int(session.scalar(select(func.count()).select_from(PendingEvent)) or 0)
         alarm = alarm_state(session)
+        no_inbox = inbox_unavailable(session)
+        tracked = {("closed" if closed else "open"): int(n) for closed, n in session.execute(
+            select(TrackedCase.closed, func.count()).group_by(TrackedCase.closed))}
     report = HealthReport(now, lease, instances, alive, pull, push, cursor_at, outbox, oldest,
                           quarantined, events, quarantine_alarm=alarm)
+    if no_inbox is not None:
+        report.inbox_note = f"{NO_INBOX_TEXT} ({no_inbox.last_error})"
+    report.tracked = tracked
     report.problems = judge(report, cfg)
     return report
 
@@ -207,7 +220,8 @@ def judge(r: HealthReport, cfg: DaemonSettings) -> list[str]:
             problems.append(f"last successful {label} was {_ago(age)} ago (limit "
                             f"{_ago(limit)}){why}")
     lag = r.lag_seconds
-    if lag is not None and lag > h.max_lag:
+    # Without an inbox the pull cursor never moves: its age says nothing then.
+    if lag is not None and lag > h.max_lag and r.inbox_note is None:
         problems.append(f"newest LAPOR! change seen is {_ago(lag)} old (limit {_ago(h.max_lag)})")
     if r.outbox["dead"] > h.max_dead:
         problems.append(f"{r.outbox['dead']} dead letter(s) in the outbox (limit {h.max_dead}); "
@@ -273,6 +287,11 @@ def render_text(report: HealthReport, tz: str) -> list[str]:
     o = report.outbox
     lines.append(f"outbox: {o['pending']} pending, {o['waiting']} waiting, {o['dead']} dead")
     lines.append(f"quarantined items: {report.quarantined}")
+    if report.inbox_note:
+        lines.append(report.inbox_note)
+    if report.tracked:
+        lines.append(f"tracked cases: {report.tracked.get('open', 0)} open, "
+                     f"{report.tracked.get('closed', 0)} closed")
     lines.append(f"plugin events waiting: {report.pending_events}")
     if leader and leader.next_runs:
         lines.append("next runs:")

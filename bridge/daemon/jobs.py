@@ -50,16 +50,13 @@ Counts = dict[str, Any]
 
 
 def pull(ctx: JobContext, window: timedelta | None = None) -> Counts:
-    """Read LAPOR!'s inbox from the cursor (or re-read ``window`` back: reconciliation)."""
-    with ctx.rt.client() as client:
-        puller = ctx.rt.puller(client)
-        puller.stop = ctx.stop
-        result = puller.run(window=window)
-    if result.created_ids:
-        from bridge.services.triage import triage_new_cases
+    """Read LAPOR!'s inbox from the cursor (or re-read ``window`` back: reconciliation),
+    then poll the tracked cases that are due (an unavailable inbox leaves tracking alone)."""
+    from bridge.sync.cycle import pull_and_track
 
-        triage_new_cases(ctx.rt, result.created_ids)
-    return {
+    with ctx.rt.client() as client:
+        result, tracked, _lines = pull_and_track(ctx.rt, client, stop=ctx.stop, window=window)
+    counts: Counts = {"inbox": "unavailable"} if result is None else {
         "pages": result.pages,
         "received": result.received,
         "created": result.created,
@@ -69,6 +66,11 @@ def pull(ctx: JobContext, window: timedelta | None = None) -> Counts:
         "quarantined": result.quarantined,
         "stopped": result.stopped,
     }
+    if tracked is not None:
+        counts.update({"tracked_polled": tracked.polled, "tracked_changed": tracked.changed,
+                       "tracked_failed": tracked.failed, "tracked_left": tracked.left})
+        counts["stopped"] = bool(counts.get("stopped")) or tracked.stopped
+    return counts
 
 
 def reconcile(ctx: JobContext, days: float) -> Counts:

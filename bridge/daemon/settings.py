@@ -11,35 +11,17 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
 )
 
-from bridge.config import ConfigError, Settings, register_section, section_settings
+from bridge.config import ConfigError, Seconds, Settings, register_section, section_settings
 
 # Known top-level sections even when nothing imported bridge.runtime (check-config).
 register_section("daemon")
 register_section("logging")
-
-
-def _positive_seconds(value: float) -> float:
-    if value <= 0:
-        raise ValueError(f"must be greater than 0 seconds, got {value:g}")
-    return value
-
-
-def _not_bool(value: Any) -> Any:
-    # TOML `true` would otherwise pass as 1 second.
-    if isinstance(value, bool):
-        raise ValueError("expected a number of seconds, got a boolean")
-    return value
-
-
-#: A duration in seconds, > 0.
-Seconds = Annotated[float, BeforeValidator(_not_bool), AfterValidator(_positive_seconds)]
 
 
 class _Section(BaseModel):

@@ -416,6 +416,22 @@ class LaporClient:
                 call, f"{_dotted(where)}: {self._reason('complaint', exc)}") from None
         return detail, self.shapes.private(data)
 
+    def report(self, complaint_id: int) -> tuple[RemoteComplaint | None, RejectedItem | None,
+                                                 dict[str, Any]]:
+        """One report read through its detail, for tracking by id: the profile's item
+        validated as a listing item would be (the item, or the rejection with its reason),
+        and the object as LAPOR! sent it. Raises :class:`NotFound` for an unknown id."""
+        path = self._path(self.profile.endpoint("complaint").path, complaint_id)
+        call = _Call("GET", path)
+        body = self._send(call)
+        where = self.shapes.envelope("complaint", "item")
+        data = get_path(body, where) if where else body
+        if not isinstance(data, dict):
+            raise self._malformed(
+                call, f"{_dotted(where)} is {_json_type(data)}, expected an object")
+        item, rejected = self._item(data, RemoteComplaint, set())
+        return item, rejected, self.shapes.private(data)
+
     def followup_listing(
         self, complaint_id: int, *, max_pages: int = MAX_PAGES
     ) -> Page[RemoteFollowup]:

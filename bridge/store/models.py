@@ -307,6 +307,7 @@ __all__ = [
     "RemoteTemplate",
     "StoredFile",
     "SyncCursor",
+    "TrackedCase",
     "User",
     "utcnow",
 ]
@@ -340,3 +341,34 @@ class DaemonStatus(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
     next_runs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class TrackedCase(Base):
+    """A LAPOR! report followed by id: its detail and follow-ups are polled on a schedule
+    (see ``bridge.sync.track``), whether or not an inbox lists it."""
+
+    __tablename__ = "tracked_cases"
+
+    lapor_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"),
+                                         unique=True)
+    #: How it came to be tracked: "adopted" (staff), "created" (pushed by the bridge),
+    #: "inbox" (a pulled case, tracked while the inbox is unavailable).
+    origin: Mapped[str] = mapped_column(String(16))
+    tracked_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Latest change on LAPOR! known: its own timestamps, or when the bridge saw one.
+    last_change_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: When the bridge last found something new in a poll.
+    last_change_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_due_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: Polls failed in a row (the schedule backs off), and the latest reason.
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    #: Closed on LAPOR! (a closing status) or locally: polled seldom.
+    closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    polls: Mapped[int] = mapped_column(Integer, default=0)
+    #: Ids of the follow-ups already recorded in the case history (strings).
+    seen_followups: Mapped[list[str] | None] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_tracked_due", "closed", "next_due_at"),)

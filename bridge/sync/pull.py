@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -300,19 +300,23 @@ class Puller:
         if not items and not rejected:
             return
         with self.sessions() as session, session.begin():
-            if rejected:
-                self._quarantine(session, rejected, whole_page)
-                result.quarantined += len(rejected)
+            self.store(session, items, sources, result, rejected, whole_page=whole_page)
             if items:
-                self.store(session, items, result, sources)
                 self._advance_cursor(session, max(_key(i) for i in items))
 
-    def store(self, session: Session, items: list[RemoteComplaint], result: PullResult,
-              sources: dict[str, Any]) -> None:
-        """Upsert valid reports in the caller's transaction, as a page of the pull is
-        (the cursor is the caller's business): what ``quarantine retry`` stores with."""
-        result.received += len(items)
-        self._upsert(session, items, result, sources)
+    def store(self, session: Session, items: list[RemoteComplaint], sources: dict[str, Any],
+              result: PullResult, rejected: Iterable[RejectedItem] = (), *,
+              whole_page: bool = False) -> None:
+        """Upsert valid reports and quarantine rejected ones in the caller's transaction,
+        as a page of the pull is (the cursor is the caller's business): what tracking by
+        id and ``quarantine retry`` store with, under the same rules."""
+        if rejected:
+            rejected = list(rejected)
+            self._quarantine(session, rejected, whole_page)
+            result.quarantined += len(rejected)
+        if items:
+            result.received += len(items)
+            self._upsert(session, items, result, sources)
 
     def _quarantine(self, session: Session, rejected: list[RejectedItem],
                     whole_page: bool) -> None:

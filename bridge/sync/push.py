@@ -43,6 +43,7 @@ from bridge.lapor.models import (
     RemoteFollowup,
 )
 from bridge.store.models import Case, CaseEvent, OutboxRow, StoredFile, UTCDateTime, utcnow
+from bridge.sync.track import enrol
 
 log = logging.getLogger("bridge.sync.push")
 
@@ -412,6 +413,8 @@ class Pusher:
             if row.kind == "create" and done.remote_id is not None:
                 session.execute(_CREATED, {"case_id": row.case_id,
                                            "p_lapor_id": int(done.remote_id)})
+                # What the bridge made on LAPOR! is followed there by itself.
+                enrol(session, row.case_id, int(done.remote_id), "created", now)
             session.execute(insert(_EVENTS), [{
                 "case_id": row.case_id, "at": now, "side": "system", "actor": "bridge",
                 "kind": f"delivered_{row.kind}",

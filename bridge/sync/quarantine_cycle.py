@@ -29,7 +29,7 @@ def retry_quarantined(rt: Runtime, ids: Sequence[int] | None = None
 
         def store(session: Session, items: list[RemoteComplaint],
                   sources: dict[str, Any]) -> None:
-            puller.store(session, items, stored, sources)
+            puller.store(session, items, sources, stored)
 
         result = retry(rt.sessions, parse, store, ids, streams=(INBOX,))
     if stored.created_ids:

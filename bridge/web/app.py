@@ -9,6 +9,7 @@ GET  /masuk/demo/{token}                    demo only: sign in with a printed li
 POST /keluar                                sign-out
 GET  /antrean                               the queue: filters, sorted by deadline
 GET  /antrean/data                          the queue's rows (JSON + HTML, ETag) for polling
+POST /antrean/lacak                         "Lacak ID LAPOR!": adopt a LAPOR! report by id
 GET  /kasus/{id}                            a case: report, history, deadlines, actions
 POST /kasus/{id}/aksi/{rule}                an SOP action (through CaseActions)
 GET  /kotak-keluar                          the outbox: pending, waiting, dead
@@ -200,6 +201,7 @@ def create_app(rt: Any, *, web: WebSettings | None = None, key: SigningKey | Non
         Route("/keluar", page.logout, methods=["POST"]),
         Route("/antrean", page.queue, methods=["GET"]),
         Route("/antrean/data", page.queue_data, methods=["GET"]),
+        Route("/antrean/lacak", page.track, methods=["POST"]),
         Route("/kasus/{case_id:id}", page.case_page, methods=["GET"]),
         Route("/kasus/{case_id:id}/aksi/{key}", page.case_action, methods=["POST"]),
         Route("/kotak-keluar", page.outbox, methods=["GET"]),

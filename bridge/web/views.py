@@ -77,7 +77,7 @@ EVENT_LABELS = {
     "delivered_followup": "Terkirim ke LAPOR!", "delivered_forward": "Penerusan terkirim "
     "ke LAPOR!", "delivered_create": "Laporan baru terkirim ke LAPOR!",
     "dead_letter": "Gagal dikirim ke LAPOR!", "outbox_retry": "Pengiriman diulang",
-    "plugin_failed": "Plugin gagal",
+    "plugin_failed": "Plugin gagal", "remote_followup": "Tindak lanjut di LAPOR!",
 }
 CHANGE_LABELS = {
     "stage": "Tahap", "severity": "Klasifikasi", "assigned_to": "Disposisi",
@@ -89,7 +89,8 @@ CHANGE_LABELS = {
     "location": "Lokasi", "reporter": "Pelapor", "attachments": "Lampiran", "followup":
     "Tindak lanjut", "files": "Berkas", "approval": "Persetujuan", "satisfied": "Puas",
     "escalated_to": "Eskalasi ke", "step": "Langkah", "outbox_id": "Baris kotak keluar",
-    "is_anonymous": "Anonim", "is_secret": "Rahasia",
+    "is_anonymous": "Anonim", "is_secret": "Rahasia", "followup_id": "ID tindak lanjut LAPOR!",
+    "created_at": "Waktu di LAPOR!",
 }
 
 STALE_MESSAGE = ("Pengaduan ini baru saja diubah oleh pengguna lain atau oleh LAPOR! "
@@ -407,6 +408,7 @@ class StaffPage:
             "classes": [(n, c.label) for n, c in self.workflow.profile.classes.items()],
             "channels": list(recap.CHANNEL_LABELS.items()),
             "opds": [(o.code, o.name) for o in self.settings.opds],
+            "may_track": user.role in self.track_roles,
             "poll_seconds": self.web.poll_seconds,
             "poll_url": "/antrean/data?" + urlencode(
                 {**{k: v for k, v in params.items() if v}, "hal": str(page)}),
@@ -430,6 +432,60 @@ class StaffPage:
         return JSONResponse({"html": html, "count": len(ctx["rows"]),
                              "new": ctx["new_count"],
                              "ids": [r.id for r in ctx["rows"]]}, headers=headers)
+
+    # -- tracking a LAPOR! id ----------------------------------------------------------
+
+    @property
+    def track_roles(self) -> frozenset[str]:
+        """Who may adopt a LAPOR! report: the roles that take in new cases (those that
+        may act on the workflow's first stage), and the page's administrators."""
+        first = self.workflow.initial_stage
+        return frozenset({ADMIN_ROLE}.union(*(r.roles for r in self.workflow.rules
+                                             if first in r.from_stages)))
+
+    async def track(self, request: Request) -> Response:
+        form = await self.read_form(request)
+        return await run_in_threadpool(self._track, request, form)
+
+    def _track(self, request: Request, form: FormData) -> Response:
+        from bridge.lapor.errors import LaporError
+        from bridge.sync.cycle import adopt
+        from bridge.sync.track import Adopted
+
+        csrf.check(request.session, form.get(csrf.FIELD))
+        user = self.require_user(request)
+        if user.role not in self.track_roles:
+            who = ", ".join(self.role_label(r) for r in sorted(self.track_roles))
+            raise PageError(403, "Tidak berwenang", (
+                f"Peran Anda ({self.role_label(user.role)}) tidak berwenang melacak laporan "
+                f"LAPOR!. Yang berwenang: {who}."))
+        text = str(form.get("lapor_id") or "").strip()
+        if not text.isdigit() or int(text) < 1 or len(text) > 18:
+            self.flash(request, "error", "ID LAPOR! berupa angka (misalnya 1916449). "
+                       "Tidak ada yang disimpan.")
+            return RedirectResponse("/antrean", 303)
+        lapor_id = int(text)
+        try:
+            [outcome] = adopt(self.rt, [lapor_id])
+        except LaporError as exc:
+            log.warning("web: tracking %s failed: %s", lapor_id, exc)
+            self.flash(request, "error", "LAPOR! tidak dapat dihubungi sekarang. Tidak ada "
+                       "yang disimpan; coba lagi nanti.")
+            return RedirectResponse("/antrean", 303)
+        if not isinstance(outcome, Adopted):
+            log.info("web: tracking %s refused: %s", lapor_id, outcome)
+            self.flash(request, "error", (
+                f"LAPOR! tidak mengenal ID {lapor_id}. Tidak ada yang disimpan."
+                if outcome.not_found else
+                f"Laporan LAPOR! {lapor_id} tidak dapat dibaca ({outcome}). Tidak ada yang "
+                "disimpan."))
+            return RedirectResponse("/antrean", 303)
+        self.flash(request, "ok", (
+            f"Laporan LAPOR! {lapor_id} sudah dilacak sebagai {outcome.register_no}."
+            if outcome.already else
+            f"Laporan LAPOR! {lapor_id} dilacak sebagai {outcome.register_no}; perubahan dan "
+            "tindak lanjut di LAPOR! akan masuk otomatis."))
+        return RedirectResponse(f"/kasus/{outcome.case_id}", 303)
 
     # -- case ------------------------------------------------------------------------
 
