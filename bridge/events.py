@@ -96,6 +96,13 @@ def record_event(
     ``ValueError`` now rather than fail later in the dispatcher. Matches the sync's
     ``EventSink`` signature.
     """
+    session.add(PendingEvent(**event_row(name, case_id, data)))
+
+
+def event_row(name: str, case_id: int | None, data: Mapping[str, Any] | None = None,
+              at: datetime | None = None) -> dict[str, Any]:
+    """The ``pending_events`` row of :func:`record_event`, checked the same way, for a
+    caller that inserts many at once (``session.execute(insert(PendingEvent), rows)``)."""
     if name not in EVENT_HOOKS:
         raise ValueError(f"unknown event {name!r}; known: {', '.join(EVENT_HOOKS)}")
     if case_id is None:
@@ -105,15 +112,21 @@ def record_event(
     unknown = sorted(set(payload) - set(allowed))
     if unknown:
         raise ValueError(f"event {name!r} takes {allowed}, not {unknown}")
-    session.add(PendingEvent(name=name, case_id=case_id, data=encode(payload),
-                             created_at=utcnow(), attempts=0))
+    return {"name": name, "case_id": case_id, "data": encode(payload),
+            "created_at": at or utcnow(), "attempts": 0}
+
+
+def notification_row(notification: Notification, at: datetime | None = None
+                     ) -> dict[str, Any]:
+    """The ``pending_events`` row that queues ``notification`` (see :func:`event_row`)."""
+    return {"name": NOTIFY_EVENT, "case_id": notification.case_id,
+            "data": encode(notification.to_dict()), "created_at": at or utcnow(),
+            "attempts": 0}
 
 
 def record_notification(session: Session, notification: Notification) -> None:
     """Queue ``notification`` for the channels, to be sent after the caller commits."""
-    session.add(PendingEvent(name=NOTIFY_EVENT, case_id=notification.case_id,
-                             data=encode(notification.to_dict()), created_at=utcnow(),
-                             attempts=0))
+    session.add(PendingEvent(**notification_row(notification)))
 
 
 def load_snapshot(session: Session, case_id: int) -> CaseSnapshot | None:
@@ -222,8 +235,10 @@ __all__ = [
     "decode",
     "dispatch_pending",
     "encode",
+    "event_row",
     "flag_case",
     "load_snapshot",
+    "notification_row",
     "pending_count",
     "record_event",
     "record_notification",
