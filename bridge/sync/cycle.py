@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from bridge.runtime import Runtime
@@ -17,7 +18,13 @@ def run_cycle(rt: Runtime, push: bool = True) -> dict[str, Any]:
         pulled = rt.puller(client).run()
         lines.append(pulled.summary())
         if pulled.created_ids:
-            triage_new_cases(rt, pulled.created_ids)
+            started, cpu = time.perf_counter(), time.process_time()
+            triaged = triage_new_cases(rt, pulled.created_ids)
+            # What a case's triage costs, for the bench (process CPU: the pull's reader
+            # thread is done by now).
+            report["triage"] = {"cases": len(triaged.cases), "failed": triaged.failed,
+                                "seconds": round(time.perf_counter() - started, 4),
+                                "cpu_seconds": round(time.process_time() - cpu, 4)}
         report["pull"] = {
             k: v for k, v in vars(pulled).items() if k not in ("created_ids", "updated_ids")
         }
@@ -25,5 +32,7 @@ def run_cycle(rt: Runtime, push: bool = True) -> dict[str, Any]:
             pushed = rt.pusher(client).run()
             lines.append(pushed.summary())
             report["push"] = pushed.as_json()
+    started = time.perf_counter()
     report["events"] = rt.dispatch_events()
+    report["events_seconds"] = round(time.perf_counter() - started, 4)
     return report
