@@ -11,6 +11,7 @@ Phases:
 - ``baseline``: the same inbox read with plain httpx paging and one bulk insert per page,
   no bridge code: what the bridge's overhead is measured against.
 - ``push``: bulk-insert follow-ups into the outbox, then Pusher.run until drained.
+- ``sync_once``: the ``lapor-bridge sync --once`` command (see :mod:`bridge.bench.whole`).
 """
 
 from __future__ import annotations
@@ -298,7 +299,19 @@ def run_push(spec: dict[str, Any]) -> dict[str, Any]:
             "left": left, "runs": runs, "cases": len(case_ids)}
 
 
-PHASES = {"pull": run_pull, "baseline": run_baseline, "push": run_push}
+def run_sync_once_phase(spec: dict[str, Any]) -> dict[str, Any]:
+    """``lapor-bridge sync --once`` as a child of this otherwise childless process (so
+    that the children's peak RSS is the command's own)."""
+    from pathlib import Path
+
+    from bridge.bench.whole import run_sync_once
+
+    return run_sync_once(spec["box"], Path(spec["workdir"]), str(spec["name"]),
+                         int(spec.get("page_size", 1000)))
+
+
+PHASES = {"pull": run_pull, "baseline": run_baseline, "push": run_push,
+          "sync_once": run_sync_once_phase}
 
 
 def main(argv: list[str]) -> int:
@@ -307,7 +320,8 @@ def main(argv: list[str]) -> int:
         return 2
     spec = json.loads(argv[0])
     result = PHASES[spec["phase"]](spec)
-    result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    # A phase that measured a command of its own reports that command's peak.
+    result.setdefault("peak_rss_mb", round(peak_rss_mb(), 1))
     print(RESULT_PREFIX + json.dumps(result), flush=True)
     return 0
 
