@@ -462,7 +462,8 @@ def _run_whole_sync(opts: BenchOptions, report: BenchReport, workdir: Path,
                               "db_url": f"sqlite:///{workdir / f'whole_base_{n}.db'}",
                               "sandbox": box.spec()})
             base.update({"name": SYNC_BASE_NAME, "db": "sqlite", "size": size, "pair": n,
-                         "items": base["stored"],
+                         "items": base["stored"], "loop_seconds": base["seconds"],
+                         "seconds": base["process_seconds"],
                          "rate": _rate(base["stored"], base["process_seconds"])})
             report.phases.append(base)
             report.check(f"whole baseline {size}, pair {n + 1}: every report stored",
