@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from bridge.domain import CaseSnapshot, Notification, snapshot_from_row
 from bridge.hookspecs import EVENT_HOOKS, event_arguments
@@ -96,6 +96,13 @@ def record_event(
     ``ValueError`` now rather than fail later in the dispatcher. Matches the sync's
     ``EventSink`` signature.
     """
+    session.add(PendingEvent(**event_row(name, case_id, data)))
+
+
+def event_row(name: str, case_id: int | None, data: Mapping[str, Any] | None = None,
+              at: datetime | None = None) -> dict[str, Any]:
+    """The ``pending_events`` row of :func:`record_event`, checked the same way, for a
+    caller that inserts many at once (``session.execute(insert(PendingEvent), rows)``)."""
     if name not in EVENT_HOOKS:
         raise ValueError(f"unknown event {name!r}; known: {', '.join(EVENT_HOOKS)}")
     if case_id is None:
@@ -105,15 +112,21 @@ def record_event(
     unknown = sorted(set(payload) - set(allowed))
     if unknown:
         raise ValueError(f"event {name!r} takes {allowed}, not {unknown}")
-    session.add(PendingEvent(name=name, case_id=case_id, data=encode(payload),
-                             created_at=utcnow(), attempts=0))
+    return {"name": name, "case_id": case_id, "data": encode(payload),
+            "created_at": at or utcnow(), "attempts": 0}
+
+
+def notification_row(notification: Notification, at: datetime | None = None
+                     ) -> dict[str, Any]:
+    """The ``pending_events`` row that queues ``notification`` (see :func:`event_row`)."""
+    return {"name": NOTIFY_EVENT, "case_id": notification.case_id,
+            "data": encode(notification.to_dict()), "created_at": at or utcnow(),
+            "attempts": 0}
 
 
 def record_notification(session: Session, notification: Notification) -> None:
     """Queue ``notification`` for the channels, to be sent after the caller commits."""
-    session.add(PendingEvent(name=NOTIFY_EVENT, case_id=notification.case_id,
-                             data=encode(notification.to_dict()), created_at=utcnow(),
-                             attempts=0))
+    session.add(PendingEvent(**notification_row(notification)))
 
 
 def load_snapshot(session: Session, case_id: int) -> CaseSnapshot | None:
@@ -163,20 +176,58 @@ def dispatch_pending(
     on_failure: FailureHandler = flag_case,
     load_case: CaseLoader = load_snapshot,
 ) -> DispatchResult:
-    """Dispatch up to ``limit`` pending events in id order; see the module docstring."""
+    """Dispatch up to ``limit`` pending events in id order; see the module docstring.
+
+    Events never tried before are claimed together (their attempts counted in one
+    statement), their cases read in one query, their plugins called one event at a time,
+    and the finished rows deleted together. An event already claimed once (a dispatcher
+    died while it ran) is taken on its own, so that a poison event's attempts are its own
+    and never charged to the events claimed beside it.
+    """
     result = DispatchResult()
     with sessions() as session:
-        ids = list(session.scalars(select(PendingEvent.id).order_by(PendingEvent.id)
-                                   .limit(limit)))
-    for event_id in ids:
-        with sessions() as session, session.begin():
-            event = session.get(PendingEvent, event_id)
-            if event is None:  # another dispatcher took it: nothing to do
-                continue
-            event.attempts += 1
-            attempts = event.attempts
-            name, case_id, data = event.name, event.case_id, decode(event.data or {})
-            case = load_case(session, case_id) if case_id is not None else None
+        head = session.execute(select(PendingEvent.id, PendingEvent.attempts)
+                               .order_by(PendingEvent.id).limit(limit)).all()
+    run: list[int] = []
+    for event_id, attempts in head:
+        if attempts:
+            _dispatch_claimed(sessions, host, run, max_attempts, on_failure, load_case,
+                              result)
+            run = []
+            _dispatch_claimed(sessions, host, [event_id], max_attempts, on_failure,
+                              load_case, result)
+        else:
+            run.append(event_id)
+    _dispatch_claimed(sessions, host, run, max_attempts, on_failure, load_case, result)
+    return result
+
+
+def _dispatch_claimed(
+    sessions: sessionmaker[Session],
+    host: PluginHost,
+    ids: list[int],
+    max_attempts: int,
+    on_failure: FailureHandler,
+    load_case: CaseLoader,
+    result: DispatchResult,
+) -> None:
+    if not ids:
+        return
+    with sessions() as session, session.begin():
+        # Counted and committed before any plugin runs (poison events, see above).
+        session.execute(update(PendingEvent).where(PendingEvent.id.in_(ids))
+                        .values(attempts=PendingEvent.attempts + 1)
+                        .execution_options(synchronize_session=False))
+        rows = session.execute(select(PendingEvent.id, PendingEvent.name, PendingEvent.case_id,
+                                      PendingEvent.data, PendingEvent.attempts)
+                               .where(PendingEvent.id.in_(ids))
+                               .order_by(PendingEvent.id)).all()
+        wanted = {r.case_id for r in rows if r.name != NOTIFY_EVENT and r.case_id is not None}
+        cases = _load_cases(session, wanted, load_case)
+    finished: list[int] = []
+    failed: dict[int, list[PluginFailure]] = {}
+    for event_id, name, case_id, raw, attempts in rows:
+        data = decode(raw or {})
         failures: list[PluginFailure] = []
         dropped = False
         if attempts > max_attempts:
@@ -187,7 +238,7 @@ def dispatch_pending(
             dropped = True
         elif name == NOTIFY_EVENT:
             failures = host.notify(Notification.from_dict(data))
-        elif case is None:
+        elif (case := cases.get(case_id) if case_id is not None else None) is None:
             log.error("event %s %r: case %s not found; dropped", event_id, name, case_id)
             dropped = True
         else:
@@ -196,17 +247,32 @@ def dispatch_pending(
             except ValueError as exc:  # recorded by an older version with other arguments
                 failures = [PluginFailure("(dispatcher)", name, "error", str(exc), case_id)]
                 log.error("event %s: %s", event_id, exc)
-        with sessions() as session, session.begin():
-            event = session.get(PendingEvent, event_id)
-            if event is None:
-                continue
-            if failures:
-                on_failure(session, event, failures)
-            session.delete(event)
+        finished.append(event_id)
+        if failures:
+            failed[event_id] = failures
         result.dispatched += 0 if dropped else 1
         result.dropped += 1 if dropped else 0
         result.failures.extend(failures)
-    return result
+    with sessions() as session, session.begin():
+        for event_id, failures in failed.items():
+            event = session.get(PendingEvent, event_id)
+            if event is not None:
+                on_failure(session, event, failures)
+        session.execute(delete(PendingEvent).where(PendingEvent.id.in_(finished))
+                        .execution_options(synchronize_session=False))
+
+
+def _load_cases(session: Session, ids: set[int], load_case: CaseLoader
+                ) -> dict[int, CaseSnapshot]:
+    """The committed cases of a claimed run of events: one query with the default loader."""
+    if load_case is not load_snapshot:
+        found = {cid: load_case(session, cid) for cid in ids}
+        return {cid: snap for cid, snap in found.items() if snap is not None}
+    if not ids:
+        return {}
+    rows = session.scalars(select(Case).where(Case.id.in_(list(ids)))
+                           .options(defer(Case.raw), defer(Case.attachments)))
+    return {row.id: snapshot_from_row(row) for row in rows}
 
 
 def pending_count(sessions: sessionmaker[Session]) -> int:
@@ -222,8 +288,10 @@ __all__ = [
     "decode",
     "dispatch_pending",
     "encode",
+    "event_row",
     "flag_case",
     "load_snapshot",
+    "notification_row",
     "pending_count",
     "record_event",
     "record_notification",

@@ -16,6 +16,7 @@ import difflib
 import importlib
 import importlib.metadata
 import logging
+import queue
 import threading
 import warnings
 from collections import Counter, deque
@@ -179,6 +180,22 @@ class _CallState:
     error: BaseException | None = None
 
 
+class _Worker:
+    """A daemon thread that runs one plugin's calls, one at a time, for as long as each
+    finishes in time. A call past its limit leaves its worker to finish it alone: the
+    worker is never handed another call and ends after that one."""
+
+    def __init__(self, plugin: str) -> None:
+        self.jobs: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+        #: Set (under the host's lock) when a call ran past its limit.
+        self.retired = False
+        threading.Thread(target=self._loop, daemon=True, name=f"plugin:{plugin}").start()
+
+    def _loop(self) -> None:
+        while not self.retired:
+            self.jobs.get()()
+
+
 # -- the host ----------------------------------------------------------------------------
 
 
@@ -206,6 +223,8 @@ class PluginHost:
         self.declared_sections: dict[str, str] = dict(sections)
         self._lock = threading.Lock()
         self._stuck: Counter[str] = Counter()
+        #: Idle worker threads per plugin (see :class:`_Worker`).
+        self._workers: dict[str, list[_Worker]] = {}
         #: The most recent failures (newest last), for the health page.
         self.recent_failures: deque[PluginFailure] = deque(maxlen=200)
         #: Failures per (plugin, hook) since start, for metrics.
@@ -458,18 +477,22 @@ class PluginHost:
                         self._stuck[name] -= 1
 
         context = contextvars.copy_context()
-        thread = threading.Thread(target=context.run, args=(run,), daemon=True,
-                                  name=f"plugin:{name}:{hook}")
         limit = self.timeout_for(name)
-        thread.start()
-        if not state.done.wait(limit):
+        worker = self._worker(name)
+        worker.jobs.put(lambda: context.run(run))
+        if state.done.wait(limit):
+            self._idle(name, worker)
+        else:
             with self._lock:
                 if not state.done.is_set():
                     # Python cannot kill a thread: it is left to finish (daemon), and
                     # counted so a plugin that hangs every time stops being called.
                     state.abandoned = True
+                    worker.retired = True
                     self._stuck[name] += 1
-            if state.abandoned:
+            if not state.abandoned:
+                self._idle(name, worker)
+            else:
                 return None, self._fail(name, hook, "timeout",
                                         f"did not finish within {limit:g} s", case_id)
         if state.error is not None:
@@ -477,6 +500,19 @@ class PluginHost:
             return None, self._fail(name, hook, "error", f"{type(exc).__name__}: {exc}",
                                     case_id, exc)
         return state.value, None
+
+    def _worker(self, plugin: str) -> _Worker:
+        """An idle worker thread of ``plugin`` (a new one when all are busy or stuck):
+        starting a thread per call cost more than most hooks' own work."""
+        with self._lock:
+            idle = self._workers.setdefault(plugin, [])
+            if idle:
+                return idle.pop()
+        return _Worker(plugin)
+
+    def _idle(self, plugin: str, worker: _Worker) -> None:
+        with self._lock:
+            self._workers.setdefault(plugin, []).append(worker)
 
     def _fail(
         self,

@@ -20,7 +20,7 @@ PHASE_KEYS = {"name", "db", "size", "seconds", "cpu_seconds", "requests", "peak_
 
 def bench(*args: str) -> dict[str, Any]:
     proc = subprocess.run([sys.executable, "-m", "bridge", "bench", "--json", *args],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result: dict[str, Any] = json.loads(proc.stdout)
     return result
@@ -37,13 +37,16 @@ def check_common(report: dict[str, Any]) -> None:
     for p in report["phases"]:
         assert set(p) >= PHASE_KEYS, p
         assert p["seconds"] > 0 and p["cpu_seconds"] >= 0 and p["peak_rss_mb"] > 10
-        assert p["requests"] >= 1
+        # The time-to-queue phase counts reports seen, not requests of its own.
+        assert p["requests"] >= 1 or p["name"] == "time to queue"
     for t in report["targets"]:
         assert t["status"] in ("PASS", "MISS", "n/a", "info") and t["shown"]
 
 
 def test_bench_tiny_sizes_counts_are_right() -> None:
-    report = bench("--sizes", "200,400", "--followups", "60", "--page-size", "100")
+    report = bench("--sizes", "200,400", "--followups", "60", "--page-size", "100",
+                   "--sync-size", "300", "--pairs", "2", "--ttq-reports", "3",
+                   "--ttq-rate", "2", "--pull-interval", "1")
     check_common(report)
     assert report["config"]["sizes"] == [200, 400]
     assert report["config"]["databases"] == ["sqlite"]
@@ -74,13 +77,44 @@ def test_bench_tiny_sizes_counts_are_right() -> None:
     assert push["requests"] == 60  # no faults: one POST per follow-up, no read-back
     assert push["cases"] == 6  # 10 follow-ups per case, in per-case order
 
+    # The whole command, in alternating pairs with the baseline (whole processes).
+    syncs = phases(report, "sync --once (demo plugins)")
+    bases = phases(report, "baseline (whole process)")
+    assert [p["pair"] for p in syncs] == [p["pair"] for p in bases] == [0, 1]
+    order = [p["name"] for p in report["phases"] if p["name"] in (
+        "sync --once (demo plugins)", "baseline (whole process)")]
+    assert order == ["baseline (whole process)", "sync --once (demo plugins)"] * 2
+    for sync in syncs:
+        assert sync["size"] == 300 and sync["created"] == sync["stored"] == 300
+        assert sync["triage_cases"] == sync["triaged"] == 300  # one triage entry each
+        assert sync["triage_failed"] == sync["flagged"] == sync["pending_left"] == 0
+        assert sync["events_dispatched"] >= 300  # at least one notification per case
+        assert 3 <= sync["requests"] <= 5 and sync["baseline_share"] > 0
+        assert sync["triage_cpu_seconds"] > 0
+    for base in bases:
+        assert base["stored"] == 300 and base["seconds"] >= base["loop_seconds"]
+    (puller,) = phases(report, "  puller only")
+    assert puller["created"] == puller["stored"] == 300 and "baseline_share" in puller
+    share = report["summary"]["sync_share"]
+    assert share["min"] <= share["median"] <= share["max"]
+
+    # Time to the queue: each added report seen once on each view.
+    (ttq,) = phases(report, "time to queue")
+    assert ttq["added"] == ttq["seen_web"] == ttq["seen_cli"] == 3
+    assert ttq["pull_interval"] == 1.0
+    for view in ("web", "cli"):
+        assert 0 < ttq[view]["p50"] <= ttq[view]["p95"] <= ttq[view]["max"]
+    assert ttq["daemon_exit"] == 0 and ttq["daemon_peak_rss_mb"] > 10
+
     names = [t["target"] for t in report["targets"]]
+    assert any("sync --once" in n for n in names) and any("triage" in n for n in names)
+    assert any("time to queue" in n for n in names)
     assert any("reports/s" in n for n in names) and any("baseline" in n for n in names)
     assert any("flat" in n for n in names) and any("follow-ups/s" in n for n in names)
     assert any("no-change sync" in n for n in names)
 
     lines = text_lines(BenchReport(**{k: report[k] for k in (
-        "config", "machine", "phases", "checks", "targets", "notes")}))
+        "config", "machine", "phases", "checks", "targets", "notes", "summary")}))
     assert any(line.startswith("pull ") for line in lines)
     assert any(line.strip().startswith(("PASS", "MISS")) for line in lines)
 
@@ -92,7 +126,8 @@ def test_bench_on_postgresql_too() -> None:
 
     if not find_bin("initdb"):
         pytest.skip("no PostgreSQL server binaries")
-    report = bench("--sizes", "150", "--followups", "20", "--page-size", "50", "--postgres")
+    report = bench("--sizes", "150", "--followups", "20", "--page-size", "50", "--postgres",
+                   "--sync-size", "0", "--ttq-reports", "0")
     check_common(report)
     assert report["config"]["databases"] == ["sqlite", "postgresql"]
     for db in ("sqlite", "postgresql"):

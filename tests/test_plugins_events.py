@@ -202,6 +202,48 @@ def test_event_survives_a_dispatcher_crash_and_is_dispatched_again(
     assert [s[0] for s in recorder.seen] == ["case_received"]
 
 
+def test_a_poison_event_claimed_in_a_batch_costs_its_neighbours_nothing(
+    bridge_store: TempStore, tmp_path: Any
+) -> None:
+    """Fresh events are claimed together; after a crash each is retried on its own, so
+    only the poison event reaches max_attempts, and the others are dispatched once."""
+    ids = [add_case(bridge_store, n) for n in (1, 2, 3)]
+    with bridge_store.sessions() as session, session.begin():
+        for case_id in ids:
+            record_event(session, "case_received", case_id, {})
+    script = tmp_path / "crash.py"
+    script.write_text(textwrap.dedent(f"""
+        import os
+        from bridge.events import dispatch_pending
+        from bridge.hookspecs import hookimpl
+        from bridge.store.db import make_engine, session_factory
+        from bridge.testing import make_host
+
+        class Crash:
+            @hookimpl
+            def case_received(self, case):
+                if case.id == {ids[1]}:
+                    os._exit(17)
+
+        sessions = session_factory(make_engine({bridge_store.url!r}))
+        dispatch_pending(sessions, make_host(("crash", Crash())), max_attempts=3)
+    """))
+    for _ in range(3):  # three dispatchers die on the poison event
+        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                              timeout=120, env=dict(os.environ))
+        assert proc.returncode == 17, proc.stderr
+    with bridge_store.sessions() as session:
+        left = {e.case_id: e.attempts for e in session.scalars(select(PendingEvent))}
+    # The first event was done on the second run; the third waits behind the poison one.
+    assert left == {ids[1]: 3, ids[2]: 1}
+    recorder = Recorder()
+    result = dispatch_pending(bridge_store.sessions, make_host(("rec", recorder)),
+                              max_attempts=3)
+    assert (result.dropped, result.dispatched) == (1, 1)
+    assert [s[0] for s in recorder.seen] == ["case_received"]  # the third case's
+    assert pending_count(bridge_store.sessions) == 0
+
+
 def test_snapshot_hides_anonymous_reporter(bridge_store: TempStore) -> None:
     anon = add_case(bridge_store, 1, is_anonymous=True)
     named = add_case(bridge_store, 2)

@@ -3,17 +3,18 @@ profile lets ``sistem`` act, failures flagged, idempotence."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bridge.domain import CaseSnapshot, Classification, Notification, RoutingDecision
 from bridge.hookspecs import hookimpl
 from bridge.plugins import load_plugins
 from bridge.services.actions import Actor, NewCase
 from bridge.services.triage import triage_case, triage_new_cases, triage_pending
-from bridge.store.models import Case, CaseEvent, OutboxRow
+from bridge.store.models import Case, CaseEvent, OutboxRow, PendingEvent
 from bridge.workflow.calendar import JAKARTA
 
 PETUGAS = Actor("Sari", "petugas")
@@ -183,3 +184,92 @@ def test_unknown_and_terminal_cases_are_skipped(runtime_factory: Any) -> None:
     rt = setup(runtime_factory, Rules())
     result = triage_new_cases(rt, [999], now=NOW)
     assert result.cases[0].skipped == "case not found"
+
+
+class Picky:
+    """Answers for most cases; raises for one, hangs past its time limit for another."""
+
+    @hookimpl
+    def classify_case(self, case: CaseSnapshot) -> Classification | None:
+        return Classification("sedang", "kata kunci")
+
+    @hookimpl
+    def route_case(self, case: CaseSnapshot) -> RoutingDecision | None:
+        if "rusak" in case.title:
+            raise RuntimeError("tabel aturan rusak")
+        if "lambat" in case.title:
+            time.sleep(1.5)
+        return RoutingDecision(ours=False, opd="Dinas Lingkungan Hidup", reason="pencemaran")
+
+    @hookimpl
+    def notify(self, notification: Notification) -> None:
+        pass
+
+
+def test_one_case_failing_in_a_batch_touches_no_other(runtime_factory: Any) -> None:
+    rt = runtime_factory(plugins={"timeout_seconds": 0.3})
+    rt.plugins = load_plugins(rt.settings, calendar=rt.calendar, extra=[("picky", Picky())])
+    titles = ["Limbah 1", "Limbah rusak", "Limbah 3", "Limbah lambat", "Limbah 5",
+              "Limbah 6", "Limbah 7"]
+    ids = [new(rt, title=t) for t in titles]
+    # Batches of 3: the failures fall in the first and second batch, among good cases.
+    result = triage_new_cases(rt, ids, now=NOW, batch_size=3)
+    assert [c.case_id for c in result.cases] == ids
+    by_title = dict(zip(titles, result.cases, strict=True))
+    assert "RuntimeError: tabel aturan rusak" in by_title["Limbah rusak"].failures[0]
+    assert "did not finish within 0.3 s" in by_title["Limbah lambat"].failures[0]
+    assert result.failed == 2
+    for title, cid in zip(titles, ids, strict=True):
+        c, history = case(rt, cid), events(rt, cid)
+        triage = (c.data or {})["triage"]
+        failed = [e for e in history if e.kind == "plugin_failed"]
+        # Every case got its classification and its one history entry for triage.
+        assert triage["classification"]["status"] == "suggested"
+        assert [e.kind for e in history].count("triage") == 1
+        if title in ("Limbah rusak", "Limbah lambat"):
+            assert triage["routing"]["status"] == "failed"
+            assert c.attention is not None and "Plugin gagal saat triase" in c.attention
+            assert [(e.actor, (e.changes or {}).get("hook")) for e in failed] == [
+                ("plugin:picky", "route_case")]
+        else:
+            assert triage["routing"]["status"] == "suggested", title
+            assert c.attention is None and failed == [], title
+    with rt.sessions() as s:
+        pending = list(s.scalars(select(PendingEvent).order_by(PendingEvent.id)))
+        notes = [(p.case_id, p.data["kind"]) for p in pending if p.name == "notify"]
+    # Each case is announced once; only the two failing ones get a failure notice, and
+    # each case's notifications are queued together, in the order of the cases.
+    expected = []
+    for title, cid in zip(titles, ids, strict=True):
+        expected.append((cid, "case_received"))
+        if title in ("Limbah rusak", "Limbah lambat"):
+            expected.append((cid, "plugin_failure"))
+    assert notes == expected
+
+
+def test_a_batch_reads_and_writes_in_a_few_statements(runtime_factory: Any) -> None:
+    from sqlalchemy import event
+
+    rules = Rules(RoutingDecision(ours=False, opd="Dinas Lingkungan Hidup", reason="x"))
+    rt = setup(runtime_factory, rules)
+    ids = [new(rt, title=f"Limbah {n}") for n in range(40)]
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement.split()[0].upper())
+
+    event.listen(rt.engine, "before_cursor_execute", count)
+    try:
+        result = triage_new_cases(rt, ids, now=NOW)
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", count)
+    assert len(result.cases) == 40 and result.failed == 0
+    # Not a few statements per case: the institutions, the batch's read, its re-read in
+    # the write transaction, then one UPDATE and two INSERTs (executemany each).
+    assert statements.count("SELECT") <= 4, statements
+    assert statements.count("UPDATE") == 1 and statements.count("INSERT") == 2, statements
+    with rt.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(PendingEvent)
+                        .where(PendingEvent.name == "notify")) == 40
+        assert s.scalar(select(func.count()).select_from(CaseEvent)
+                        .where(CaseEvent.kind == "triage")) == 40

@@ -45,11 +45,26 @@ def _sizes(_ctx: click.Context, _param: click.Parameter, value: str) -> list[int
               help="Keep the SQLite files here (default: a temporary directory).")
 @click.option("--profile", "profile_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write a cProfile file per phase into this directory.")
+@click.option("--sync-size", default=20_000, show_default=True, type=click.IntRange(0),
+              help="Reports of the whole `sync --once` phases (0: skip them).")
+@click.option("--pairs", default=3, show_default=True, type=click.IntRange(1, 20),
+              help="Alternating (baseline, sync --once) pairs, for the median and spread.")
+@click.option("--ttq-reports", default=40, show_default=True, type=click.IntRange(0),
+              help="Reports the time-to-queue phase adds while `run` runs (0: skip it).")
+@click.option("--ttq-rate", default=0.25, show_default=True, type=click.FloatRange(0.01, 100),
+              help="Reports added per second in the time-to-queue phase.")
+@click.option("--pull-interval", type=click.FloatRange(0.1), default=None,
+              help="The daemon's pull interval in the time-to-queue phase (default: the "
+                   "deployment default).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench_cmd(sizes: list[int], followups: int, page_size: int, concurrency: int,
               postgres: bool, inprocess_sandbox: bool, seed: int, workdir: Path | None,
-              profile_dir: Path | None, as_json: bool) -> None:
-    """Benchmark pull, incremental sync and push against the sandbox on loopback.
+              profile_dir: Path | None, sync_size: int, pairs: int, ttq_reports: int,
+              ttq_rate: float, pull_interval: float | None, as_json: bool) -> None:
+    """Benchmark pull, incremental sync and push against the sandbox on loopback, and
+    what users run: the whole `sync --once` command (triage, notifications, events, the
+    demo's plugins) in alternating pairs with the baseline, and the time from a new LAPOR!
+    report to the queue while `lapor-bridge run` runs.
 
     Prints reports/s, follow-ups/s, requests and peak RSS per phase, each phase in a
     fresh process, beside a minimal baseline (plain HTTP paging and bulk inserts), and
@@ -61,7 +76,9 @@ def bench_cmd(sizes: list[int], followups: int, page_size: int, concurrency: int
     opts = BenchOptions(sizes=sizes, followups=followups, page_size=page_size,
                         concurrency=concurrency, seed=seed, postgres=postgres,
                         inprocess_sandbox=inprocess_sandbox, workdir=workdir,
-                        profile_dir=profile_dir)
+                        profile_dir=profile_dir, sync_size=sync_size, pairs=pairs,
+                        ttq_reports=ttq_reports, ttq_rate=ttq_rate,
+                        pull_interval=pull_interval)
 
     def progress(message: str) -> None:
         if not as_json:

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from bridge.bench.phases import RESULT_PREFIX
+from bridge.bench.whole import EXTRA_PHASES, run_time_to_queue
 
 #: The targets (2-core machine), see docs/benchmarks.md.
 PULL_RATE_TARGET = 2_000.0
@@ -34,6 +35,17 @@ RSS_TARGET_MB = 200.0
 RSS_FLAT_SLACK_MB = 25.0
 NO_CHANGE_SECONDS_TARGET = 2.0
 PUSH_RATE_TARGET = 200.0
+#: The whole ``sync --once`` command, as a share of the baseline's rate (whole processes).
+SYNC_SHARE_TARGET = 0.40
+#: Triage's CPU per case, in milliseconds.
+TRIAGE_CPU_MS_TARGET = 0.3
+#: Time to the queue: p95 at most the pull interval plus this much.
+TTQ_SLACK_S = 5.0
+
+SYNC_NAME = "sync --once (demo plugins)"
+SYNC_PULLER_NAME = "  puller only"
+SYNC_BASE_NAME = "baseline (whole process)"
+TTQ_NAME = "time to queue"
 
 PHASE_TIMEOUT_S = 1800
 
@@ -54,6 +66,15 @@ class BenchOptions:
     inprocess_sandbox: bool = False
     workdir: Path | None = None
     profile_dir: Path | None = None
+    #: Reports of the whole-command phases (0: skip them).
+    sync_size: int = 20_000
+    #: Alternating (baseline, sync --once) pairs.
+    pairs: int = 3
+    #: Reports the time-to-queue phase adds (0: skip it), and how many per second.
+    ttq_reports: int = 40
+    ttq_rate: float = 0.25
+    #: ``None``: the deployment's default pull interval.
+    pull_interval: float | None = None
 
 
 @dataclass
@@ -64,6 +85,7 @@ class BenchReport:
     checks: list[dict[str, Any]] = field(default_factory=list)
     targets: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -72,7 +94,7 @@ class BenchReport:
     def as_json(self) -> dict[str, Any]:
         return {"config": self.config, "machine": self.machine, "phases": self.phases,
                 "checks": self.checks, "targets": self.targets, "notes": self.notes,
-                "ok": self.ok}
+                "summary": self.summary, "ok": self.ok}
 
     def check(self, what: str, ok: bool, detail: str = "") -> None:
         self.checks.append({"what": what, "ok": bool(ok), "detail": detail})
@@ -149,7 +171,9 @@ class SandboxProcess:
 
 
 def run_phase(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run one phase in a fresh process; its result dict."""
+    """Run one phase in a fresh process; its result dict (``process_seconds``: the whole
+    process's wall time, start-up included)."""
+    started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "bridge.bench.phases", json.dumps(spec)],
         capture_output=True, text=True, timeout=PHASE_TIMEOUT_S,
@@ -157,6 +181,7 @@ def run_phase(spec: dict[str, Any]) -> dict[str, Any]:
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_PREFIX) and proc.returncode == 0:
             result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX):])
+            result["process_seconds"] = time.perf_counter() - started
             return result
     tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
     raise BenchError(f"phase {spec['phase']} failed (exit {proc.returncode}):\n{tail}")
@@ -233,7 +258,15 @@ def run_bench(opts: BenchOptions, progress: Callable[[str], None] = lambda _m: N
         for size in sizes:
             _run_size(opts, report, dbs, size, largest=size == sizes[-1],
                       smallest=size == sizes[0], progress=progress)
+        if opts.sync_size > 0:
+            _run_whole_sync(opts, report, workdir, progress)
+        if opts.ttq_reports > 0:
+            _run_ttq(opts, report, workdir, progress)
+        for extra in EXTRA_PHASES.values():
+            extra(opts, report, workdir, progress)
     _targets(report, sizes)
+    _whole_targets(report, opts)
+    _shares(report)
     load = round(os.getloadavg()[0], 2)
     report.machine["loadavg_end"] = load
     cpus = report.machine["cpus"] or 1
@@ -370,7 +403,8 @@ def _targets(report: BenchReport, sizes: list[int]) -> None:
                 # the share is shown, for the record (see docs/benchmarks.md).
                 _target(report, f"pull into {db}, share of the baseline's rate "
                         f"({big:,} reports)", share, None, shown, status="info")
-    rss = max((p["peak_rss_mb"] for p in report.phases if p["name"] != "baseline"),
+    rss = max((p["peak_rss_mb"] for p in report.phases
+               if not p["name"].startswith("baseline") and "peak_rss_mb" in p),
               default=None)
     if rss is not None:
         _target(report, f"peak RSS of every bridge phase < {RSS_TARGET_MB:.0f} MB", rss,
@@ -403,6 +437,141 @@ def _targets(report: BenchReport, sizes: list[int]) -> None:
                     f"{push['rate']:,.0f} follow-ups/s")
 
 
+# --------------------------------------------------------------------------- whole commands
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    import statistics
+
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def _run_whole_sync(opts: BenchOptions, report: BenchReport, workdir: Path,
+                    progress: Callable[[str], None]) -> None:
+    """Alternating pairs: the baseline, then ``sync --once`` into a new store, each a
+    whole process, on one sandbox; then the puller alone, for the record."""
+    size = opts.sync_size
+    box = SandboxProcess(size, opts.seed)
+    report.notes.append(f"sandbox seeded {size:,} reports in {box.seed_seconds:.2f} s "
+                        "(whole-command phases)")
+    spec = {**box.spec(), "admin_url": box.admin_url}
+    try:
+        for n in range(opts.pairs):
+            progress(f"pair {n + 1}/{opts.pairs}: baseline ({size:,} reports)...")
+            base = run_phase({"phase": "baseline", "page_size": opts.page_size,
+                              "db_url": f"sqlite:///{workdir / f'whole_base_{n}.db'}",
+                              "sandbox": box.spec()})
+            base.update({"name": SYNC_BASE_NAME, "db": "sqlite", "size": size, "pair": n,
+                         "items": base["stored"], "loop_seconds": base["seconds"],
+                         "seconds": base["process_seconds"],
+                         "rate": _rate(base["stored"], base["process_seconds"])})
+            report.phases.append(base)
+            report.check(f"whole baseline {size}, pair {n + 1}: every report stored",
+                         base["stored"] == size, f"stored {base['stored']}")
+            progress(f"pair {n + 1}/{opts.pairs}: sync --once ({size:,} reports)...")
+            sync = run_phase({"phase": "sync_once", "page_size": opts.page_size, "box": spec,
+                              "workdir": str(workdir), "name": f"whole_sync_{n}"})
+            sync.update({"name": SYNC_NAME, "db": "sqlite", "size": size, "pair": n,
+                         "items": sync["created"], "rate": _rate(sync["created"],
+                                                                 sync["seconds"]),
+                         "baseline_share": _rate(sync["created"], sync["seconds"])
+                         / base["rate"] if base["rate"] else 0.0})
+            report.phases.append(sync)
+            report.check(
+                f"sync --once {size}, pair {n + 1}: every report stored, triaged and "
+                "announced once, no plugin failure, no event left",
+                sync["stored"] == sync["created"] == sync["triage_cases"] == size
+                and sync["triaged"] == size and sync["pending_left"] == 0
+                and sync["triage_failed"] == 0 and sync["flagged"] == 0
+                and sync["events_dispatched"] >= size,
+                f"stored {sync['stored']}, created {sync['created']}, triaged "
+                f"{sync['triaged']}, events {sync['events_dispatched']}, left "
+                f"{sync['pending_left']}, flagged {sync['flagged']}")
+        progress(f"puller only ({size:,} reports)...")
+        pull = run_phase({"phase": "pull", "page_size": opts.page_size,
+                          "db_url": f"sqlite:///{workdir / 'whole_puller.db'}",
+                          "sandbox": box.spec()})
+        pull.update({"name": SYNC_PULLER_NAME, "db": "sqlite", "size": size,
+                     "items": pull["created"], "rate": _rate(pull["created"],
+                                                             pull["seconds"])})
+        report.phases.append(pull)
+        report.check(f"puller only {size}: every report stored once",
+                     pull["stored"] == size and pull["created"] == size,
+                     f"stored {pull['stored']}")
+    finally:
+        box.stop()
+
+
+def _run_ttq(opts: BenchOptions, report: BenchReport, workdir: Path,
+             progress: Callable[[str], None]) -> None:
+    seeded = 200
+    box = SandboxProcess(seeded, opts.seed)
+    try:
+        progress(f"time to queue ({opts.ttq_reports} reports at {opts.ttq_rate:g}/s)...")
+        result = run_time_to_queue(
+            {**box.spec(), "admin_url": box.admin_url}, workdir, seeded=seeded,
+            reports=opts.ttq_reports, rate=opts.ttq_rate, pull_interval=opts.pull_interval,
+            page_size=opts.page_size, progress=progress)
+    finally:
+        box.stop()
+    seconds = opts.ttq_reports / opts.ttq_rate
+    result.update({"name": TTQ_NAME, "db": "sqlite", "size": seeded,
+                   "items": result["added"], "seconds": seconds, "cpu_seconds": 0.0,
+                   "rate": opts.ttq_rate, "requests": 0,
+                   "peak_rss_mb": result["daemon_peak_rss_mb"]})
+    report.phases.append(result)
+    report.check(f"time to queue: each of the {opts.ttq_reports} added reports seen once in "
+                 "queue --json and on the page",
+                 result["added"] == result["seen_web"] == result["seen_cli"]
+                 == opts.ttq_reports,
+                 f"added {result['added']}, page {result['seen_web']}, "
+                 f"queue --json {result['seen_cli']}")
+
+
+def _whole_targets(report: BenchReport, opts: BenchOptions) -> None:
+    syncs = [p for p in report.phases if p["name"] == SYNC_NAME]
+    if syncs:
+        shares = _spread([p["baseline_share"] for p in syncs])
+        report.summary["sync_share"] = shares
+        _target(report, f"first sync --once of {opts.sync_size:,} reports with the demo's "
+                f"plugins >= {SYNC_SHARE_TARGET:.0%} of the baseline's rate (whole "
+                f"processes, {len(syncs)} alternating pairs)", shares["median"],
+                shares["median"] >= SYNC_SHARE_TARGET,
+                f"median {shares['median']:.0%} (spread {shares['min']:.0%}-"
+                f"{shares['max']:.0%}); sync "
+                f"{_spread([p['rate'] for p in syncs])['median']:,.0f} reports/s")
+        per_case = _spread([1000 * p["triage_cpu_seconds"] / p["triage_cases"]
+                            for p in syncs if p["triage_cases"]])
+        report.summary["triage_cpu_ms_per_case"] = per_case
+        _target(report, f"triage <= {TRIAGE_CPU_MS_TARGET} ms of CPU per case",
+                per_case["median"], per_case["median"] <= TRIAGE_CPU_MS_TARGET,
+                f"median {per_case['median']:.3f} ms (spread {per_case['min']:.3f}-"
+                f"{per_case['max']:.3f})")
+    for p in report.phases:
+        if p["name"] == TTQ_NAME:
+            limit = p["pull_interval"] + TTQ_SLACK_S
+            worst = max(p["web"]["p95"], p["cli"]["p95"])
+            _target(report, f"time to queue p95 <= pull interval + {TTQ_SLACK_S:g} s "
+                    f"({limit:g} s)", worst, worst <= limit,
+                    f"page p50 {p['web']['p50']:.1f} / p95 {p['web']['p95']:.1f} / max "
+                    f"{p['web']['max']:.1f} s; queue --json p50 {p['cli']['p50']:.1f} / p95 "
+                    f"{p['cli']['p95']:.1f} / max {p['cli']['max']:.1f} s")
+
+
+def _shares(report: BenchReport) -> None:
+    """Every phase's rate as a share of the baseline of its kind (same size and db)."""
+    for p in report.phases:
+        if "baseline_share" in p or p["name"].startswith("baseline") or p["name"] == TTQ_NAME:
+            continue
+        base = next((b for b in report.phases if b["name"] == "baseline"
+                     and b["db"] == p["db"] and b["size"] == p["size"]), None)
+        if base is None and p["name"] == SYNC_PULLER_NAME:
+            bases = [b["rate"] for b in report.phases if b["name"] == SYNC_BASE_NAME]
+            base = {"rate": _spread(bases)["median"]} if bases else None
+        if base is not None and base["rate"]:
+            p["baseline_share"] = p["rate"] / base["rate"]
+
+
 # --------------------------------------------------------------------------- text
 
 
@@ -415,15 +584,28 @@ def text_lines(report: BenchReport) -> list[str]:
         f"{m['cpus']} CPUs, Python {m['python']}",
         "",
         f"{'phase':<30} {'db':<10} {'reports':>8} {'items':>8} {'seconds':>8} "
-        f"{'cpu s':>7} {'items/s':>8} {'requests':>8} {'peak RSS':>9}",
+        f"{'cpu s':>7} {'items/s':>8} {'requests':>8} {'peak RSS':>9} {'of base':>7}",
     ]
     for p in report.phases:
+        share = f"{p['baseline_share']:>7.0%}" if "baseline_share" in p else f"{'':>7}"
+        rate = f"{p['rate']:>8,.0f}" if p["rate"] >= 10 else f"{p['rate']:>8.2f}"
         lines.append(
             f"{p['name']:<30} {p['db']:<10} {p['size']:>8,} {p['items']:>8,} "
-            f"{p['seconds']:>8.2f} {p['cpu_seconds']:>7.2f} {p['rate']:>8,.0f} "
+            f"{p['seconds']:>8.2f} {p['cpu_seconds']:>7.2f} {rate} "
             f"{p['requests']:>8,} "
-            f"{p['peak_rss_mb']:>6.1f} MB"
+            f"{p['peak_rss_mb']:>6.1f} MB {share}"
         )
+        if p["name"] == SYNC_NAME:
+            lines.append(f"{'':<4}triage {p['triage_cases']:,} cases in "
+                         f"{p['triage_seconds']:.2f} s ({p['triage_cpu_seconds']:.2f} CPU s); "
+                         f"{p['events_dispatched']:,} events dispatched in "
+                         f"{p['events_seconds']:.2f} s")
+        if p["name"] == TTQ_NAME:
+            lines.append(f"{'':<4}pull interval {p['pull_interval']:g} s; page p50/p95/max "
+                         f"{p['web']['p50']:.1f}/{p['web']['p95']:.1f}/{p['web']['max']:.1f} s;"
+                         f" queue --json {p['cli']['p50']:.1f}/{p['cli']['p95']:.1f}/"
+                         f"{p['cli']['max']:.1f} s (one command takes "
+                         f"{p['cli_call_seconds']['p50']:.1f} s)")
     lines += ["", "targets:"]
     for t in report.targets:
         lines.append(f"  {t['status']:<4}  {t['target']}: {t['shown']}")

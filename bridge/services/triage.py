@@ -25,17 +25,24 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import or_, select
+from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from bridge.config import OpdSettings
-from bridge.domain import CaseSnapshot, Classification, RoutingDecision, snapshot_from_row
-from bridge.events import record_notification
+from bridge.domain import (
+    CaseSnapshot,
+    Classification,
+    Notification,
+    RoutingDecision,
+    snapshot_from_row,
+)
+from bridge.events import event_row, notification_row, record_notification
 from bridge.plugins import PluginFailure
 from bridge.services.actions import ActionError, Actor, CaseActions
-from bridge.store.models import Case, CaseEvent, RemoteInstitution
+from bridge.store.models import Case, CaseEvent, PendingEvent, RemoteInstitution
 from bridge.workflow.errors import TransitionNotAllowed
 from bridge.workflow.profile import Workflow
 
@@ -140,14 +147,9 @@ def flag_failures(session: Session, case: Case, failures: Sequence[PluginFailure
     """Record plugin failures on the case (history + attention) in the caller's transaction."""
     if not failures:
         return
-    for failure in failures:
-        session.add(CaseEvent(case_id=case.id, at=at, side="system",
-                              actor=f"plugin:{failure.plugin}", kind="plugin_failed",
-                              changes={"hook": failure.hook, "failure": failure.kind,
-                                       "during": when},
-                              note=failure.message))
-    note = f"Plugin gagal saat {when}: " + "; ".join(str(f) for f in failures)
-    case.attention = note if not case.attention else f"{case.attention}\n{note}"
+    for row in failure_rows(case.id, failures, when, at):
+        session.add(CaseEvent(**row))
+    case.attention = _with_note(case.attention, failures, when)
 
 
 def notify(session: Session, rt: Runtime, renderer: NotificationRenderer | None, kind: str,
@@ -225,44 +227,97 @@ def _routing_record(value: RoutingDecision, plugin: str | None, stage: str, at: 
     return record
 
 
-def triage_case(rt: Runtime, case_id: int, *, now: datetime | None = None,
-                announce: bool = False) -> CaseTriage:
-    """Ask the classify and route hooks about one case; apply or suggest what they say.
+#: Cases triaged per transaction: a pull page's worth, so that a first sync of a backlog
+#: costs a few hundred statements, not a few per case.
+BATCH_SIZE = 500
 
-    ``announce``: also tell the roles of the case's stage that it arrived (a
-    ``case_received`` notification). Safe to call repeatedly: a decision already applied
-    is not asked again, and one already suggested is asked again only once the case is
-    in a stage where it can be applied.
-    """
-    at = now or datetime.now(UTC)
-    workflow = rt.workflow
-    settings = rt.settings
-    out = CaseTriage(case_id)
+#: The columns triage and its notifications read (not the raw payload, the attachments
+#: or the reporter's contact beyond what a snapshot keeps).
+_COLUMNS = (Case.id, Case.register_no, Case.channel, Case.lapor_id, Case.tracking_id,
+            Case.title, Case.content, Case.category, Case.location, Case.is_anonymous,
+            Case.is_secret, Case.reporter, Case.stage, Case.severity, Case.assigned_to,
+            Case.forwarded_to, Case.received_at, Case.files_complete_at, Case.deadline_at,
+            Case.remote_status_code, Case.remote_status_name, Case.attention, Case.data)
+_CASES = cast(Table, Case.__table__)
+_HISTORY = cast(Table, CaseEvent.__table__)
+_PENDING = cast(Table, PendingEvent.__table__)
+_UPDATE = (update(_CASES).where(_CASES.c.id == bindparam("b_id"))
+           .values(data=bindparam("b_data"), attention=bindparam("b_attention")))
+
+
+@dataclass
+class _Context:
+    """What every case of one triage call shares: read or built once, not per case."""
+
+    rt: Runtime
+    at: datetime
+    actions: CaseActions
+    renderer: NotificationRenderer | None
+    bodies: list[int] | None
+    known: list[str]
+    classes: tuple[str, ...]
+    #: ``case_changed`` rows are written here when the runtime's own recorder is the sink
+    #: (and a plugin listens); another sink is called per case in the same transaction.
+    own_sink: bool
+    record_changed: bool
+
+
+@dataclass
+class _Decided:
+    """One case after its plugins answered: what to store for it."""
+
+    out: CaseTriage
+    state: dict[str, Any]
+    original: dict[str, Any]
+    failures: list[PluginFailure]
+
+
+def _context(rt: Runtime, now: datetime | None) -> _Context:
     with rt.sessions() as session:
-        case = session.get(Case, case_id)
-        if case is None:
-            out.skipped = "case not found"
-            return out
-        out.register_no = case.register_no
-        if case.stage not in workflow.stages or workflow.is_terminal(case.stage):
-            out.skipped = f"stage {case.stage!r} is terminal or unknown"
-            return out
-        stage = case.stage
-        severity = case.severity
-        routed = case.assigned_to is not None or case.forwarded_to is not None
-        state = copy.deepcopy(dict((case.data or {}).get(TRIAGE_KEY) or {}))
-        original = copy.deepcopy(state)
-        snapshot = snapshot_from_row(case)
-        bodies = _known_bodies(session, settings.opds)
-    actions = system_actions(rt, now)
+        bodies = _known_bodies(session, rt.settings.opds)
+    sink = rt.event_sink
+    own = sink is not None and sink == getattr(rt, "_record_event", None)
+    return _Context(rt=rt, at=now or datetime.now(UTC), actions=system_actions(rt, now),
+                    renderer=renderer_for(rt), bodies=bodies,
+                    # A rule may name an OPD by its code (as `case forward --to` does)
+                    # or its name.
+                    known=[o.code for o in rt.settings.opds] + [o.name for o in rt.settings.opds],
+                    classes=tuple(rt.workflow.profile.classes), own_sink=own,
+                    record_changed=own and bool(rt.plugins.implementers("case_changed")))
+
+
+def _read(rt: Runtime, ids: Sequence[int]) -> dict[int, Any]:
+    """The batch's cases in one query, as rows shaped like a Case (for snapshots)."""
+    with rt.sessions() as session:
+        rows = session.execute(select(*_COLUMNS).where(Case.id.in_(list(ids)))).all()
+    return {row.id: SimpleNamespace(**row._asdict()) for row in rows}
+
+
+def _decide(ctx: _Context, case_id: int, row: Any | None) -> _Decided | CaseTriage:
+    """Ask the classify and route hooks about one case (each call isolated and timed by
+    the plugin host); apply what ``sistem`` may apply. A finished :class:`CaseTriage` when
+    there is nothing to store."""
+    rt, at, workflow, settings = ctx.rt, ctx.at, ctx.rt.workflow, ctx.rt.settings
+    out = CaseTriage(case_id)
+    if row is None:
+        out.skipped = "case not found"
+        return out
+    out.register_no = row.register_no
+    if row.stage not in workflow.stages or workflow.is_terminal(row.stage):
+        out.skipped = f"stage {row.stage!r} is terminal or unknown"
+        return out
+    stage, severity = row.stage, row.severity
+    routed = row.assigned_to is not None or row.forwarded_to is not None
+    state = copy.deepcopy(dict((row.data or {}).get(TRIAGE_KEY) or {}))
+    original = copy.deepcopy(state)
+    snapshot = snapshot_from_row(row)
     failures: list[PluginFailure] = []
-    classes = tuple(workflow.profile.classes)
 
     # 1. Classification (only for profiles with classes).
     cls_state = state.get("classification")
     classify_here = allowed(workflow, "classify", stage, {"severity": "x"})
-    if classes and severity is None and _should_ask(cls_state, stage, classify_here):
-        outcome = rt.plugins.classify(snapshot, classes)
+    if ctx.classes and severity is None and _should_ask(cls_state, stage, classify_here):
+        outcome = rt.plugins.classify(snapshot, ctx.classes)
         failures.extend(outcome.failures)
         if outcome.value is None:
             cls_state = {"status": FAILED if outcome.failures else NO_ANSWER, "stage": stage,
@@ -273,8 +328,8 @@ def triage_case(rt: Runtime, case_id: int, *, now: datetime | None = None,
             if classify_here:
                 note = f"Klasifikasi otomatis ({outcome.plugin}): {outcome.value.reason}".strip()
                 try:
-                    done = actions.classify(case_id, SYSTEM_ACTOR, outcome.value.severity,
-                                            note=note)
+                    done = ctx.actions.classify(case_id, SYSTEM_ACTOR, outcome.value.severity,
+                                                note=note)
                 except ActionError as exc:
                     cls_state["not_applied"] = str(exc)
                 else:
@@ -291,9 +346,7 @@ def triage_case(rt: Runtime, case_id: int, *, now: datetime | None = None,
     if not routed and _should_ask(route_state, stage, route_here):
         suggested = (cls_state or {}).get("severity") if severity is None else severity
         view = replace(snapshot, stage=stage, severity=suggested)
-        # A rule may name an OPD by its code (as `case forward --to` does) or its name.
-        known = [o.code for o in settings.opds] + [o.name for o in settings.opds]
-        outcome_r = rt.plugins.route(view, known, bodies)
+        outcome_r = rt.plugins.route(view, ctx.known, ctx.bodies)
         failures.extend(outcome_r.failures)
         decision = outcome_r.value
         if decision is None:
@@ -305,7 +358,7 @@ def triage_case(rt: Runtime, case_id: int, *, now: datetime | None = None,
                    if decision.body_id is not None else None)
             route_state = _routing_record(decision, outcome_r.plugin, stage, at, opd)
             route_state["status"] = SUGGESTED
-            new_stage, problem = _apply_route(actions, workflow, case_id, stage, decision,
+            new_stage, problem = _apply_route(ctx.actions, workflow, case_id, stage, decision,
                                               opd, outcome_r.plugin)
             if problem is not None:
                 route_state["not_applied"] = problem
@@ -316,9 +369,8 @@ def triage_case(rt: Runtime, case_id: int, *, now: datetime | None = None,
         state["routing"] = route_state
     out.routing = route_state
     out.failures = [str(f) for f in failures]
-    if state != original or failures or announce:
-        _record(rt, case_id, state, failures, at, announce, out)
-    return out
+    return _Decided(out, state, original, failures)
+
 
 
 def _apply_route(actions: CaseActions, workflow: Workflow, case_id: int, stage: str,
@@ -348,49 +400,123 @@ def _apply_route(actions: CaseActions, workflow: Workflow, case_id: int, stage: 
         return None, str(exc)
 
 
-def _record(rt: Runtime, case_id: int, state: dict[str, Any],
-            failures: Sequence[PluginFailure], at: datetime, announce: bool,
-            out: CaseTriage) -> None:
-    """Store the triage record, flag failures and queue notifications, in one transaction."""
-    renderer = renderer_for(rt)
-    with rt.sessions() as session, session.begin():
-        case = session.get(Case, case_id)
-        if case is None:
-            return
-        data = copy.deepcopy(dict(case.data or {}))
-        before = data.get(TRIAGE_KEY)
-        changed = before != state
-        if changed:
-            data[TRIAGE_KEY] = state
-            case.data = data
-            summary = {k: v.get("status") for k, v in state.items() if isinstance(v, dict)}
-            session.add(CaseEvent(case_id=case.id, at=at, side="system",
-                                  actor=SYSTEM_ACTOR.name, kind="triage",
-                                  changes={"triage": [None, summary]},
-                                  note=_note(state)))
-        flag_failures(session, case, failures, "triase", at)
-        session.flush()
-        if (changed or failures) and rt.event_sink is not None:
-            rt.event_sink(session, "case_changed", case.id,
-                          {"changes": {"triage": [None, "updated"]}, "side": "system"})
-        view = snapshot_from_row(case)
-        roles = stage_roles(rt.workflow, case.stage)
-        if announce:
-            notify(session, rt, renderer, "case_received", view, roles)
+
+
+def failure_rows(case_id: int, failures: Sequence[PluginFailure], when: str, at: datetime
+                 ) -> list[dict[str, Any]]:
+    """The ``plugin_failed`` history rows of :func:`flag_failures`."""
+    return [{"case_id": case_id, "at": at, "side": "system", "actor": f"plugin:{f.plugin}",
+             "kind": "plugin_failed",
+             "changes": {"hook": f.hook, "failure": f.kind, "during": when},
+             "note": f.message} for f in failures]
+
+
+def _with_note(attention: str | None, failures: Sequence[PluginFailure], when: str
+               ) -> str | None:
+    if not failures:
+        return attention
+    note = f"Plugin gagal saat {when}: " + "; ".join(str(f) for f in failures)
+    return note if not attention else f"{attention}\n{note}"
+
+
+@dataclass
+class _Rows:
+    """One case's share of the batch's statements, built before any is run."""
+
+    case_id: int
+    data: dict[str, Any] | None
+    attention: str | None
+    write_case: bool
+    history: list[dict[str, Any]]
+    pending: list[dict[str, Any]]
+    changed_event: bool
+
+
+def _case_rows(ctx: _Context, decided: _Decided, row: Any, announce: bool) -> _Rows:
+    """Build (not run) what recording one case's triage writes; the snapshot the
+    notifications are rendered from is the case as it will be committed."""
+    rt, at, state, failures, out = ctx.rt, ctx.at, decided.state, decided.failures, decided.out
+    data = copy.deepcopy(dict(row.data or {}))
+    changed = data.get(TRIAGE_KEY) != state
+    history: list[dict[str, Any]] = []
+    if changed:
+        data[TRIAGE_KEY] = state
+        summary = {k: v.get("status") for k, v in state.items() if isinstance(v, dict)}
+        history.append({"case_id": row.id, "at": at, "side": "system",
+                        "actor": SYSTEM_ACTOR.name, "kind": "triage",
+                        "changes": {"triage": [None, summary]}, "note": _note(state)})
+    history.extend(failure_rows(row.id, failures, "triase", at))
+    attention = _with_note(row.attention, failures, "triase")
+    pending: list[dict[str, Any]] = []
+    changed_event = bool(changed or failures)
+    if changed_event and ctx.record_changed:
+        pending.append(event_row("case_changed", row.id,
+                                 {"changes": {"triage": [None, "updated"]}, "side": "system"}))
+    renderer = ctx.renderer
+    if renderer is not None:
+        view = snapshot_from_row(SimpleNamespace(**{**vars(row), "data": data,
+                                                    "attention": attention}))
+        roles = stage_roles(rt.workflow, view.stage)
+        notes: list[Notification] = []
+        if announce and roles:
+            notes.append(renderer.render("case_received", view, roles))
         routing = out.routing or {}
         if "routing" in out.newly_applied:
             if routing.get("ours"):
-                notify(session, rt, renderer, "assigned", view,
-                       [str(h) for h in routing.get("handlers") or []],
-                       unit=routing.get("unit"), reason=routing.get("reason") or "")
-            else:
-                notify(session, rt, renderer, "forwarded", view, roles,
-                       target=routing.get("opd_name") or routing.get("opd"),
-                       tembusan=list(routing.get("tembusan") or []),
-                       reason=routing.get("reason") or "")
-        if failures:
-            notify(session, rt, renderer, "plugin_failure", view, roles,
-                   failures=[str(f) for f in failures])
+                handlers = [str(h) for h in routing.get("handlers") or []]
+                if handlers:
+                    notes.append(renderer.render("assigned", view, handlers,
+                                                 unit=routing.get("unit"),
+                                                 reason=routing.get("reason") or ""))
+            elif roles:
+                notes.append(renderer.render(
+                    "forwarded", view, roles,
+                    target=routing.get("opd_name") or routing.get("opd"),
+                    tembusan=list(routing.get("tembusan") or []),
+                    reason=routing.get("reason") or ""))
+        if failures and roles:
+            notes.append(renderer.render("plugin_failure", view, roles,
+                                         failures=[str(f) for f in failures]))
+        pending.extend(notification_row(n) for n in notes)
+    return _Rows(row.id, data, attention, bool(changed or failures), history, pending,
+                 changed_event)
+
+
+def _write(ctx: _Context, decided: Sequence[_Decided], announce: bool) -> None:
+    """Record the decided cases in one transaction: one read of their current rows, then
+    one executemany each for the cases, their history and their pending events."""
+    rt = ctx.rt
+    todo = [d for d in decided if d.state != d.original or d.failures or announce]
+    if not todo:
+        return
+    with rt.sessions() as session, session.begin():
+        current = {r.id: SimpleNamespace(**r._asdict()) for r in session.execute(
+            select(*_COLUMNS).where(Case.id.in_([d.out.case_id for d in todo]))).all()}
+        built: list[_Rows] = []
+        for d in todo:
+            row = current.get(d.out.case_id)
+            if row is None:
+                continue  # deleted since it was read: nothing to record on it
+            try:
+                built.append(_case_rows(ctx, d, row, announce))
+            except Exception:  # one case's rows (a template, a plugin's odd value) only
+                log.exception("triage of case %s could not be recorded", d.out.case_id)
+                d.out.skipped = "error (see log)"
+        updates = [{"b_id": b.case_id, "b_data": b.data, "b_attention": b.attention}
+                   for b in built if b.write_case]
+        if updates:
+            session.execute(_UPDATE, updates)
+        history = [h for b in built for h in b.history]
+        if history:
+            session.execute(insert(_HISTORY), history)
+        pending = [p for b in built for p in b.pending]
+        if pending:
+            session.execute(insert(_PENDING), pending)
+        if not ctx.own_sink and rt.event_sink is not None:
+            for b in built:
+                if b.changed_event:
+                    rt.event_sink(session, "case_changed", b.case_id,
+                                  {"changes": {"triage": [None, "updated"]}, "side": "system"})
 
 
 def _note(state: dict[str, Any]) -> str:
@@ -409,20 +535,72 @@ def _note(state: dict[str, Any]) -> str:
     return "Triase otomatis: " + ("; ".join(parts) if parts else "tidak ada saran plugin")
 
 
-def triage_new_cases(rt: Runtime, case_ids: Iterable[int], *, now: datetime | None = None,
-                     announce: bool = True) -> TriageResult:
-    """Triage cases that have just arrived (call it after a pull commits, with
-    ``PullResult.created_ids``, and after ``CaseActions.new_case``)."""
-    result = TriageResult()
-    for case_id in case_ids:
+
+
+def _triage_batch(ctx: _Context, ids: Sequence[int], announce: bool) -> list[CaseTriage]:
+    rows = _read(ctx.rt, ids)
+    outs: list[CaseTriage] = []
+    decided: list[_Decided] = []
+    for case_id in ids:
         try:
-            result.cases.append(triage_case(rt, case_id, now=now, announce=announce))
+            result = _decide(ctx, case_id, rows.get(case_id))
         except Exception:  # one case must not stop the others; it is logged with its id
             log.exception("triage of case %s failed", case_id)
-            result.cases.append(CaseTriage(case_id, skipped="error (see log)"))
-    if result.cases:
-        log.info(result.summary())
+            result = CaseTriage(case_id, skipped="error (see log)")
+        if isinstance(result, _Decided):
+            decided.append(result)
+            outs.append(result.out)
+        else:
+            outs.append(result)
+    try:
+        _write(ctx, decided, announce)
+    except Exception:
+        # The batch's transaction failed as a whole (a database error): record the cases
+        # one by one, so that one case's problem costs only that case. The plugins are
+        # not asked again.
+        log.exception("recording the triage of %d cases failed; retrying case by case",
+                      len(decided))
+        for d in decided:
+            try:
+                _write(ctx, [d], announce)
+            except Exception:
+                log.exception("triage of case %s could not be recorded", d.out.case_id)
+                d.out.skipped = "error (see log)"
+    return outs
+
+
+def triage_new_cases(rt: Runtime, case_ids: Iterable[int], *, now: datetime | None = None,
+                     announce: bool = True, batch_size: int = BATCH_SIZE) -> TriageResult:
+    """Triage cases that have just arrived (call it after a pull commits, with
+    ``PullResult.created_ids``, and after ``CaseActions.new_case``).
+
+    Cases go in batches of ``batch_size``: one query reads a batch, each case's plugins
+    are asked one case at a time (each call isolated and timed by the plugin host; a
+    failure is flagged on that case only), and what the batch records (triage state,
+    history, notifications, events) is written in one transaction. A decision ``sistem``
+    may apply goes through :class:`CaseActions` as before, case by case.
+    """
+    result = TriageResult()
+    ids = list(dict.fromkeys(case_ids))
+    if not ids:
+        return result
+    ctx = _context(rt, now)
+    for start in range(0, len(ids), max(1, batch_size)):
+        result.cases.extend(_triage_batch(ctx, ids[start:start + batch_size], announce))
+    log.info(result.summary())
     return result
+
+
+def triage_case(rt: Runtime, case_id: int, *, now: datetime | None = None,
+                announce: bool = False) -> CaseTriage:
+    """Ask the classify and route hooks about one case; apply or suggest what they say.
+
+    ``announce``: also tell the roles of the case's stage that it arrived (a
+    ``case_received`` notification). Safe to call repeatedly: a decision already applied
+    is not asked again, and one already suggested is asked again only once the case is
+    in a stage where it can be applied.
+    """
+    return triage_new_cases(rt, [case_id], now=now, announce=announce).cases[0]
 
 
 def triage_pending(rt: Runtime, *, now: datetime | None = None, limit: int = 500
@@ -459,6 +637,7 @@ __all__ = [
     "CaseTriage",
     "TriageResult",
     "allowed",
+    "failure_rows",
     "flag_failures",
     "notify",
     "renderer_for",

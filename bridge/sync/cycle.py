@@ -4,6 +4,7 @@ jobs run."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -24,7 +25,8 @@ from bridge.sync.track import (
 
 
 def pull_and_track(rt: Runtime, client: LaporClient, *, stop: threading.Event | None = None,
-                   window: timedelta | None = None, refresh_all: bool = False
+                   window: timedelta | None = None, refresh_all: bool = False,
+                   report: dict[str, Any] | None = None,
                    ) -> tuple[PullResult | None, TrackResult | None, list[str]]:
     """Read the inbox (when there is one), then poll the tracked cases that are due, and
     triage what arrived. An inbox that answers 404, or ``inbox_path = ""``, is noted once
@@ -52,7 +54,15 @@ def pull_and_track(rt: Runtime, client: LaporClient, *, stop: threading.Event | 
             note_inbox_available(rt.sessions)
             lines.append(pulled.summary())
             if pulled.created_ids:
-                triage_new_cases(rt, pulled.created_ids)
+                started, cpu = time.perf_counter(), time.process_time()
+                triaged = triage_new_cases(rt, pulled.created_ids)
+                if report is not None:
+                    # What a case's triage costs, for the bench (process CPU: the pull's
+                    # reader thread is done by now).
+                    report["triage"] = {
+                        "cases": len(triaged.cases), "failed": triaged.failed,
+                        "seconds": round(time.perf_counter() - started, 4),
+                        "cpu_seconds": round(time.process_time() - cpu, 4)}
     if no_inbox:
         with rt.sessions() as session:
             row = inbox_unavailable(session)
@@ -76,7 +86,8 @@ def run_cycle(rt: Runtime, push: bool = True, refresh_all: bool = False) -> dict
     lines: list[str] = []
     report: dict[str, Any] = {"lines": lines}
     with rt.client() as client:
-        pulled, tracked, pull_lines = pull_and_track(rt, client, refresh_all=refresh_all)
+        pulled, tracked, pull_lines = pull_and_track(rt, client, refresh_all=refresh_all,
+                                                     report=report)
         lines.extend(pull_lines)
         if pulled is not None:
             report["pull"] = {k: v for k, v in vars(pulled).items()
@@ -96,7 +107,9 @@ def run_cycle(rt: Runtime, push: bool = True, refresh_all: bool = False) -> dict
                           error="; ".join(pushed.errors) if pushed.errors else None)
             lines.append(pushed.summary())
             report["push"] = pushed.as_json()
+    started = time.perf_counter()
     report["events"] = rt.dispatch_events()
+    report["events_seconds"] = round(time.perf_counter() - started, 4)
     return report
 
 
