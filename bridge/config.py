@@ -122,8 +122,11 @@ class LaporSettings(_Section):
     max_content_chars: int = Field(default=100_000, ge=1)
     #: Local name of each LAPOR! status code; unknown codes keep LAPOR!'s own name.
     status_names: dict[str, str] = Field(default_factory=dict)
-    #: Where the follow-up marker goes: the bridge appends ``[lb:<outbox id>]``.
+    #: Mark each follow-up with its outbox id, for exactly-once read-back.
     followup_marker: bool = True
+    #: ``invisible`` (zero-width characters at the end of the text) or ``visible``
+    #: (``[lb:<outbox id>]``, for a LAPOR! that drops zero-width characters).
+    followup_marker_style: Literal["invisible", "visible"] = "invisible"
 
     @field_validator("base_url")
     @classmethod
