@@ -318,6 +318,7 @@ def _attach_actions() -> None:
     from bridge.cli_actions import add_case_commands
 
     add_case_commands(case_group, main)
+    __import__("bridge.cli_documents").cli_documents.add_document_command(case_group)
 
 
 _attach_actions()

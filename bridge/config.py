@@ -252,6 +252,7 @@ class Settings(_Section):
 #: unless a plugin declares it.
 KNOWN_EXTRA_SECTIONS: set[str] = {
     "workflow", "calendar", "plugins", "notifications", "daemon", "web", "reports", "logging",
+    "documents",
 }
 
 
