@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,6 +36,7 @@ def add_document_command(case_group: click.Group) -> None:
         from bridge.cli import fail, runtime
         from bridge.config import ConfigError
         from bridge.documents import DocumentError
+        from bridge.documents.render import write_atomic
         from bridge.documents.service import Documents, check_kind
         from bridge.services.queue import CaseNotFound
 
@@ -65,17 +65,4 @@ def add_document_command(case_group: click.Group) -> None:
         click.echo(f"{out}: {kind}{number} ({len(doc.content):,} bytes)")
 
 
-def write_atomic(path: Path, content: bytes) -> None:
-    """Never half a PDF at ``path``: write beside it, then rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent if str(path.parent)
-                               else ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-__all__ = ["add_document_command", "write_atomic"]
+__all__ = ["add_document_command"]

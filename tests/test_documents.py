@@ -306,3 +306,31 @@ kinds = ["surat_penerusan", "tanda_terima"]
     missing = runner.invoke(main, [*base, "case", "document", "999", "--kind", "bapp",
                                    "--out", str(tmp_path / "y.pdf")])
     assert missing.exit_code == 1 and len(missing.output.strip().splitlines()) == 1
+
+
+# -- the recap -------------------------------------------------------------------------
+
+
+def test_recap_pdf_has_cover_letter_signature_and_followups(situbondo: Any,
+                                                            lapor_mock: FakeLapor) -> None:
+    from bridge.reports.jobs import run_recap
+
+    d = situbondo
+    fwd = forwarded_case(d, lapor_mock)
+    ans = answered_case(d, lapor_mock)
+    a = d.actions()
+    anon = a.new_case(NewCase(title="Pungutan liar", content="Diminta uang.", channel="kotak",
+                              reporter={"name": "Bambang Sulistyo"}, is_secret=True,
+                              received_at=wib(2026, 5, 27, 9)), UMUM).case_id
+    a.register(anon, UMUM)
+    paths = run_recap(d.rt, "monthly", now=wib(2026, 6, 1, 7))
+    (pdf,) = [p for p in paths if p.suffix == ".pdf"]
+    text = pdf_text(pdf.read_bytes())
+    assert "Penyampaian Rekapitulasi" in text and "Mei 2026" in text
+    assert "1/180/DPMPTSP/VI/2026" in text or "/180/DPMPTSP/VI/2026" in text
+    assert "Kepala Dinas" in text and "Drs. Edy Wahyudi" in text and "NIP." in text
+    for cid in (fwd, ans, anon):
+        assert d.case(cid).register_no in text
+    assert "Diteruskan kepada Dinas Lingkungan Hidup" in text
+    assert "Bambang" not in text
+    png_of(pdf.read_bytes())

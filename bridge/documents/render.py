@@ -7,7 +7,9 @@ need Pango and Cairo from the system.
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -124,4 +126,16 @@ def html_to_pdf(pages: Sequence[str], cfg: DocumentsSettings, *, title: str,
     return bytes(pdf.output())
 
 
-__all__ = ["TEMPLATES", "environment", "html_to_pdf", "render_html"]
+def write_atomic(path: Path, content: bytes) -> None:
+    """Never half a PDF at ``path``: write beside it, then rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+__all__ = ["TEMPLATES", "environment", "html_to_pdf", "render_html", "write_atomic"]

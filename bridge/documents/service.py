@@ -233,6 +233,59 @@ class Documents:
         return out
 
 
+class RecapLetter:
+    """The recap as it is sent: the surat pengantar with its signature block, then the
+    follow-ups of each complaint (register number, date, a short summary; no reporter)."""
+
+    def __init__(self, documents: Documents) -> None:
+        self.docs = documents
+
+    def make(self, recap: Any, recipients: Sequence[str], *, now: datetime,
+             actor: str | None = None) -> Document:
+        """``recap``: a :class:`bridge.reports.recap.Recap`. Numbered from the register
+        that counts ``surat_pengantar`` (one number per period, kept on reprint)."""
+        docs = self.docs
+        with docs.sessions() as session, session.begin():
+            number = numbering.issue(session, docs.cfg, "surat_pengantar",
+                                     f"recap:{recap.period.code}", at=now, tz=docs.tz,
+                                     actor=actor)
+            cases = []
+            by_register = {c.register_no: c for c in session.scalars(select(Case).where(
+                Case.register_no.in_([line.register_no for line in recap.lines])))}
+            for line in recap.lines:
+                case = by_register.get(line.register_no)
+                follow = followup_summaries(session, case, recap.as_of, docs.settings) \
+                    if case is not None else []
+                cases.append({
+                    "register_no": line.register_no, "title": _short(line.title, 120),
+                    "received": docs._day(line.received_at), "channel": line.channel,
+                    "stage": line.stage, "status": _STATUS.get(line.status, line.status),
+                    "deadline": docs._day(line.deadline_at) if line.deadline_at else "",
+                    "followups": [{"date": docs._day(at), "summary": text}
+                                  for at, text in follow]})
+            context = {
+                **docs._base(now),
+                "number": number or "-",
+                "recipients": list(recipients) or ["Kepala Daerah"],
+                "recap": {"title": recap.title, "office": recap.office,
+                          "period": recap.period.label,
+                          "figures": [(label, count) for _, label, count in
+                                      recap.summary_rows()]},
+                "signer": (docs.cfg.signer or Signer(
+                    title="Kepala " + recap.office)).model_dump(),
+                "tembusan": docs.cfg.tembusan.get("surat_pengantar", []),
+                "cases": cases,
+            }
+            pages = [render_html(docs.env, "surat_pengantar.html.j2", context),
+                     render_html(docs.env, "lampiran_rekap.html.j2", context)]
+            content = docs._pdf("surat_pengantar", pages, recap.period.label)
+        return Document("surat_pengantar", "", content, number)
+
+
+_STATUS = {"tepat_waktu": "selesai tepat waktu", "terlambat": "selesai melewati batas waktu",
+           "proses": "masih dalam proses", "proses_lewat": "dalam proses, melewati batas waktu"}
+
+
 def _when(value: Any) -> datetime | None:
     try:
         return datetime.fromisoformat(str(value)) if value else None
@@ -285,4 +338,4 @@ def followup_summaries(session: Session, case: Case, as_of: datetime,
     return out
 
 
-__all__ = ["Document", "Documents", "check_kind", "followup_summaries"]
+__all__ = ["Document", "Documents", "RecapLetter", "check_kind", "followup_summaries"]
