@@ -196,7 +196,7 @@ class Documents:
         chain = self.workflow.profile.approvals.get(kind)
         if chain is not None:
             last = chain.steps[-1]
-            title = last.label or self.workflow.role_label(last.role)
+            title = self.workflow.role_label(last.role)
             signed = [a for a in approvals if a.get("kind") == "tanda_tangan"
                       and a.get("step") == len(chain.steps)]
             name = str(signed[-1].get("by")) if signed else "(belum ditandatangani)"
