@@ -338,6 +338,7 @@ def _attach_actions() -> None:
     from bridge.cli_track import add_track_command
 
     add_track_command(case_group)
+    __import__("bridge.cli_documents").cli_documents.add_document_command(case_group)
 
 
 _attach_actions()

@@ -155,8 +155,11 @@ class LaporSettings(_Section):
     quarantine_alarm_share: float = Field(default=0.2, ge=0, le=1)
     #: Local name of each LAPOR! status code; unknown codes keep LAPOR!'s own name.
     status_names: dict[str, str] = Field(default_factory=dict)
-    #: Where the follow-up marker goes: the bridge appends ``[lb:<outbox id>]``.
+    #: Mark each follow-up with its outbox id, for exactly-once read-back.
     followup_marker: bool = True
+    #: ``invisible`` (zero-width characters at the end of the text) or ``visible``
+    #: (``[lb:<outbox id>]``, for a LAPOR! that drops zero-width characters).
+    followup_marker_style: Literal["invisible", "visible"] = "invisible"
 
     @field_validator("base_url")
     @classmethod
@@ -290,6 +293,7 @@ class Settings(_Section):
 KNOWN_EXTRA_SECTIONS: set[str] = {
     "workflow", "calendar", "plugins", "notifications", "daemon", "web", "reports", "logging",
     "files",
+    "documents",
 }
 
 

@@ -23,7 +23,6 @@ catches up with nothing lost or doubled.
 from __future__ import annotations
 
 import random
-import re
 import signal
 import time
 from collections import defaultdict
@@ -37,6 +36,7 @@ from bridge.lapor.sandbox import SandboxServer
 from bridge.runtime import Runtime
 from bridge.services.actions import ActionError, Actor
 from bridge.store.models import Case, OutboxRow
+from bridge.sync.push import markers_in
 from tests.conftest import TEST_BEARER, TEST_TOKEN, make_settings
 from tests.test_daemon_support import (
     Store,
@@ -202,8 +202,7 @@ def test_kill_9_twenty_times_under_faults_loses_and_duplicates_nothing(tmp_path:
         total = 0
         for cid, outbox_ids in staff.written.items():
             posted = sandbox.state.followups_of(lapor_of[cid] or 0)
-            markers = [int(m) for f in posted
-                       for m in re.findall(r"\[lb:(\d+)\]", str(f["content"]))]
+            markers = [m for f in posted for m in markers_in(str(f["content"]))]
             assert markers == outbox_ids, (
                 f"case {cid}: LAPOR! holds {markers}, staff wrote {outbox_ids} "
                 "(a follow-up lost, doubled or out of order)")
@@ -288,8 +287,8 @@ def test_database_down_and_back_while_the_daemon_runs(tmp_path: Path) -> None:
                 rt.close()
             assert staff.count >= 40
             for cid, outbox_ids in staff.written.items():
-                markers = [int(m) for f in sandbox.state.followups_of(lapor_of[cid] or 0)
-                           for m in re.findall(r"\[lb:(\d+)\]", str(f["content"]))]
+                markers = [m for f in sandbox.state.followups_of(lapor_of[cid] or 0)
+                           for m in markers_in(str(f["content"]))]
                 assert markers == outbox_ids, f"case {cid}: {markers} != {outbox_ids}"
     finally:
         if staff is not None:

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from bridge.lapor.sandbox import SandboxServer
 from bridge.store.db import make_engine
 from bridge.store.models import Case, OutboxRow
+from bridge.sync.push import markers_in
 from tests.conftest import BASE_CONFIG, TEST_BEARER, TEST_TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -259,12 +260,13 @@ def assert_store_matches_sandbox(db_url: str, sandbox: SandboxServer) -> int:
 
 
 def followup_markers(sandbox: SandboxServer, lapor_ids: list[int]) -> Counter[str]:
-    """How many times each ``[lb:<id>]`` marker was posted to the sandbox."""
+    """How many times each outbox row's marker was posted to the sandbox, keyed
+    ``[lb:<id>]`` whatever the marker's style."""
     found: Counter[str] = Counter()
     for rid in lapor_ids:
         for f in sandbox.state.followups_of(rid):
-            for tag in re.findall(r"\[lb:\d+\]", str(f.get("content", ""))):
-                found[tag] += 1
+            for row_id in markers_in(str(f.get("content", ""))):
+                found[f"[lb:{row_id}]"] += 1
     return found
 
 

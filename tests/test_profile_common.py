@@ -26,6 +26,7 @@ from bridge.reports.settings import reports_settings
 from bridge.runtime import Runtime
 from bridge.services.actions import CaseActions
 from bridge.store.models import Case, CaseEvent, OutboxRow
+from bridge.sync.push import strip_markers
 from bridge.testing import FAKE_BASE_URL, FAKE_BEARER, FAKE_TOKEN, FakeLapor, SmtpSink
 from bridge.workflow.calendar import JAKARTA
 
@@ -137,7 +138,7 @@ class Deployment:
 
     def posted(self, lapor_id: int) -> list[str]:
         """What LAPOR! received as follow-ups of a report, without the bridge's marker."""
-        return [f["content"].rsplit("\n\n[lb:", 1)[0]
+        return [strip_markers(f["content"])
                 for f in self.lapor.followups.get(lapor_id, [])]
 
     def emails_to(self, address: str) -> list[Any]:

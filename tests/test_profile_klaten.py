@@ -107,7 +107,8 @@ def test_report_needing_study_through_the_whole_sop(tmp_path: Path, lapor_mock: 
         paths = run_recap(d.rt, "monthly", now=wib(2026, 9, 1, 7))
         assert [p.name for p in paths] == ["rekapitulasi-klaten-2026-08.html",
                                            "rekapitulasi-klaten-2026-08.csv",
-                                           "rekapitulasi-klaten-2026-08-daftar.csv"]
+                                           "rekapitulasi-klaten-2026-08-daftar.csv",
+                                           "rekapitulasi-klaten-2026-08.pdf"]
         listing = paths[2].read_text(encoding="utf-8-sig")
         assert "KLATEN/ADU/2026/00001" in listing and "Selesai tepat waktu" in listing
         d.rt.dispatch_events()

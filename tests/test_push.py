@@ -16,7 +16,7 @@ from sqlalchemy import select
 from bridge.services.actions import Actor, NewCase
 from bridge.services.outbox import list_outbox, retry
 from bridge.store.models import Case, OutboxRow
-from bridge.sync.push import Pusher, marker
+from bridge.sync.push import Pusher, marker, markers_in
 
 BASE = "http://lapor.test"
 ANALIS = Actor("Budi", "analis")
@@ -277,8 +277,7 @@ def test_thousand_actions_exactly_once_in_order_under_faults(runtime_factory: An
         total = 0
         for cid, outbox_ids in expected.items():
             posted = sandbox.state.followups_of(int(lapor_of[cid]))
-            markers = [f["content"].rsplit("[lb:", 1)[1].rstrip("]") for f in posted
-                       if "[lb:" in f["content"]]
+            markers = [str(m) for f in posted for m in markers_in(f["content"])]
             assert markers == outbox_ids, f"case {cid}: order or count differs"
             total += len(markers)
         assert total == 1000

@@ -226,7 +226,8 @@ def test_run_recap_writes_and_notifies(runtime_factory: Any, tmp_path: Path,
     paths = run_recap(rt, "monthly", now=wib(11, 1, 7))
     assert [p.name for p in paths] == ["rekapitulasi-uji-2026-10.html",
                                        "rekapitulasi-uji-2026-10.csv",
-                                       "rekapitulasi-uji-2026-10-daftar.csv"]
+                                       "rekapitulasi-uji-2026-10-daftar.csv",
+                                       "rekapitulasi-uji-2026-10.pdf"]
     assert all(p.stat().st_size > 0 for p in paths)
     (message,) = good.got
     assert message.kind == "recap" and message.recipients == ("bupati@uji.go.id",)
@@ -270,7 +271,7 @@ def test_report_command(tmp_path: Path) -> None:
     assert done.exit_code == 0, done.output
     names = sorted(p.name for p in out.iterdir())
     assert names == ["rekapitulasi-uji-2026-S1-daftar.csv", "rekapitulasi-uji-2026-S1.csv",
-                     "rekapitulasi-uji-2026-S1.html"]
+                     "rekapitulasi-uji-2026-S1.html", "rekapitulasi-uji-2026-S1.pdf"]
     html = (out / "rekapitulasi-uji-2026-S1.html").read_text(encoding="utf-8")
     assert "Tidak ada pengaduan yang diterima pada periode ini." in html
     assert "Menurut bulan diterima" in html  # a semester shows its months

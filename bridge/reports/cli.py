@@ -21,8 +21,10 @@ def report_cmd(period_text: str, out_dir: str | None, notify: bool) -> None:
     follow-ups; finished on time or late; still open."""
     from bridge.cli import fail, runtime
     from bridge.config import ConfigError
+    from bridge.documents import DocumentError
     from bridge.filemodes import file_mode
     from bridge.reports.jobs import build_recap, recap_notification
+    from bridge.reports.pdf import write_recap_pdf
     from bridge.reports.period import PeriodError, parse_period
     from bridge.reports.render import write_recap
     from bridge.reports.settings import output_dir, reports_settings
@@ -45,8 +47,12 @@ def report_cmd(period_text: str, out_dir: str | None, notify: bool) -> None:
         try:
             paths = write_recap(recap, target, rt.settings.regency.code,
                                 file_mode(rt.settings))
+            paths.append(write_recap_pdf(rt, recap, target, cfg.recipients_for(period.kind),
+                                         now=now, mode=file_mode(rt.settings)))
         except OSError as exc:
             fail(f"cannot write the recap into {target}: {exc}")
+        except (DocumentError, ConfigError) as exc:
+            fail(f"recap PDF: {exc}")
         for path in paths:
             click.echo(str(path))
         click.echo(f"{recap.period.label}: {recap.received} pengaduan diterima, "

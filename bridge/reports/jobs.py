@@ -12,6 +12,7 @@ import jinja2
 
 from bridge.domain import Notification
 from bridge.filemodes import file_mode
+from bridge.reports.pdf import write_recap_pdf
 from bridge.reports.period import Period, previous_period
 from bridge.reports.recap import Recap, compute_recap
 from bridge.reports.render import TEMPLATES, write_recap
@@ -85,6 +86,8 @@ def run_recap(rt: Runtime, period_kind: str, *, now: datetime | None = None) -> 
     recap = build_recap(rt, period, now=now, cfg=cfg)
     paths = write_recap(recap, output_dir(rt.settings, cfg), rt.settings.regency.code,
                         file_mode(rt.settings))
+    paths.append(write_recap_pdf(rt, recap, paths[0].parent, cfg.recipients_for(period_kind),
+                                 now=now, mode=file_mode(rt.settings)))
     log.info("recap %s %s: %d complaints, written to %s", period_kind, period.code,
              recap.received, paths[0].parent)
     recipients = cfg.recipients_for(period_kind)

@@ -8,7 +8,6 @@ that it can be e-mailed, archived and opened offline. The CSV files start with a
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from datetime import date, datetime
 from html import escape
@@ -18,6 +17,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markupsafe import Markup
 
+from bridge.documents.render import write_atomic
 from bridge.filemodes import PRIVATE
 from bridge.reports.csvsafe import csv_text
 from bridge.reports.recap import STATUS_LABELS, Group, Recap
@@ -152,19 +152,6 @@ def list_csv(recap: Recap) -> str:
     return csv_text(rows)
 
 
-def _write_atomic(path: Path, text: str, mode: int) -> None:
-    # A recap read (or mailed) while it is being written must never be half a file.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            os.fchmod(fh.fileno(), mode)
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def file_stem(recap: Recap, code: str) -> str:
     return f"rekapitulasi-{code.lower()}-{recap.period.code}"
 
@@ -183,7 +170,7 @@ def write_recap(recap: Recap, out_dir: str | os.PathLike[str], code: str,
         (directory / f"{stem}-daftar.csv", list_csv(recap)),
     ]
     for path, text in outputs:
-        _write_atomic(path, text, mode)
+        write_atomic(path, text.encode("utf-8"), mode)
     return [path for path, _ in outputs]
 
 

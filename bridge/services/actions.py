@@ -405,15 +405,8 @@ class CaseActions:
             done = dict(data.get("approvals_done") or {})
             done[document] = [*done.get(document, []), actor.role]
             data["approvals_done"] = done
-            doc_number = number
-            if doc_number is None and position.assigns_number:
-                now = self.clock()
-                local = now.astimezone(self.register_format.tz)
-                scope = f"doc:{document}:{local.year}"
-                seq = register.allocate(session, scope)
-                doc_number = self.rules.format_document_number(
-                    document, seq, code=self.settings.regency.code, year=local.year,
-                    month=local.month)
+            doc_number = self._document_number(session, case, document, number,
+                                               position.assigns_number, actor)
             entry = {"document": document, "step": position.index + 1, "kind": position.kind,
                      "by": actor.name, "role": actor.role, "at": self.clock().isoformat()}
             if doc_number:
@@ -518,6 +511,36 @@ class CaseActions:
                          fields={"content": note, "reason": note})
 
     # -- helpers -----------------------------------------------------------------------
+
+    def _document_number(self, session: Session, case: Case, document: str,
+                         by_hand: str | None, assigns: bool, actor: Actor) -> str | None:
+        """A signed document's number: typed by hand, else from the outgoing-letter
+        register that counts its kind ([documents.registers]), else from its own counter
+        (the approval chain's number_format). Taken in the action's transaction."""
+        from bridge.documents import DocumentError, numbering
+        from bridge.documents.settings import documents_settings
+
+        docs = documents_settings(self.settings)
+        now = self.clock()
+        tz = self.settings.regency.timezone
+        subject = numbering.case_subject(case.id, document)
+        try:
+            if by_hand is not None:
+                numbering.record_manual(session, docs, document, subject, by_hand, at=now,
+                                        tz=tz, case_id=case.id, actor=actor.name)
+                return by_hand
+            if not assigns:
+                return None
+            shared = numbering.issue(session, docs, document, subject, at=now, tz=tz,
+                                     case_id=case.id, actor=actor.name)
+        except DocumentError as exc:
+            raise BadInput(f"{case.register_no}: {exc}") from exc
+        if shared is not None:
+            return shared
+        local = now.astimezone(self.register_format.tz)
+        seq = register.allocate(session, f"doc:{document}:{local.year}")
+        return self.rules.format_document_number(
+            document, seq, code=self.settings.regency.code, year=local.year, month=local.month)
 
     def _opd(self, code: str) -> OpdSettings:
         opd = self.settings.opd(code.strip())

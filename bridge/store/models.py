@@ -300,6 +300,7 @@ __all__ = [
     "CaseEvent",
     "Lease",
     "OutboxRow",
+    "OutgoingLetter",
     "PendingEvent",
     "QuarantinedItem",
     "RegisterCounter",
@@ -372,3 +373,32 @@ class TrackedCase(Base):
     seen_followups: Mapped[list[str] | None] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_tracked_due", "closed", "next_due_at"),)
+
+
+class OutgoingLetter(Base):
+    """The agenda surat keluar: every number an outgoing-letter register has given.
+
+    A number is written here in the transaction that takes it from the register's counter,
+    and the unique keys refuse a second letter with the same number or sequence, whatever
+    path (a register, a number typed by hand) tries to give it.
+    """
+
+    __tablename__ = "outgoing_letters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    register: Mapped[str] = mapped_column(String(64))
+    year: Mapped[int] = mapped_column(Integer)
+    #: None for a number typed by hand (not taken from the counter).
+    seq: Mapped[int | None] = mapped_column(Integer)
+    number: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    #: What the number belongs to ("case:12:surat_jawaban", "recap:2026-10"): asking again
+    #: for the same document gives the same number.
+    subject: Mapped[str] = mapped_column(String(200), unique=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    issued_by: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (
+        Index("ux_outgoing_letters_seq", "register", "year", "seq", unique=True),
+    )

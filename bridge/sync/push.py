@@ -5,7 +5,8 @@ forward before it. Different cases are delivered concurrently, all through the c
 shared request budget. No database transaction is held open across an HTTP call.
 
 Exactly once, although LAPOR! takes no idempotency key: every follow-up carries a marker
-``[lb:<row id>]``. Just before a POST the row is committed as ``uncertain`` (in flight);
+of its outbox row id, invisible to readers (zero-width characters at the end of the text,
+see :func:`marker`). Just before a POST the row is committed as ``uncertain`` (in flight);
 it stays so unless the POST is known to have succeeded. Before an uncertain row is
 posted again -- after a timeout, a 5xx, a dropped connection, or a crash of this process
 mid-POST -- the case's follow-ups are read back from LAPOR!: if the marker is there, the
@@ -20,13 +21,14 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import Any, Literal, Protocol, cast
 
 from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -115,12 +117,60 @@ def _will_post(row: OutboxRow, case: dict[str, Any] | None) -> bool:
         or (row.kind in ("followup", "forward") and case["lapor_id"] is not None))
 
 
-def marker(row_id: int) -> str:
-    return f"[lb:{row_id}]"
+#: The invisible marker: a frame of WORD JOINER + ZERO WIDTH JOINER around the row id in
+#: binary, written with ZERO WIDTH SPACE (0) and ZERO WIDTH NON-JOINER (1). None of these
+#: is whitespace (a server's trim keeps them) and none is drawn, so the citizen reads the
+#: follow-up exactly as staff wrote it. The frame's characters never occur among the
+#: digits, so the marker of row 1 is never found inside the marker of row 10.
+_ZW_OPEN, _ZW_CLOSE = "\u2060\u200d", "\u200d\u2060"
+_ZW_DIGITS = ("\u200b", "\u200c")
+_ZW_BITS = str.maketrans({"\u200b": "0", "\u200c": "1"})
+_ZW_RE = re.compile("\u2060\u200d([\u200b\u200c]+)\u200d\u2060")
+_VISIBLE_RE = re.compile(r"\[lb:(\d+)\]")
+_VISIBLE_GAP_RE = re.compile(r"(?:\n\n)?\[lb:\d+\]")
+MarkerStyle = Literal["invisible", "visible"]
 
 
-def with_marker(content: str, row_id: int, enabled: bool = True) -> str:
-    return f"{content}\n\n{marker(row_id)}" if enabled else content
+def marker(row_id: int, style: MarkerStyle = "invisible") -> str:
+    """The read-back marker of outbox row ``row_id``.
+
+    ``visible`` is the older ``[lb:<id>]`` text, kept for a LAPOR! that drops zero-width
+    characters (``lapor.followup_marker_style``); read-back recognises both styles, so
+    rows posted before a change of style are still found.
+    """
+    if row_id < 0:
+        raise ValueError("outbox row ids are not negative")
+    if style == "visible":
+        return f"[lb:{row_id}]"
+    return _ZW_OPEN + "".join(_ZW_DIGITS[int(b)] for b in format(row_id, "b")) + _ZW_CLOSE
+
+
+def with_marker(content: str, row_id: int, enabled: bool = True,
+                style: MarkerStyle = "invisible") -> str:
+    if not enabled:
+        return content
+    if style == "visible":
+        return f"{content}\n\n{marker(row_id, style)}"
+    # Straight after the text: no blank line that the citizen would see either.
+    return content + marker(row_id, style)
+
+
+def has_marker(text: str, row_id: int) -> bool:
+    """Whether ``text`` carries the marker of ``row_id`` in either style."""
+    return marker(row_id) in text or marker(row_id, "visible") in text
+
+
+def markers_in(text: str) -> list[int]:
+    """Every outbox row id marked in ``text`` (either style), in order of appearance."""
+    found = [(m.start(), int(m.group(1).translate(_ZW_BITS), 2))
+             for m in _ZW_RE.finditer(text)]
+    found += [(m.start(), int(m.group(1))) for m in _VISIBLE_RE.finditer(text)]
+    return [row_id for _, row_id in sorted(found)]
+
+
+def strip_markers(text: str) -> str:
+    """``text`` as the citizen reads it: without any marker (and the visible one's gap)."""
+    return _VISIBLE_GAP_RE.sub("", _ZW_RE.sub("", text))
 
 
 @dataclass
@@ -333,7 +383,8 @@ class Pusher:
             user_id=lapor.user_id,
             institution_from_id=lapor.institution_id,
             institution_to_id=int(row.payload.get("institution_to_id") or lapor.institution_id),
-            content=with_marker(row.payload["content"], row.id, lapor.followup_marker),
+            content=with_marker(row.payload["content"], row.id, lapor.followup_marker,
+                                lapor.followup_marker_style),
             template_code=str(row.payload.get("template_code", "")),
             is_secret=bool(row.payload.get("is_secret", False)),
         )
@@ -344,13 +395,12 @@ class Pusher:
     def _find_followup(self, lapor_id: int, row_id: int) -> str | None:
         # Search the rejected items' raw text too: our own post must be recognised even
         # if LAPOR! returns it in a shape we would otherwise skip.
-        tag = marker(row_id)
         listing = self.target.followup_listing(lapor_id)
         for f in listing.items:
-            if tag in f.content:
+            if has_marker(f.content, row_id):
                 return str(f.id)
         for r in listing.rejected:
-            if tag in r.payload:
+            if has_marker(r.payload, row_id):
                 return r.remote_id or "unknown"
         return None
 
@@ -367,17 +417,17 @@ class Pusher:
     def _create(self, head: _Head, case: dict[str, Any], files: list[FileTuple]
                 ) -> tuple[str | None, bool]:
         row, lapor = head.row, self.settings.lapor
-        content = with_marker(case["content"], row.id, True)
+        content = with_marker(case["content"], row.id, True, lapor.followup_marker_style)
         if row.uncertain:
             since = row.created_at - timedelta(seconds=lapor.lookback_seconds)
             page = 1
             while True:
                 batch = self.target.inbox_page(since, page)
                 for item in batch.items:
-                    if marker(row.id) in item.content:
+                    if has_marker(item.content, row.id):
                         return str(item.id), True
                 for rejected in batch.rejected:
-                    if marker(row.id) in rejected.payload:
+                    if has_marker(rejected.payload, row.id):
                         return rejected.remote_id, True
                 if not batch.next_page_url or not (batch.items or batch.rejected):
                     break

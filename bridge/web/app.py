@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from importlib.resources import files
 from typing import Any
 from urllib.parse import quote
@@ -41,7 +42,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.config import ConfigError
-from bridge.web import csrf
+from bridge.web import csrf, documents
 from bridge.web.auth import known_roles
 from bridge.web.sessions import CookieSessions
 from bridge.web.settings import SigningKey, WebSettings, signing_key, web_settings
@@ -204,6 +205,7 @@ def create_app(rt: Any, *, web: WebSettings | None = None, key: SigningKey | Non
         Route("/antrean/lacak", page.track, methods=["POST"]),
         Route("/kasus/{case_id:id}", page.case_page, methods=["GET"]),
         Route("/kasus/{case_id:id}/aksi/{key}", page.case_action, methods=["POST"]),
+        Route("/kasus/{case_id:id}/dokumen/{kind}", partial(documents.download, page)),
         Route("/kotak-keluar", page.outbox, methods=["GET"]),
         Route("/kotak-keluar/ulang-semua", page.outbox_retry, methods=["POST"]),
         Route("/kotak-keluar/{row_id:id}/ulang", page.outbox_retry, methods=["POST"]),
