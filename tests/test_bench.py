@@ -46,7 +46,7 @@ def check_common(report: dict[str, Any]) -> None:
 def test_bench_tiny_sizes_counts_are_right() -> None:
     report = bench("--sizes", "200,400", "--followups", "60", "--page-size", "100",
                    "--sync-size", "300", "--pairs", "2", "--ttq-reports", "3",
-                   "--ttq-rate", "2", "--pull-interval", "1")
+                   "--ttq-rate", "2", "--pull-interval", "1", "--tracked", "2000")
     check_common(report)
     assert report["config"]["sizes"] == [200, 400]
     assert report["config"]["databases"] == ["sqlite"]
@@ -106,7 +106,18 @@ def test_bench_tiny_sizes_counts_are_right() -> None:
         assert 0 < ttq[view]["p50"] <= ttq[view]["p95"] <= ttq[view]["max"]
     assert ttq["daemon_exit"] == 0 and ttq["daemon_peak_rss_mb"] > 10
 
+    # Tracked-case polling (the schedule on a virtual clock): every poll is two requests,
+    # changes of both kinds are seen, and the budget is not overspent.
+    (tracked,) = phases(report, "tracked polling (simulated)")
+    assert tracked["size"] == 2000 and tracked["requests"] == 2 * tracked["items"] > 0
+    for kind in ("active", "quiet"):
+        d = tracked["delays"][kind]
+        assert d["changes"] > 0 and 0 <= d["p50"] <= d["p95"] <= d["max"]
+    assert 0 < tracked["budget_used"] <= 1
+
     names = [t["target"] for t in report["targets"]]
+    assert any("tracked active case" in n for n in names)
+    assert any("tracked quiet case" in n for n in names)
     assert any("sync --once" in n for n in names) and any("triage" in n for n in names)
     assert any("time to queue" in n for n in names)
     assert any("reports/s" in n for n in names) and any("baseline" in n for n in names)

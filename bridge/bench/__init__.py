@@ -56,15 +56,20 @@ def _sizes(_ctx: click.Context, _param: click.Parameter, value: str) -> list[int
 @click.option("--pull-interval", type=click.FloatRange(0.1), default=None,
               help="The daemon's pull interval in the time-to-queue phase (default: the "
                    "deployment default).")
+@click.option("--tracked", "tracked_cases", default=10_000, show_default=True,
+              type=click.IntRange(0),
+              help="Tracked open cases in the polling simulation (0: skip it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench_cmd(sizes: list[int], followups: int, page_size: int, concurrency: int,
               postgres: bool, inprocess_sandbox: bool, seed: int, workdir: Path | None,
               profile_dir: Path | None, sync_size: int, pairs: int, ttq_reports: int,
-              ttq_rate: float, pull_interval: float | None, as_json: bool) -> None:
+              ttq_rate: float, pull_interval: float | None, tracked_cases: int,
+              as_json: bool) -> None:
     """Benchmark pull, incremental sync and push against the sandbox on loopback, and
     what users run: the whole `sync --once` command (triage, notifications, events, the
     demo's plugins) in alternating pairs with the baseline, and the time from a new LAPOR!
-    report to the queue while `lapor-bridge run` runs.
+    report to the queue while `lapor-bridge run` runs, and the polling of tracked cases
+    under the request budget (the tracking schedule on a virtual clock).
 
     Prints reports/s, follow-ups/s, requests and peak RSS per phase, each phase in a
     fresh process, beside a minimal baseline (plain HTTP paging and bulk inserts), and
@@ -78,7 +83,7 @@ def bench_cmd(sizes: list[int], followups: int, page_size: int, concurrency: int
                         inprocess_sandbox=inprocess_sandbox, workdir=workdir,
                         profile_dir=profile_dir, sync_size=sync_size, pairs=pairs,
                         ttq_reports=ttq_reports, ttq_rate=ttq_rate,
-                        pull_interval=pull_interval)
+                        pull_interval=pull_interval, tracked_cases=tracked_cases)
 
     def progress(message: str) -> None:
         if not as_json:

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from bridge.bench.phases import RESULT_PREFIX
-from bridge.bench.whole import EXTRA_PHASES, run_time_to_queue
+from bridge.bench.whole import run_time_to_queue
 
 #: The targets (2-core machine), see docs/benchmarks.md.
 PULL_RATE_TARGET = 2_000.0
@@ -75,6 +75,8 @@ class BenchOptions:
     ttq_rate: float = 0.25
     #: ``None``: the deployment's default pull interval.
     pull_interval: float | None = None
+    #: Tracked open cases in the polling simulation (0: skip it).
+    tracked_cases: int = 10_000
 
 
 @dataclass
@@ -262,8 +264,8 @@ def run_bench(opts: BenchOptions, progress: Callable[[str], None] = lambda _m: N
             _run_whole_sync(opts, report, workdir, progress)
         if opts.ttq_reports > 0:
             _run_ttq(opts, report, workdir, progress)
-        for extra in EXTRA_PHASES.values():
-            extra(opts, report, workdir, progress)
+        if opts.tracked_cases > 0:
+            _run_tracked(opts, report, progress)
     _targets(report, sizes)
     _whole_targets(report, opts)
     _shares(report)
@@ -502,6 +504,64 @@ def _run_whole_sync(opts: BenchOptions, report: BenchReport, workdir: Path,
         box.stop()
 
 
+#: Tracked-case polling targets (issue "Works against the real LAPOR!"): how soon a change
+#: on LAPOR! is seen, for a case active in the last 7 days and for a quiet one.
+TRACKED_NAME = "tracked polling (simulated)"
+TRACKED_ACTIVE_P95 = 300.0
+TRACKED_QUIET_P95 = 86_400.0
+TRACKED_BUDGET = 5.0
+
+
+def _run_tracked(opts: BenchOptions, report: BenchReport,
+                 progress: Callable[[str], None]) -> None:
+    """The tracking schedule's own code on a virtual clock (bridge.sync.track_sim): the
+    requests spent and the change-to-visible time of tracked cases at 5 requests/s. A
+    week of polling cannot be run for real; the simulation drives the same pure planning
+    functions the daemon uses."""
+    from bridge.sync.track_sim import SimParams, simulate
+
+    active = max(1, opts.tracked_cases * 3 // 100)
+    params = SimParams(cases=opts.tracked_cases, active=active,
+                       requests_per_second=TRACKED_BUDGET)
+    progress(f"tracked polling: {opts.tracked_cases:,} cases at {TRACKED_BUDGET:g} req/s "
+             f"over {params.days:g} simulated days...")
+    started, cpu = time.perf_counter(), time.process_time()
+    sim = simulate(params)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    simulated = (params.days - params.warmup_days) * 86_400
+    requests = sim.polls * params.requests_per_poll
+    delays: dict[str, dict[str, Any]] = {kind: {"changes": len(sim.delays[kind]),
+                     "p50": sim.percentile(kind, 50), "p95": sim.percentile(kind, 95),
+                     "max": max(sim.delays[kind]) if sim.delays[kind] else None}
+              for kind in ("active", "quiet")}
+    report.phases.append({
+        "name": TRACKED_NAME, "db": "-", "size": opts.tracked_cases, "items": sim.polls,
+        "seconds": seconds, "cpu_seconds": cpu, "rate": requests / (params.days * 86_400),
+        "requests": requests, "peak_rss_mb": 0.0, "simulated_days": params.days,
+        "active_cases": active, "budget_used": sim.budget_used, "backlog": sim.backlog,
+        "delays": delays, "requests_per_day": requests / params.days,
+        "simulated_seconds_measured": simulated,
+    })
+    report.check(f"tracked polling: changes seen for active and quiet cases "
+                 f"({opts.tracked_cases:,} cases)",
+                 bool(sim.delays["active"]) and bool(sim.delays["quiet"]),
+                 f"active {delays['active']['changes']}, quiet {delays['quiet']['changes']}")
+    for kind, limit in (("active", TRACKED_ACTIVE_P95), ("quiet", TRACKED_QUIET_P95)):
+        p95 = sim.percentile(kind, 95)
+        _target(report, f"tracked {kind} case: change seen within {_span(limit)} (p95, "
+                f"{opts.tracked_cases:,} cases at {TRACKED_BUDGET:g} req/s)", p95,
+                None if p95 is None else p95 <= limit,
+                "no changes" if p95 is None else _span(p95))
+
+
+def _span(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def _run_ttq(opts: BenchOptions, report: BenchReport, workdir: Path,
              progress: Callable[[str], None]) -> None:
     seeded = 200
@@ -600,6 +660,14 @@ def text_lines(report: BenchReport) -> list[str]:
                          f"{p['triage_seconds']:.2f} s ({p['triage_cpu_seconds']:.2f} CPU s); "
                          f"{p['events_dispatched']:,} events dispatched in "
                          f"{p['events_seconds']:.2f} s")
+        if p["name"] == TRACKED_NAME:
+            d = p["delays"]
+            lines.append(
+                f"{'':<4}{p['active_cases']:,} active; change seen: active p50/p95 "
+                f"{_span(d['active']['p50'] or 0)}/{_span(d['active']['p95'] or 0)}, quiet "
+                f"{_span(d['quiet']['p50'] or 0)}/{_span(d['quiet']['p95'] or 0)}; "
+                f"{p['requests_per_day']:,.0f} requests a day, {p['budget_used']:.0%} of "
+                f"the budget (simulated {p['simulated_days']:g} days)")
         if p["name"] == TTQ_NAME:
             lines.append(f"{'':<4}pull interval {p['pull_interval']:g} s; page p50/p95/max "
                          f"{p['web']['p50']:.1f}/{p['web']['p95']:.1f}/{p['web']['max']:.1f} s;"

@@ -8,9 +8,7 @@
   reports are added to the sandbox at a steady rate; how long until each shows in
   ``lapor-bridge queue --json`` and in the staff page's data endpoint (``/antrean/data``).
 
-The tracked-case polling phase (requests spent and change-to-visible time for tracked
-cases under a request budget, from the virtual-clock simulation of tracking by id) plugs
-in through :data:`EXTRA_PHASES`: it is not built here.
+The tracked-case polling phase (a simulation, not a command) lives in ``run.py``.
 """
 
 from __future__ import annotations
@@ -32,11 +30,6 @@ from typing import Any
 import httpx
 
 from bridge.bench.userconfig import bench_env, write_bench_config
-
-#: Further phases a later change registers: name -> callable(opts, report, workdir,
-#: progress) that appends its phase dicts and targets to the report. The tracked-case
-#: polling phase goes here once tracking by id and its simulation exist.
-EXTRA_PHASES: dict[str, Callable[..., None]] = {}
 
 #: Title prefix of the reports the time-to-queue phase adds (what both views search for).
 TTQ_TAG = "BENCHTTQ"
