@@ -26,6 +26,7 @@ import httpx
 
 from bridge.bench.phases import RESULT_PREFIX
 from bridge.bench.whole import run_time_to_queue
+from bridge.sync.track_sim import human_span
 
 #: The targets (2-core machine), see docs/benchmarks.md.
 PULL_RATE_TARGET = 2_000.0
@@ -548,18 +549,10 @@ def _run_tracked(opts: BenchOptions, report: BenchReport,
                  f"active {delays['active']['changes']}, quiet {delays['quiet']['changes']}")
     for kind, limit in (("active", TRACKED_ACTIVE_P95), ("quiet", TRACKED_QUIET_P95)):
         p95 = sim.percentile(kind, 95)
-        _target(report, f"tracked {kind} case: change seen within {_span(limit)} (p95, "
+        _target(report, f"tracked {kind} case: change seen within {human_span(limit)} (p95, "
                 f"{opts.tracked_cases:,} cases at {TRACKED_BUDGET:g} req/s)", p95,
                 None if p95 is None else p95 <= limit,
-                "no changes" if p95 is None else _span(p95))
-
-
-def _span(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+                "no changes" if p95 is None else human_span(p95))
 
 
 def _run_ttq(opts: BenchOptions, report: BenchReport, workdir: Path,
@@ -664,8 +657,8 @@ def text_lines(report: BenchReport) -> list[str]:
             d = p["delays"]
             lines.append(
                 f"{'':<4}{p['active_cases']:,} active; change seen: active p50/p95 "
-                f"{_span(d['active']['p50'] or 0)}/{_span(d['active']['p95'] or 0)}, quiet "
-                f"{_span(d['quiet']['p50'] or 0)}/{_span(d['quiet']['p95'] or 0)}; "
+                f"{human_span(d['active']['p50'] or 0)}/{human_span(d['active']['p95'] or 0)}, quiet "
+                f"{human_span(d['quiet']['p50'] or 0)}/{human_span(d['quiet']['p95'] or 0)}; "
                 f"{p['requests_per_day']:,.0f} requests a day, {p['budget_used']:.0%} of "
                 f"the budget (simulated {p['simulated_days']:g} days)")
         if p["name"] == TTQ_NAME:

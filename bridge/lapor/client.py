@@ -386,22 +386,9 @@ class LaporClient:
         return bool(self.profile.endpoint("inbox").path)
 
     def complaint(self, complaint_id: int) -> ComplaintDetail:
-        """The detail of one report. ``results.data_logs`` (the disposition history) is
+        """The detail of one report. The disposition history (the profile's ``logs``) is
         kept on the model as the extra attribute ``data_logs`` (raw list)."""
-        detail, _ = self.complaint_with_source(complaint_id)
-        return detail
-
-    def complaint_with_source(self, complaint_id: int) -> tuple[ComplaintDetail, dict[str, Any]]:
-        """The detail and the object LAPOR! sent for it (without the reporter's identity
-        when the report hides it), for a caller that keeps the raw payload."""
-        path = self._path(self.profile.endpoint("complaint").path, complaint_id)
-        call = _Call("GET", path)
-        body = self._send(call)
-        where = self.shapes.envelope("complaint", "item")
-        data = get_path(body, where) if where else body
-        if not isinstance(data, dict):
-            raise self._malformed(
-                call, f"{_dotted(where)} is {_json_type(data)}, expected an object")
+        call, body, data = self._detail(complaint_id)
         fields = self.shapes.normalize("complaint", data)
         logs_at = self.shapes.envelope("complaint", "logs")
         logs = get_path(body, logs_at) if logs_at else MISSING
@@ -410,27 +397,32 @@ class LaporClient:
         if fields.get("is_anonymous") in _TRUE:
             fields["reporter"] = None
         try:
-            detail = ComplaintDetail.model_validate(fields)
+            return ComplaintDetail.model_validate(fields)
         except ValidationError as exc:
+            where = _dotted(self.shapes.envelope("complaint", "item"))
             raise self._malformed(
-                call, f"{_dotted(where)}: {self._reason('complaint', exc)}") from None
-        return detail, self.shapes.private(data)
+                call, f"{where}: {self._reason('complaint', exc)}") from None
 
     def report(self, complaint_id: int) -> tuple[RemoteComplaint | None, RejectedItem | None,
                                                  dict[str, Any]]:
         """One report read through its detail, for tracking by id: the profile's item
         validated as a listing item would be (the item, or the rejection with its reason),
-        and the object as LAPOR! sent it. Raises :class:`NotFound` for an unknown id."""
-        path = self._path(self.profile.endpoint("complaint").path, complaint_id)
-        call = _Call("GET", path)
+        and the object as LAPOR! sent it, without the reporter's identity when the report
+        hides it. Raises :class:`NotFound` for an unknown id."""
+        _, _, data = self._detail(complaint_id)
+        item, rejected = self._item(data, RemoteComplaint, set())
+        return item, rejected, self.shapes.private(data)
+
+    def _detail(self, complaint_id: int) -> tuple[_Call, dict[str, Any], dict[str, Any]]:
+        """The detail endpoint's call, whole answer and the complaint object in it."""
+        call = _Call("GET", self._path(self.profile.endpoint("complaint").path, complaint_id))
         body = self._send(call)
         where = self.shapes.envelope("complaint", "item")
         data = get_path(body, where) if where else body
         if not isinstance(data, dict):
             raise self._malformed(
                 call, f"{_dotted(where)} is {_json_type(data)}, expected an object")
-        item, rejected = self._item(data, RemoteComplaint, set())
-        return item, rejected, self.shapes.private(data)
+        return call, body, data
 
     def followup_listing(
         self, complaint_id: int, *, max_pages: int = MAX_PAGES

@@ -79,14 +79,15 @@ class SimResult:
             if p50 is None or p95 is None:
                 out.append(f"  {kind:6}: no changes")
                 continue
-            out.append(f"  {kind:6}: {n:6,} changes seen; p50 {_human(p50)}, p95 {_human(p95)}, "
-                       f"max {_human(max(self.delays[kind]))}")
+            out.append(f"  {kind:6}: {n:6,} changes seen; p50 {human_span(p50)}, p95 {human_span(p95)}, "
+                       f"max {human_span(max(self.delays[kind]))}")
         out.append(f"  {self.polls:,} polls, {self.budget_used:.0%} of the request budget; "
                    f"backlog after a run {self.backlog:.1f} cases on average")
         return out
 
 
-def _human(seconds: float) -> str:
+def human_span(seconds: float) -> str:
+    """A duration as people read it: seconds, minutes or hours."""
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:
