@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -25,7 +26,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _default_config() -> str:
-    return os.environ.get("LAPOR_BRIDGE_CONFIG", DEFAULT_CONFIG)
+    env = os.environ.get("LAPOR_BRIDGE_CONFIG")
+    if env:
+        return env
+    # In a clone, config/demo.toml is the demo's editable copy; anywhere else the copy
+    # that ships in the package.
+    local = Path("config") / "demo.toml"
+    return str(local) if local.is_file() else DEFAULT_CONFIG
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -178,7 +185,7 @@ def sync_cmd(ctx: click.Context, once: bool, as_json: bool, refresh_all: bool) -
         else:
             for line in report["lines"]:
                 click.echo(line)
-        if report["pull"].get("alarm"):
+        if report.get("pull", {}).get("alarm"):
             # The run went on (push included), but a mostly quarantined pull is a failure.
             fail(report["pull"]["alarm"])
 

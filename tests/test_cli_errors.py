@@ -212,6 +212,12 @@ MISTAKES: list[tuple[str, list[str], int, tuple[str, ...]]] = [
     ("bench", ["bench", "--sizes", "lots"], 2, ("--sizes",)),
     ("sandbox", ["sandbox", "--faults", "{not json"], 2, ("--faults",)),
     ("sandbox", ["sandbox", "--port", "http"], 2, ("--port",)),
+    ("init", ["init"], 2, ("Missing argument",)),
+    ("case track", ["case", "track"], 2, ("Missing argument",)),
+    ("case track", ["case", "track", "abc"], 2, ("not a LAPOR! id", "nothing was stored")),
+    ("probe", ["probe", "--case", "x"], 2, ("--case",)),
+    ("quarantine", ["quarantine", "--bogus"], 2, ("No such option",)),
+    ("quarantine retry", ["quarantine", "retry"], 2, ("--all",)),
 ]
 
 
@@ -225,7 +231,8 @@ def documented_commands() -> list[str]:
         if not words or cell.startswith("-"):
             continue  # `lapor-bridge --help`
         name = " ".join(words[:2]) if len(words) > 1 and words[1] in (
-            "upgrade", "show", "new", "followup", "forward", "retry", "add", "--once") \
+            "upgrade", "show", "new", "followup", "forward", "retry", "add", "--once",
+            "track", "document") \
             else words[0]
         if name not in found:
             found.append(name)

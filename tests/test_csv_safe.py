@@ -22,7 +22,11 @@ def test_cells_that_start_like_a_formula_stay_text(value: str) -> None:
     assert safe_cell(value).replace("'", "", 1) == value
 
 
-@pytest.mark.parametrize("value", ["-", "-5", "+6281234567", "1,5", "12.5", "Perizinan",
+def test_a_lone_dash_the_pages_none_is_an_empty_cell() -> None:
+    assert safe_cell("-") == ""
+
+
+@pytest.mark.parametrize("value", ["-5", "+6281234567", "1,5", "12.5", "Perizinan",
                                    "", "a=b", "kasus-12"])
 def test_plain_values_are_left_alone(value: str) -> None:
     assert safe_cell(value) == value

@@ -62,7 +62,9 @@ def command_lines(text: str) -> list[str]:
         if in_block:
             for piece in re.split(r"&&|\||;", line):
                 piece = piece.strip().removeprefix("$ ")
-                if re.match(r"(\S*/)?lapor-bridge(\s|$)", piece):
+                # "lapor-bridge bench: sizes ..." is the bench's printed output, not a command.
+                if re.match(r"(\S*/)?lapor-bridge(\s|$)", piece) and not re.match(
+                        r"(\S*/)?lapor-bridge \S+:", piece):
                     lines.append(piece)
     return lines
 

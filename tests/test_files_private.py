@@ -103,5 +103,5 @@ def test_recap_files_follow_the_setting(tmp_path: Path) -> None:
         r = run(["report", "--period", "2026-10", "--config", str(cfg)])
         assert r.exit_code == 0, r.output
         files = sorted(out.iterdir())
-        assert len(files) == 3
+        assert len(files) == 4 and {p.suffix for p in files} == {".html", ".csv", ".pdf"}
         assert {mode(p) for p in files} == {expected}, [oct(mode(p)) for p in files]

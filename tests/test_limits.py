@@ -318,11 +318,23 @@ from bridge.config import LaporSettings, Secrets
 from bridge.lapor.client import LaporClient
 from bridge.lapor.models import ForwardRequest
 
+def peak_kb():
+    # VmHWM is this process's own peak (Linux resets it at exec); ru_maxrss keeps the peak
+    # of the parent it was forked from (a large pytest process) across exec.
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
 base, method, overrides = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 settings = LaporSettings(base_url=base, inbox_path=overrides.pop("path"), reject_path=
                          overrides.pop("path_post", "/x/{id}"), **overrides)
 secrets = Secrets(bearer=SecretStr("b" * 24), token=SecretStr("t" * 24))
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_kb()
 with LaporClient(settings, secrets) as client:
     started = time.monotonic()
     try:
@@ -335,7 +347,7 @@ with LaporClient(settings, secrets) as client:
     except Exception as exc:
         error, message = type(exc).__name__, str(exc)
     elapsed = time.monotonic() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = peak_kb()
 print(json.dumps({"error": error, "message": message, "elapsed": elapsed,
                   "rss_mb": peak / 1024, "rss_before_mb": before / 1024}))
 """

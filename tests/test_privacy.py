@@ -135,7 +135,14 @@ def test_anonim_shows_no_identity_anywhere(world: Deployment, tmp_path: Path,
     assert anon_mail and all("Pelapor        : Anonim" in n.body for n in anon_mail)
     # Recap files.
     for path in sorted(world.out_dir.iterdir()):
-        outputs[path.name] = path.read_text(encoding="utf-8")
+        if path.suffix == ".pdf":
+            # The recap's PDF: its text, as a reader's PDF viewer shows it.
+            from pypdf import PdfReader
+
+            outputs[path.name] = "\n".join(page.extract_text() or ""
+                                            for page in PdfReader(path).pages)
+        else:
+            outputs[path.name] = path.read_text(encoding="utf-8")
     # What LAPOR! was sent.
     outputs["lapor"] = "\n".join(r.content.decode("utf-8", "replace")
                                  for r in world.lapor.requests)

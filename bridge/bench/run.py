@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import platform
 import shutil
 import signal
@@ -538,7 +539,9 @@ def _run_tracked(opts: BenchOptions, report: BenchReport,
     report.phases.append({
         "name": TRACKED_NAME, "db": "-", "size": opts.tracked_cases, "items": sim.polls,
         "seconds": seconds, "cpu_seconds": cpu, "rate": requests / (params.days * 86_400),
-        "requests": requests, "peak_rss_mb": 0.0, "simulated_days": params.days,
+        # The simulation runs in the bench's own process: its peak is that process's.
+        "requests": requests, "simulated_days": params.days,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "active_cases": active, "budget_used": sim.budget_used, "backlog": sim.backlog,
         "delays": delays, "requests_per_day": requests / params.days,
         "simulated_seconds_measured": simulated,
