@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import resource
 import platform
+import resource
 import shutil
 import signal
 import subprocess
