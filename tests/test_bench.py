@@ -108,7 +108,7 @@ def test_bench_tiny_sizes_counts_are_right() -> None:
 
     # Tracked-case polling (the schedule on a virtual clock): every poll is two requests,
     # changes of both kinds are seen, and the budget is not overspent.
-    (tracked,) = phases(report, "tracked polling (simulated)")
+    (tracked,) = phases(report, "tracked polling (simulated)", db="-")
     assert tracked["size"] == 2000 and tracked["requests"] == 2 * tracked["items"] > 0
     for kind in ("active", "quiet"):
         d = tracked["delays"][kind]
