@@ -115,6 +115,7 @@ class Runtime:
             status_names=dict(lapor.status_names),
             stop=self.stop,
             alarm_share=lapor.quarantine_alarm_share,
+            received_log_note=lapor.received_log_note,
         )
 
     def tracker(self, client: LaporClient) -> Tracker:

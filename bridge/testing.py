@@ -94,12 +94,14 @@ def make_report(**overrides: Any) -> dict[str, Any]:
     """A valid LAPOR! inbox item (the wire format of CONTRACTS.md), as a dict.
 
     Every call gets a new ``id``; ``created_at``/``updated_at`` accept datetimes or strings.
-    With ``is_anonymous=True`` the reporter is ``null`` unless given.
+    With ``is_anonymous=True`` the reporter is ``null`` unless given. The item carries the
+    status log of its disposition to us, at ``disposed_at`` (default: when it was filed).
     """
     rid = int(overrides.pop("id", next(_ids)))
     title, category = _TITLES[rid % len(_TITLES)]
     created = overrides.pop("created_at", _base_time + timedelta(minutes=rid % 997))
     updated = overrides.pop("updated_at", created)
+    disposed = overrides.pop("disposed_at", created)
     anonymous = bool(overrides.get("is_anonymous", False))
     report: dict[str, Any] = {
         "id": rid,
@@ -120,6 +122,10 @@ def make_report(**overrides: Any) -> dict[str, Any]:
         "attachments": [],
         "created_at": created,
         "updated_at": updated,
+        "status_logs": [{"note": "Laporan diverifikasi dan didisposisikan ke DPMPTSP "
+                                 "Kabupaten Contoh",
+                         "timestamp": _jakarta(disposed) if isinstance(disposed, datetime)
+                         else disposed}],
     }
     report.update(overrides)
     for key in ("created_at", "updated_at"):
@@ -492,7 +498,7 @@ class FakeLapor:
             return self._missing(int(rid))
         data = {k: report[k] for k in ("id", "status_code", "status_name", "disposition_id",
                                        "disposition_name")}
-        data["status_logs"] = []
+        data["status_logs"] = list(report.get("status_logs", []))
         return self._json({"results": {"data": data,
                                        "data_logs": self.data_logs.get(int(rid), [])}})
 

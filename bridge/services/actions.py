@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.config import OpdSettings, Settings
 from bridge.services.queue import CaseNotFound, find_case
+from bridge.services.receipt import BadReceipt, check_received_at
 from bridge.store import register
 from bridge.store.models import Case, CaseEvent, OutboxRow, StoredFile, utcnow
 from bridge.workflow.errors import WorkflowError
@@ -238,6 +239,11 @@ class CaseActions:
                            f"{', '.join(LOCAL_CHANNELS)}")
         now = self.clock()
         received = new.received_at or now
+        regency = self.settings.regency
+        try:
+            check_received_at(received, now, regency.timezone, regency.started_on)
+        except BadReceipt as exc:
+            raise BadInput(str(exc)) from None
         with self.sessions() as session, session.begin():
             seq = register.allocate(session, self.register_format.scope(received))
             case = Case(

@@ -35,7 +35,11 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 ROOT = "workflow"
 
 Unit = Literal["working_days", "calendar_days"]
-CountedFrom = Literal["received", "files_complete", "last_followup"]
+#: What starts a clock: "received" (the report reached our body: LAPOR!'s disposition
+#: to us, or the date of receipt of a letter, box item or call), "filed" (the citizen's
+#: filing time on LAPOR!), "registered" (the register action), "files_complete",
+#: "last_followup".
+CountedFrom = Literal["received", "filed", "registered", "files_complete", "last_followup"]
 ApprovalKind = Literal["paraf", "tanda_tangan"]
 
 #: Fields a document number format may use.
@@ -148,14 +152,15 @@ class EscalationLevel(_Model):
     unit: Unit = "working_days"
 
 
-_ESCALATION_FROM = re.compile(r"^(received|files_complete|deadline|entered:[a-z][a-z0-9_]*)$")
+_ESCALATION_FROM = re.compile(
+    r"^(received|filed|registered|files_complete|deadline|entered:[a-z][a-z0-9_]*)$")
 
 
 class Escalation(_Model):
     """Escalation ladder: levels in rising order of ``after``."""
 
-    #: "received", "files_complete", "deadline" (the overall deadline) or
-    #: "entered:<stage>" (the last time the case entered that stage).
+    #: "received", "filed", "registered", "files_complete", "deadline" (the overall
+    #: deadline) or "entered:<stage>" (the last time the case entered that stage).
     counted_from: str = "received"
     levels: list[EscalationLevel] = Field(default_factory=list)
 
@@ -163,8 +168,9 @@ class Escalation(_Model):
     @classmethod
     def _basis(cls, value: str) -> str:
         if not _ESCALATION_FROM.match(value):
-            raise ValueError(f"unknown basis {value!r}; expected 'received', "
-                             "'files_complete', 'deadline' or 'entered:<stage>'")
+            raise ValueError(f"unknown basis {value!r}; expected 'received', 'filed', "
+                             "'registered', 'files_complete', 'deadline' or "
+                             "'entered:<stage>'")
         return value
 
 
