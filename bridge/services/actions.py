@@ -137,6 +137,7 @@ class CaseActions:
         step: str | None = None,
         document: str | None = None,
         fields: dict[str, Any] | None = None,
+        fallback: Callable[[str, str], Move | None] | None = None,
     ) -> ActionResult:
         with self.sessions() as session, session.begin():
             case = self._load(session, ref)
@@ -151,7 +152,10 @@ class CaseActions:
                                        document=document, approvals_done=done,
                                        fields=fields or {})
             except WorkflowError as exc:
-                raise ActionNotAllowed(f"{case.register_no}: {exc}") from exc
+                found = fallback(case.stage, actor.role) if fallback is not None else None
+                if found is None:
+                    raise ActionNotAllowed(f"{case.register_no}: {exc}") from exc
+                move = found
             next_stage = move.to_stage
             old_stage = case.stage
             changes, rows = apply(session, case, move)
@@ -451,7 +455,11 @@ class CaseActions:
                          fields={"reason": note})
 
     def escalate(self, ref: str | int, actor: Actor, level: str, reason: str,
-                 expected_version: int | None = None) -> ActionResult:
+                 expected_version: int | None = None, *, overdue: bool = False
+                 ) -> ActionResult:
+        """Send the case up to ``level``. With ``overdue`` (the deadline sweep), a case in
+        an open stage the profile's escalate rules do not start from (one nobody
+        registered) is escalated all the same, staying in its stage."""
         if not level.strip():
             raise BadInput("name the escalation level")
 
@@ -467,7 +475,8 @@ class CaseActions:
             return {"escalated_to": [old, level]}, []
 
         return self._act(ref, "escalate", actor, apply, note=reason,
-                         expected_version=expected_version, fields={"reason": reason})
+                         expected_version=expected_version, fields={"reason": reason},
+                         fallback=self.rules.overdue_escalation if overdue else None)
 
     def close(self, ref: str | int, actor: Actor, note: str | None = None,
               expected_version: int | None = None) -> ActionResult:

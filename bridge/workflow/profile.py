@@ -638,6 +638,25 @@ class Workflow:
                 out.append(rule.action)
         return out
 
+    def overdue_escalation(self, stage: str, role: str) -> Move | None:
+        """The escalation of an overdue case in ``stage`` where the profile gives no
+        escalate rule (e.g. a case nobody registered): it goes up the chain all the
+        same, staying in its stage, so the most neglected complaint still reaches the
+        next level. ``None`` in a resolved or terminal stage, or when the profile has an
+        escalate rule here (:meth:`plan` decides then), or for a role the profile's
+        escalate rules do not name."""
+        if stage not in self.profile.stages or self.is_resolved(stage):
+            return None
+        if any(r.action == "escalate" for r in self._by_stage[stage]):
+            return None
+        roles = frozenset().union(*(r.roles for r in self.rules if r.action == "escalate"))
+        if role not in roles:
+            return None
+        rule = Rule(key="escalate_overdue", action="escalate", from_stages=(stage,),
+                    to=STAY, pending=STAY, roles=roles, requires=(), step=None,
+                    document=None, label="Eskalasi karena melewati batas waktu")
+        return Move("escalate", stage, stage, rule)
+
     def plan(self, action: str, stage: str, role: str, *, step: str | None = None,
              document: str | None = None, approvals_done: Sequence[str] = (),
              fields: Mapping[str, Any] | None = None) -> Move:
