@@ -397,6 +397,10 @@ class FakeLapor:
         self.templates: list[dict[str, Any]] = [
             {"id": 1, "code": "TL01", "name": "Tindak lanjut", "content": "Terima kasih."}]
         self.requests: list[httpx.Request] = []
+        #: Template code -> status code its follow-up sets (as the sandbox's).
+        from bridge.lapor.sandbox.state import STATUS_TEMPLATES
+
+        self.status_templates: dict[str, str] = dict(STATUS_TEMPLATES)
         self._ids = itertools.count(50_001)
         self._lock = threading.Lock()
 
@@ -527,13 +531,20 @@ class FakeLapor:
             "institution_from": {"id": int(form.get("institution_from_id") or 0), "name": "-"},
             "institution_to": {"id": int(form.get("institution_to_id") or 0), "name": "-"},
             "is_secret": int(str(form.get("is_secret", "0")) in ("1", "true", "True")),
+            "template_code": str(form.get("template_code") or ""),
+            "rating": int(form.get("rating") or 0),
             "attachments": [{"id": str(i), "name": f[0]}
                             for i, f in enumerate(form.get("attachment[0]", []) or [])],
         }
         self.followups.setdefault(rid, []).append(followup)
         report["updated_at"] = _jakarta(max(now, datetime.fromisoformat(report["updated_at"])
                                             + timedelta(seconds=1)))
-        if str(report["status_code"]) in ("0", "1"):
+        status = self.status_templates.get(followup["template_code"])
+        if status is not None:
+            from bridge.lapor.sandbox.seed import STATUS_NAMES
+
+            report["status_code"], report["status_name"] = status, STATUS_NAMES[status]
+        elif str(report["status_code"]) in ("0", "1"):
             report["status_code"], report["status_name"] = "2", "Dalam Proses"
         return self._json({"results": {"data": {"id": new_id, "complaint_id": rid}}})
 

@@ -98,7 +98,10 @@ def test_sedang_handled_by_its_team_with_the_kecamatan_and_kelurahan(
         a.satisfaction(cid, LOKET, True)
         assert a.archive(cid, PELAPORAN).stage == "archived"
 
-        assert d.push().delivered == 2
+        assert d.push().delivered == 3
+        [(code, rating, ending)] = d.endings(9101)
+        assert (code, rating) == ("TL-SELESAI", 5) and "Kota Prabumulih" in ending
+        assert d.lapor_status(cid) == "Selesai"
         assert d.posted(9101) == [
             "Tim teknis dan aparatur kecamatan akan meninjau lokasi.", answer]
 

@@ -213,6 +213,20 @@ class CaseActions:
         }
         return [OutboxRow(kind="followup", payload=payload)]
 
+    def _ending_row(self, session: Session, case: Case, move: Move, note: str | None
+                    ) -> list[OutboxRow]:
+        """The follow-up the profile words for ``action`` (close, archive, satisfied,
+        not_satisfied, reopen), with its template code and rating; none when the
+        profile sends nothing or LAPOR! does not know the case."""
+        post = self.rules.lapor_message(move.action, move.from_stage, case.register_no, note)
+        if post is None:
+            return []
+        rows = self._followup_row(session, case, post.content, purpose=move.action)
+        for row in rows:
+            row.payload = {**row.payload, "template_code": post.template_code,
+                           "rating": post.rating}
+        return rows
+
     def _store_files(self, session: Session, case: Case, uploads: Sequence[Upload]) -> list[StoredFile]:
         limit = self.settings.outbox.max_attachment_bytes
         stored = []
@@ -448,7 +462,7 @@ class CaseActions:
             data = dict(case.data or {})
             data["satisfied"] = satisfied
             case.data = data
-            return {"satisfied": [None, satisfied]}, []
+            return {"satisfied": [None, satisfied]}, self._ending_row(session, case, move, note)
 
         return self._act(ref, "satisfied" if satisfied else "not_satisfied", actor, apply,
                          note=note, expected_version=expected_version,
@@ -482,7 +496,8 @@ class CaseActions:
               expected_version: int | None = None) -> ActionResult:
         def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
             case.closed_at = self.clock()
-            return {"closed_at": [None, case.closed_at]}, []
+            return ({"closed_at": [None, case.closed_at]},
+                    self._ending_row(session, case, move, note))
 
         return self._act(ref, "close", actor, apply, note=note,
                          expected_version=expected_version, fields={"reason": note})
@@ -490,7 +505,7 @@ class CaseActions:
     def archive(self, ref: str | int, actor: Actor, note: str | None = None,
                 expected_version: int | None = None) -> ActionResult:
         def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
-            return {}, []
+            return {}, self._ending_row(session, case, move, note)
 
         return self._act(ref, "archive", actor, apply, note=note,
                          expected_version=expected_version, fields={"reason": note})
@@ -500,7 +515,7 @@ class CaseActions:
         def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
             old = case.closed_at
             case.closed_at = None
-            return {"closed_at": [old, None]}, []
+            return {"closed_at": [old, None]}, self._ending_row(session, case, move, note)
 
         return self._act(ref, "reopen", actor, apply, note=note,
                          expected_version=expected_version, fields={"reason": note})

@@ -197,6 +197,39 @@ class StepKind(_Model):
 Name = Annotated[str, Field(min_length=1)]
 
 
+#: Actions whose end of the story LAPOR! hears in a follow-up the profile words.
+LAPOR_MESSAGE_ACTIONS = ("close", "archive", "satisfied", "not_satisfied", "reopen")
+#: Fields the text of such a follow-up may use.
+LAPOR_MESSAGE_FIELDS = ("register_no", "note")
+
+
+class LaporMessage(_Model):
+    """What LAPOR! is sent when a case ends (or starts again) here: a follow-up with the
+    office's template code (e.g. ``TL-SELESAI``, which closes the report on LAPOR!), its
+    text and, for the complainant's verdict, the satisfaction result as ``rating``."""
+
+    #: The action (close, archive, satisfied, not_satisfied, reopen; default: the key).
+    action: str | None = None
+    #: Only when the action is done from one of these stages (default: any), e.g. an
+    #: archive after forwarding ("bukan kewenangan") apart from one after the answer.
+    from_: list[str] | None = Field(default=None, alias="from", min_length=1)
+    send: bool = True
+    template_code: str = ""
+    #: Bahasa Indonesia; ``str.format`` fields: register_no, note (the staff's note).
+    text: str = Field(min_length=1)
+    rating: int | None = Field(default=None, ge=0, le=5)
+
+
+@dataclass(frozen=True, slots=True)
+class LaporPost:
+    """A worded follow-up for LAPOR!, ready for the outbox."""
+
+    action: str
+    content: str
+    template_code: str
+    rating: int
+
+
 class WorkflowProfile(_Model):
     """The ``[workflow]`` section, after merging over the default profile."""
 
@@ -210,6 +243,9 @@ class WorkflowProfile(_Model):
     step_kinds: dict[Name, StepKind] = Field(default_factory=dict)
     deadlines: Deadlines
     national: dict[Name, DeadlineSpec] = Field(default_factory=dict)
+    #: ``[workflow.lapor.<action>]``: what LAPOR! is sent on close, archive, satisfied,
+    #: not_satisfied and reopen.
+    lapor: dict[Name, LaporMessage] = Field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------
@@ -278,6 +314,24 @@ def _check(p: WorkflowProfile) -> None:  # noqa: C901 - one list of rules, read 
     def role_ref(key: str, role: str) -> None:
         if role not in p.roles:
             raise err(key, f"unknown role {role!r}; known roles: {_names(p.roles)}")
+
+    # What LAPOR! hears at the end
+    for key, message in p.lapor.items():
+        mbase = f"{ROOT}.lapor.{key}"
+        action = message.action or key
+        if action not in LAPOR_MESSAGE_ACTIONS:
+            where = f"{mbase}.action" if message.action else mbase
+            raise err(where, f"unknown action {action!r}; LAPOR! messages are for "
+                      f"{', '.join(LAPOR_MESSAGE_ACTIONS)}")
+        for i, stage in enumerate(message.from_ or ()):
+            stage_ref(f"{mbase}.from[{i}]", stage)
+        try:
+            message.text.format(**{f: "x" for f in LAPOR_MESSAGE_FIELDS})
+        except KeyError as exc:
+            raise err(f"{mbase}.text", f"unknown field {{{exc.args[0]}}}; fields: "
+                      f"{', '.join(LAPOR_MESSAGE_FIELDS)}") from None
+        except (IndexError, ValueError) as exc:
+            raise err(f"{mbase}.text", f"not a valid text pattern ({exc})") from None
 
     # Transitions
     seen: dict[tuple[str, str, str | None, str | None], str] = {}
@@ -637,6 +691,21 @@ class Workflow:
             if rule.action not in out:
                 out.append(rule.action)
         return out
+
+    def lapor_message(self, action: str, from_stage: str, register_no: str,
+                      note: str | None) -> LaporPost | None:
+        """The follow-up LAPOR! is sent when ``action`` is done in ``from_stage``: the
+        first ``[workflow.lapor.*]`` entry for the action whose ``from`` holds the stage
+        (or that has none); ``None`` when the profile sends nothing for it."""
+        message = next((m for key, m in self.profile.lapor.items()
+                        if (m.action or key) == action
+                        and (m.from_ is None or from_stage in m.from_)), None)
+        if message is None or not message.send:
+            return None
+        text = message.text.format(register_no=register_no, note=(note or "").strip())
+        # An empty {note} leaves a double space or a trailing one behind: tidy them.
+        return LaporPost(action, re.sub(r"[ \t]{2,}", " ", text).strip(), message.template_code,
+                         message.rating or 0)
 
     def overdue_escalation(self, stage: str, role: str) -> Move | None:
         """The escalation of an overdue case in ``stage`` where the profile gives no
