@@ -128,11 +128,10 @@ def test_berat_needs_the_walikota(tmp_path: Path, lapor_mock: FakeLapor,
         a = d.actions()
         a.register(cid, LOKET)
         a.files_complete(cid, LOKET)
-        a.classify(cid, SEKSI, "berat")
+        # A berat class goes to the Walikota at once, with the classification.
+        assert a.classify(cid, SEKSI, "berat").stage == "escalated"
         triage_pending(d.rt, now=d.clock.now)
-        assert d.case(cid).stage == "handling"
-        result = sweep_deadlines(d.rt, wib(2026, 8, 14, 11))
-        assert [(e.to, e.source) for e in result.escalated] == [("kepala_daerah", "class")]
+        assert sweep_deadlines(d.rt, wib(2026, 8, 14, 11)).escalated == []
         case = d.case(cid)
         assert (case.stage, case.assigned_to) == ("escalated", "kepala_daerah")
         note = [e for e in d.history(cid) if e.kind == "escalate"][0].note

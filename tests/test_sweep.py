@@ -142,12 +142,22 @@ def test_severity_class_goes_to_the_kepala_daerah(runtime_factory: Any) -> None:
     listener = Listener()
     rt = setup(runtime_factory, listener)
     cid = new(rt, wib(8, 3))
-    handling(rt, cid, wib(8, 3, 10), severity="berat")
-    result = sweep_deadlines(rt, wib(8, 3, 11))
-    assert [(e.to, e.source) for e in result.escalated] == [("kepala_daerah", "class")]
-    assert result.escalated[0].reason == ("Pengaduan berat memerlukan kewenangan Kepala "
-                                          "Daerah (Bupati/Walikota)")
-    assert sweep_deadlines(rt, wib(8, 3, 12)).escalated == []
+    handling(rt, cid, wib(8, 3, 10), severity="ringan")
+    # Reclassified berat while in handling: the case goes up at once, not at the sweep.
+    done = act(rt, wib(8, 3, 11)).classify(cid, KASI, "berat", "ternyata berdampak luas")
+    assert done.stage == "escalated"
+    with rt.sessions() as s:
+        case = s.get(Case, cid)
+        assert case is not None and case.assigned_to == "kepala_daerah"
+        assert (case.data or {})["team"] == ["analis", "kasi", "kabid", "kepala_dinas",
+                                             "penangan"]
+        [entry] = (case.data or {})["escalations"]
+        assert entry["reason"] == ("Pengaduan berat memerlukan kewenangan Kepala "
+                                   "Daerah (Bupati/Walikota)")
+    rt.dispatch_events()
+    [told] = [n for n in listener.notifications if n.kind == "escalated"]
+    assert told.recipients == ("kepala_daerah",)
+    assert sweep_deadlines(rt, wib(8, 3, 12)).escalated == []  # already there
 
 
 def test_plugin_decides_and_is_not_asked_twice_for_a_level(runtime_factory: Any) -> None:

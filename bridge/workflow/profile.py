@@ -707,6 +707,23 @@ class Workflow:
         return LaporPost(action, re.sub(r"[ \t]{2,}", " ", text).strip(), message.template_code,
                          message.rating or 0)
 
+    def reclassification(self, stage: str, role: str) -> Move | None:
+        """Correcting the class of a case already classified, in a handling stage the
+        profile's classify rules do not start from: the case stays where it is. ``None``
+        in a resolved or terminal stage, where a classify rule applies (:meth:`plan`
+        decides then), or for a role the classify rules do not name."""
+        if stage not in self.profile.stages or self.is_resolved(stage):
+            return None
+        if any(r.action == "classify" for r in self._by_stage[stage]):
+            return None
+        roles = frozenset().union(*(r.roles for r in self.rules if r.action == "classify"))
+        if role not in roles:
+            return None
+        rule = Rule(key="reclassify", action="classify", from_stages=(stage,), to=STAY,
+                    pending=STAY, roles=roles, requires=("severity",), step=None,
+                    document=None, label="Klasifikasi ulang")
+        return Move("classify", stage, stage, rule)
+
     def overdue_escalation(self, stage: str, role: str) -> Move | None:
         """The escalation of an overdue case in ``stage`` where the profile gives no
         escalate rule (e.g. a case nobody registered): it goes up the chain all the
