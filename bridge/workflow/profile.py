@@ -712,17 +712,8 @@ class Workflow:
         profile's classify rules do not start from: the case stays where it is. ``None``
         in a resolved or terminal stage, where a classify rule applies (:meth:`plan`
         decides then), or for a role the classify rules do not name."""
-        if stage not in self.profile.stages or self.is_resolved(stage):
-            return None
-        if any(r.action == "classify" for r in self._by_stage[stage]):
-            return None
-        roles = frozenset().union(*(r.roles for r in self.rules if r.action == "classify"))
-        if role not in roles:
-            return None
-        rule = Rule(key="reclassify", action="classify", from_stages=(stage,), to=STAY,
-                    pending=STAY, roles=roles, requires=("severity",), step=None,
-                    document=None, label="Klasifikasi ulang")
-        return Move("classify", stage, stage, rule)
+        return self._in_place("classify", stage, role, "reclassify", "Klasifikasi ulang",
+                              ("severity",))
 
     def overdue_escalation(self, stage: str, role: str) -> Move | None:
         """The escalation of an overdue case in ``stage`` where the profile gives no
@@ -731,17 +722,23 @@ class Workflow:
         next level. ``None`` in a resolved or terminal stage, or when the profile has an
         escalate rule here (:meth:`plan` decides then), or for a role the profile's
         escalate rules do not name."""
+        return self._in_place("escalate", stage, role, "escalate_overdue",
+                              "Eskalasi karena melewati batas waktu", ())
+
+    def _in_place(self, action: str, stage: str, role: str, key: str, label: str,
+                  requires: tuple[str, ...]) -> Move | None:
+        """``action`` taken where the case stands, by a role the profile's rules for that
+        action name, in an open stage none of those rules starts from."""
         if stage not in self.profile.stages or self.is_resolved(stage):
             return None
-        if any(r.action == "escalate" for r in self._by_stage[stage]):
+        if any(r.action == action for r in self._by_stage[stage]):
             return None
-        roles = frozenset().union(*(r.roles for r in self.rules if r.action == "escalate"))
+        roles = frozenset().union(*(r.roles for r in self.rules if r.action == action))
         if role not in roles:
             return None
-        rule = Rule(key="escalate_overdue", action="escalate", from_stages=(stage,),
-                    to=STAY, pending=STAY, roles=roles, requires=(), step=None,
-                    document=None, label="Eskalasi karena melewati batas waktu")
-        return Move("escalate", stage, stage, rule)
+        rule = Rule(key=key, action=action, from_stages=(stage,), to=STAY, pending=STAY,
+                    roles=roles, requires=requires, step=None, document=None, label=label)
+        return Move(action, stage, stage, rule)
 
     def plan(self, action: str, stage: str, role: str, *, step: str | None = None,
              document: str | None = None, approvals_done: Sequence[str] = (),
