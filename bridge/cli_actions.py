@@ -16,8 +16,17 @@ from typing import Any
 
 import click
 
-from bridge.services.actions import ActionError, ActionResult, Actor, CaseActions, NewCase, Upload
+from bridge.services.actions import (
+    ActionError,
+    ActionResult,
+    Actor,
+    BadInput,
+    CaseActions,
+    NewCase,
+    Upload,
+)
 from bridge.services.queue import CaseNotFound
+from bridge.services.receipt import BadReceipt, parse_received_at
 
 
 def _actor_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -83,11 +92,15 @@ def add_case_commands(case_group: click.Group, main: click.Group) -> None:
     @click.option("--anonymous", is_flag=True)
     @click.option("--secret", is_flag=True, help="Rahasia: identity known to our admin only.")
     @click.option("--attach", multiple=True, type=click.Path(), help="File to attach.")
+    @click.option("--received-at", "received_at",
+                  help="Date of receipt of the letter, box item or call: DATE[THH:MM] in "
+                       "the regency's time zone (default: now); deadlines count from it.")
     def case_new(ctx: click.Context, file_: str | None, title: str | None,
                  content: str | None, channel: str | None, category: str | None,
                  location: str | None, reporter_name: str | None, reporter_phone: str | None,
                  reporter_email: str | None, anonymous: bool, secret: bool,
-                 attach: tuple[str, ...], actor: str, role: str, as_json: bool) -> None:
+                 attach: tuple[str, ...], received_at: str | None, actor: str, role: str,
+                 as_json: bool) -> None:
         data: dict[str, Any] = {}
         if file_:
             data = _read_case_file(Path(file_))
@@ -114,12 +127,19 @@ def add_case_commands(case_group: click.Group, main: click.Group) -> None:
 
         def go(a: CaseActions) -> ActionResult:
             uploads = [Upload.from_path(p) for p in attachments]
+            received = None
+            if received_at:
+                try:
+                    received = parse_received_at(received_at, a.settings.regency.timezone)
+                except BadReceipt as exc:
+                    raise BadInput(str(exc)) from None
             return a.new_case(NewCase(
                 title=data["title"], content=data["content"], channel=data["channel"],
                 category=data.get("category"), location=data.get("location"),
                 reporter=reporter or None,
                 is_anonymous=anonymous or bool(data.get("is_anonymous")),
                 is_secret=secret or bool(data.get("is_secret")), attachments=uploads,
+                received_at=received,
             ), Actor(actor, role))
 
         _run(ctx, go, as_json)

@@ -9,8 +9,10 @@ secrets file that the config names; they are held as :class:`pydantic.SecretStr`
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -71,6 +73,8 @@ class RegencySettings(_Section):
     #: ``str.format`` pattern; fields: code, year, month, seq, channel.
     register_format: str = "{code}/{year}/{seq:05d}"
     timezone: str = "Asia/Jakarta"
+    #: The day the unit began taking complaints here: no date of receipt may be earlier.
+    started_on: date | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -155,6 +159,9 @@ class LaporSettings(_Section):
     quarantine_alarm_share: float = Field(default=0.2, ge=0, le=1)
     #: Local name of each LAPOR! status code; unknown codes keep LAPOR!'s own name.
     status_names: dict[str, str] = Field(default_factory=dict)
+    #: A regular expression: the detail's status log whose note matches it (the last
+    #: one) tells when a report reached our body, where its "received" clocks start.
+    received_log_note: str = r"(?i)disposisi"
     #: Mark each follow-up with its outbox id, for exactly-once read-back.
     followup_marker: bool = True
     #: ``invisible`` (zero-width characters at the end of the text) or ``visible``
@@ -168,6 +175,15 @@ class LaporSettings(_Section):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("expected an http:// or https:// URL with a host")
         return value.rstrip("/")
+
+    @field_validator("received_log_note")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression ({exc})") from None
+        return value
 
     @field_validator("inbox_path")
     @classmethod

@@ -84,9 +84,11 @@ class Runtime:
         return CaseDeadlines(self.workflow, self.calendar)
 
     def actions(self, clock: Callable[[], datetime] | None = None) -> CaseActions:
+        from bridge.services.notices import action_notices
+
         return CaseActions(self.sessions, self.settings, self.workflow,
                            event_sink=self.event_sink, after_change=self.deadlines.refresh,
-                           clock=clock or utcnow)
+                           clock=clock or utcnow, notice=action_notices(self))
 
     def pusher(self, client: LaporClient) -> Pusher:
         return Pusher(client, self.sessions, self.settings, event_sink=self.event_sink,
@@ -115,6 +117,7 @@ class Runtime:
             status_names=dict(lapor.status_names),
             stop=self.stop,
             alarm_share=lapor.quarantine_alarm_share,
+            received_log_note=lapor.received_log_note,
         )
 
     def tracker(self, client: LaporClient) -> Tracker:

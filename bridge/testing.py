@@ -94,12 +94,14 @@ def make_report(**overrides: Any) -> dict[str, Any]:
     """A valid LAPOR! inbox item (the wire format of CONTRACTS.md), as a dict.
 
     Every call gets a new ``id``; ``created_at``/``updated_at`` accept datetimes or strings.
-    With ``is_anonymous=True`` the reporter is ``null`` unless given.
+    With ``is_anonymous=True`` the reporter is ``null`` unless given. The item carries the
+    status log of its disposition to us, at ``disposed_at`` (default: when it was filed).
     """
     rid = int(overrides.pop("id", next(_ids)))
     title, category = _TITLES[rid % len(_TITLES)]
     created = overrides.pop("created_at", _base_time + timedelta(minutes=rid % 997))
     updated = overrides.pop("updated_at", created)
+    disposed = overrides.pop("disposed_at", created)
     anonymous = bool(overrides.get("is_anonymous", False))
     report: dict[str, Any] = {
         "id": rid,
@@ -120,6 +122,10 @@ def make_report(**overrides: Any) -> dict[str, Any]:
         "attachments": [],
         "created_at": created,
         "updated_at": updated,
+        "status_logs": [{"note": "Laporan diverifikasi dan didisposisikan ke DPMPTSP "
+                                 "Kabupaten Contoh",
+                         "timestamp": _jakarta(disposed) if isinstance(disposed, datetime)
+                         else disposed}],
     }
     report.update(overrides)
     for key in ("created_at", "updated_at"):
@@ -391,6 +397,10 @@ class FakeLapor:
         self.templates: list[dict[str, Any]] = [
             {"id": 1, "code": "TL01", "name": "Tindak lanjut", "content": "Terima kasih."}]
         self.requests: list[httpx.Request] = []
+        #: Template code -> status code its follow-up sets (as the sandbox's).
+        from bridge.lapor.sandbox.state import STATUS_TEMPLATES
+
+        self.status_templates: dict[str, str] = dict(STATUS_TEMPLATES)
         self._ids = itertools.count(50_001)
         self._lock = threading.Lock()
 
@@ -492,7 +502,7 @@ class FakeLapor:
             return self._missing(int(rid))
         data = {k: report[k] for k in ("id", "status_code", "status_name", "disposition_id",
                                        "disposition_name")}
-        data["status_logs"] = []
+        data["status_logs"] = list(report.get("status_logs", []))
         return self._json({"results": {"data": data,
                                        "data_logs": self.data_logs.get(int(rid), [])}})
 
@@ -521,13 +531,20 @@ class FakeLapor:
             "institution_from": {"id": int(form.get("institution_from_id") or 0), "name": "-"},
             "institution_to": {"id": int(form.get("institution_to_id") or 0), "name": "-"},
             "is_secret": int(str(form.get("is_secret", "0")) in ("1", "true", "True")),
+            "template_code": str(form.get("template_code") or ""),
+            "rating": int(form.get("rating") or 0),
             "attachments": [{"id": str(i), "name": f[0]}
                             for i, f in enumerate(form.get("attachment[0]", []) or [])],
         }
         self.followups.setdefault(rid, []).append(followup)
         report["updated_at"] = _jakarta(max(now, datetime.fromisoformat(report["updated_at"])
                                             + timedelta(seconds=1)))
-        if str(report["status_code"]) in ("0", "1"):
+        status = self.status_templates.get(followup["template_code"])
+        if status is not None:
+            from bridge.lapor.sandbox.seed import STATUS_NAMES
+
+            report["status_code"], report["status_name"] = status, STATUS_NAMES[status]
+        elif str(report["status_code"]) in ("0", "1"):
             report["status_code"], report["status_name"] = "2", "Dalam Proses"
         return self._json({"results": {"data": {"id": new_id, "complaint_id": rid}}})
 

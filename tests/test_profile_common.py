@@ -137,9 +137,23 @@ class Deployment:
             return {d.name: d for d in self.rt.deadlines.all(session, case)}
 
     def posted(self, lapor_id: int) -> list[str]:
-        """What LAPOR! received as follow-ups of a report, without the bridge's marker."""
+        """The follow-ups staff wrote that LAPOR! received for a report (without the
+        bridge's marker); the endings the profile words are in :meth:`endings`."""
         return [strip_markers(f["content"])
-                for f in self.lapor.followups.get(lapor_id, [])]
+                for f in self.lapor.followups.get(lapor_id, [])
+                if not f.get("template_code") and not f.get("rating")]
+
+    def endings(self, lapor_id: int) -> list[tuple[str, int, str]]:
+        """The follow-ups with a template code or a rating LAPOR! received for a report:
+        (template code, rating, text without the marker)."""
+        return [(f["template_code"], f["rating"], strip_markers(f["content"]))
+                for f in self.lapor.followups.get(lapor_id, [])
+                if f.get("template_code") or f.get("rating")]
+
+    def lapor_status(self, case_id: int) -> str | None:
+        """The report's status on LAPOR! as the bridge has read it back (a pull)."""
+        self.pull()
+        return self.case(case_id).remote_status_name
 
     def emails_to(self, address: str) -> list[Any]:
         assert self.smtp is not None

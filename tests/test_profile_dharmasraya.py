@@ -77,7 +77,13 @@ def test_not_satisfied_twice_then_settled_by_the_kepala_dpmptsp(
         assert overall.met_at == wib(2026, 8, 27, 9) and not overall.met_late
         assert a.archive(cid, PETUGAS).stage == "archived"
 
-        assert d.push().delivered == 5
+        assert d.push().delivered == 8
+        endings = d.endings(5501)
+        assert [(t, r) for t, r, _ in endings] == [("", 1), ("", 1), ("TL-SELESAI", 5)]
+        assert "belum puas" in endings[0][2] and "Penjelasan belum menjawab" in endings[0][2]
+        assert "menyatakan puas" in endings[2][2] and "Dharmasraya" in endings[2][2]
+        # LAPOR! closed the report on the completion template; the bridge reads it back.
+        assert d.lapor_status(cid) == "Selesai"
         assert d.posted(5501) == [
             "Pengaduan Anda sedang kami telaah.",
             "Berkas yang diminta ulang adalah NIB terbaru; petugas telah menjelaskan "

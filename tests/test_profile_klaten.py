@@ -96,7 +96,12 @@ def test_report_needing_study_through_the_whole_sop(tmp_path: Path, lapor_mock: 
         assert [x["kind"] for x in data["approvals"]] == ["paraf", "tanda_tangan"]
 
         # What LAPOR! receives: the request for the KTP, the follow-up, the answer.
-        assert d.push().delivered == 3
+        assert d.push().delivered == 4
+        # Archived once answered: LAPOR! hears the case is finished, and closes it.
+        [(code, rating, ending)] = d.endings(7301)
+        assert (code, rating) == ("TL-SELESAI", 0)
+        assert "selesai ditindaklanjuti oleh DPMPTSP Kabupaten Klaten" in ending
+        assert d.lapor_status(cid) == "Selesai"
         assert d.posted(7301) == [
             "Berkas pengaduan Anda belum lengkap. Mohon dilengkapi: fotokopi KTP pelapor",
             "Pengaduan sedang kami tindak lanjuti; akan dilakukan pemeriksaan lapangan.",

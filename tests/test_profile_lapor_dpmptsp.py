@@ -90,7 +90,10 @@ def test_bapp_procedure_from_complete_files(tmp_path: Path, lapor_mock: FakeLapo
         assert a.satisfaction(cid, FO, True).stage == "closed"
         assert a.archive(cid, FO).stage == "archived"
 
-        assert d.push().delivered == 3
+        assert d.push().delivered == 4
+        [(code, rating, ending)] = d.endings(8801)
+        assert (code, rating) == ("TL-SELESAI", 5) and "menyatakan puas" in ending
+        assert d.lapor_status(cid) == "Selesai"
         assert d.posted(8801) == [
             "Berkas pengaduan Anda belum lengkap. Mohon dilengkapi: Surat Pernyataan "
             "Kebenaran Aduan",

@@ -98,7 +98,10 @@ def test_sedang_handled_by_its_team_with_the_kecamatan_and_kelurahan(
         a.satisfaction(cid, LOKET, True)
         assert a.archive(cid, PELAPORAN).stage == "archived"
 
-        assert d.push().delivered == 2
+        assert d.push().delivered == 3
+        [(code, rating, ending)] = d.endings(9101)
+        assert (code, rating) == ("TL-SELESAI", 5) and "Kota Prabumulih" in ending
+        assert d.lapor_status(cid) == "Selesai"
         assert d.posted(9101) == [
             "Tim teknis dan aparatur kecamatan akan meninjau lokasi.", answer]
 
@@ -125,11 +128,10 @@ def test_berat_needs_the_walikota(tmp_path: Path, lapor_mock: FakeLapor,
         a = d.actions()
         a.register(cid, LOKET)
         a.files_complete(cid, LOKET)
-        a.classify(cid, SEKSI, "berat")
+        # A berat class goes to the Walikota at once, with the classification.
+        assert a.classify(cid, SEKSI, "berat").stage == "escalated"
         triage_pending(d.rt, now=d.clock.now)
-        assert d.case(cid).stage == "handling"
-        result = sweep_deadlines(d.rt, wib(2026, 8, 14, 11))
-        assert [(e.to, e.source) for e in result.escalated] == [("kepala_daerah", "class")]
+        assert sweep_deadlines(d.rt, wib(2026, 8, 14, 11)).escalated == []
         case = d.case(cid)
         assert (case.stage, case.assigned_to) == ("escalated", "kepala_daerah")
         note = [e for e in d.history(cid) if e.kind == "escalate"][0].note

@@ -74,9 +74,14 @@ def test_not_ours_forwarded_to_the_opd_with_tembusan(tmp_path: Path,
         assert done.stage == "forwarded"
         assert a.archive(cid, STAF).stage == "archived"
 
-        assert d.push().delivered == 1
-        (posted,) = lapor_mock.followups[6601]
+        assert d.push().delivered == 2
+        posted, archived = lapor_mock.followups[6601]
         assert posted["institution_to"]["id"] == 44960
+        # Archived as not ours: LAPOR! hears it with the archive template.
+        [(code, rating, ending)] = d.endings(6601)
+        assert (code, rating) == ("TL-ARSIP", 0)
+        assert "bukan merupakan kewenangan DPMPTSP Kabupaten Situbondo" in ending
+        assert d.lapor_status(cid) == "Diarsipkan"
         assert d.posted(6601) == [
             "Pengaduan ini diteruskan kepada Dinas Lingkungan Hidup Kabupaten Situbondo sesuai "
             f"kewenangannya.\nAlasan: {reason}\nTembusan: Pihak pengadu; Camat Panarukan"]
@@ -119,7 +124,10 @@ def test_ours_permit_data_checked_and_answer_letter_signed(tmp_path: Path,
         assert actors == [("dispose", KADIS.name), ("dispose", KABID.name),
                           ("dispose", KASI.name), ("approve", KABID.name),
                           ("approve", KADIS.name)]
-        assert d.push().delivered == 2
+        assert d.push().delivered == 3
+        [(code, _, ending)] = d.endings(6602)
+        assert code == "TL-SELESAI" and "telah selesai ditindaklanjuti" in ending
+        assert d.lapor_status(cid) == "Selesai"
         assert d.posted(6602) == ["Pengaduan sedang ditangani; lokasi telah ditinjau.", text]
     finally:
         d.rt.close()

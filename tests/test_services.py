@@ -58,10 +58,17 @@ def test_whole_default_workflow(runtime_factory: Any) -> None:
         rows = s.scalars(select(OutboxRow).order_by(OutboxRow.id)).all()
     assert kinds[:3] == ["received", "register", "files_complete"]
     assert d.data["documents"]["surat_jawaban"].startswith("001/ADU/UJI/")
-    # What LAPOR! must learn, in order: the new report, the follow-up, the answer.
+    # What LAPOR! must learn, in order: the new report, the follow-up, the answer, the
+    # complainant's verdict (closing the report with the completion template) and the
+    # archiving, each as the profile words it.
     assert [(r.kind, r.payload.get("purpose")) for r in rows] == [
-        ("create", None), ("followup", "followup"), ("followup", "answer")]
+        ("create", None), ("followup", "followup"), ("followup", "answer"),
+        ("followup", "satisfied")]
     assert all(r.actor for r in rows)
+    # Archiving a closed case tells LAPOR! nothing more: the verdict already closed it.
+    verdict = rows[3].payload
+    assert (verdict["template_code"], verdict["rating"]) == ("TL-SELESAI", 5)
+    assert "No. Register UJI/" in verdict["content"] and "puas" in verdict["content"]
 
 
 def test_not_allowed_in_stage_writes_nothing(runtime_factory: Any) -> None:

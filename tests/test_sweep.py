@@ -142,12 +142,22 @@ def test_severity_class_goes_to_the_kepala_daerah(runtime_factory: Any) -> None:
     listener = Listener()
     rt = setup(runtime_factory, listener)
     cid = new(rt, wib(8, 3))
-    handling(rt, cid, wib(8, 3, 10), severity="berat")
-    result = sweep_deadlines(rt, wib(8, 3, 11))
-    assert [(e.to, e.source) for e in result.escalated] == [("kepala_daerah", "class")]
-    assert result.escalated[0].reason == ("Pengaduan berat memerlukan kewenangan Kepala "
-                                          "Daerah (Bupati/Walikota)")
-    assert sweep_deadlines(rt, wib(8, 3, 12)).escalated == []
+    handling(rt, cid, wib(8, 3, 10), severity="ringan")
+    # Reclassified berat while in handling: the case goes up at once, not at the sweep.
+    done = act(rt, wib(8, 3, 11)).classify(cid, KASI, "berat", "ternyata berdampak luas")
+    assert done.stage == "escalated"
+    with rt.sessions() as s:
+        case = s.get(Case, cid)
+        assert case is not None and case.assigned_to == "kepala_daerah"
+        assert (case.data or {})["team"] == ["analis", "kasi", "kabid", "kepala_dinas",
+                                             "penangan"]
+        [entry] = (case.data or {})["escalations"]
+        assert entry["reason"] == ("Pengaduan berat memerlukan kewenangan Kepala "
+                                   "Daerah (Bupati/Walikota)")
+    rt.dispatch_events()
+    [told] = [n for n in listener.notifications if n.kind == "escalated"]
+    assert told.recipients == ("kepala_daerah",)
+    assert sweep_deadlines(rt, wib(8, 3, 12)).escalated == []  # already there
 
 
 def test_plugin_decides_and_is_not_asked_twice_for_a_level(runtime_factory: Any) -> None:
@@ -180,9 +190,38 @@ def test_plugin_failure_is_flagged_and_the_sweep_goes_on(runtime_factory: Any) -
     assert failed == 2
 
 
-def test_due_escalation_not_allowed_in_the_stage_is_flagged_once(runtime_factory: Any) -> None:
-    rt = runtime_factory()
+def test_an_unregistered_case_still_goes_up_the_chain(runtime_factory: Any) -> None:
+    listener = Listener()
+    rt = setup(runtime_factory, listener)
     cid = new(rt, wib(8, 3))  # never registered: the default escalate is not from "received"
+    first = sweep_deadlines(rt, wib(8, 12, 8))
+    assert [(e.to, e.level) for e in first.escalated] == [("kabid", 1)]
+    assert first.blocked == []
+    late = sweep_deadlines(rt, wib(8, 19, 8))
+    assert [m.deadline for m in late.missed] == ["overall"]
+    assert [(e.to, e.level) for e in late.escalated] == [("kepala_dinas", 2)]
+    with rt.sessions() as s:
+        case = s.get(Case, cid)
+        assert case is not None and case.stage == "received"  # stays where it was left
+        assert case.assigned_to == "kepala_dinas" and not case.attention
+        kinds = [e.kind for e in s.scalars(select(CaseEvent).where(CaseEvent.case_id == cid))]
+    assert kinds.count("escalate") == 2
+    rt.dispatch_events()
+    sent = [(n.kind, n.recipients) for n in listener.notifications]
+    assert ("escalated", ("kabid",)) in sent and ("escalated", ("kepala_dinas",)) in sent
+    # The missed deadline reaches the level above the desk, not only the petugas.
+    missed = [r for k, r in sent if k == "deadline_missed"]
+    assert "petugas" in missed[0] and "kabid" in missed[0]
+    assert "kepala_dinas" in missed[-1]
+    # The desk can still take it up where it stands.
+    assert act(rt, wib(8, 19, 9)).register(cid, PETUGAS).stage == "registered"
+
+
+def test_due_escalation_not_allowed_for_the_system_is_flagged_once(
+        runtime_factory: Any) -> None:
+    rt = runtime_factory(workflow={"transitions": {
+        "escalate": {"roles": ["kabid"]}, "escalate_further": {"roles": ["kabid"]}}})
+    cid = new(rt, wib(8, 3))
     first = sweep_deadlines(rt, wib(8, 12, 8))
     assert first.escalated == [] and len(first.blocked) == 1
     second = sweep_deadlines(rt, wib(8, 13, 8))

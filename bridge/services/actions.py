@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.config import OpdSettings, Settings
 from bridge.services.queue import CaseNotFound, find_case
+from bridge.services.receipt import BadReceipt, check_received_at
 from bridge.store import register
 from bridge.store.models import Case, CaseEvent, OutboxRow, StoredFile, utcnow
 from bridge.workflow.errors import WorkflowError
@@ -49,10 +50,17 @@ class Actor:
     role: str
 
 
+#: The bridge itself, acting where the profile gives role ``sistem`` an action.
+SYSTEM = Actor("Sistem (otomatis)", "sistem")
+
+
 #: Called inside the action's transaction: (session, event name, case id, data).
 EventSink = Callable[[Session, str, int, dict[str, Any]], None]
 #: Called inside the action's transaction once the change is flushed (deadlines refresh).
 DeadlineHook = Callable[[Session, Case], None]
+#: Queues a notification inside the action's transaction: (session, kind, case,
+#: recipient roles, context). Runtime wires it to the deployment's renderer.
+NoticeHook = Callable[[Session, str, Case, list[str], dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,7 @@ class CaseActions:
         event_sink: EventSink | None = None,
         after_change: DeadlineHook | None = None,
         clock: Callable[[], datetime] = utcnow,
+        notice: NoticeHook | None = None,
     ) -> None:
         self.sessions = sessions
         self.settings = settings
@@ -119,6 +128,7 @@ class CaseActions:
         self.event_sink = event_sink
         self.after_change = after_change
         self.clock = clock
+        self.notice = notice
         r = settings.regency
         self.register_format = register.RegisterFormat(r.register_format, r.code, r.timezone)
 
@@ -136,6 +146,7 @@ class CaseActions:
         step: str | None = None,
         document: str | None = None,
         fields: dict[str, Any] | None = None,
+        fallback: Callable[[Case, str], Move | None] | None = None,
     ) -> ActionResult:
         with self.sessions() as session, session.begin():
             case = self._load(session, ref)
@@ -150,7 +161,12 @@ class CaseActions:
                                        document=document, approvals_done=done,
                                        fields=fields or {})
             except WorkflowError as exc:
-                raise ActionNotAllowed(f"{case.register_no}: {exc}") from exc
+                # What the action may still do where the profile's rules do not reach
+                # (an overdue escalation, a reclassification).
+                found = fallback(case, actor.role) if fallback is not None else None
+                if found is None:
+                    raise ActionNotAllowed(f"{case.register_no}: {exc}") from exc
+                move = found
             next_stage = move.to_stage
             old_stage = case.stage
             changes, rows = apply(session, case, move)
@@ -208,6 +224,20 @@ class CaseActions:
         }
         return [OutboxRow(kind="followup", payload=payload)]
 
+    def _ending_row(self, session: Session, case: Case, move: Move, note: str | None
+                    ) -> list[OutboxRow]:
+        """The follow-up the profile words for ``action`` (close, archive, satisfied,
+        not_satisfied, reopen), with its template code and rating; none when the
+        profile sends nothing or LAPOR! does not know the case."""
+        post = self.rules.lapor_message(move.action, move.from_stage, case.register_no, note)
+        if post is None:
+            return []
+        rows = self._followup_row(session, case, post.content, purpose=move.action)
+        for row in rows:
+            row.payload = {**row.payload, "template_code": post.template_code,
+                           "rating": post.rating}
+        return rows
+
     def _store_files(self, session: Session, case: Case, uploads: Sequence[Upload]) -> list[StoredFile]:
         limit = self.settings.outbox.max_attachment_bytes
         stored = []
@@ -238,6 +268,11 @@ class CaseActions:
                            f"{', '.join(LOCAL_CHANNELS)}")
         now = self.clock()
         received = new.received_at or now
+        regency = self.settings.regency
+        try:
+            check_received_at(received, now, regency.timezone, regency.started_on)
+        except BadReceipt as exc:
+            raise BadInput(str(exc)) from None
         with self.sessions() as session, session.begin():
             seq = register.allocate(session, self.register_format.scope(received))
             case = Case(
@@ -307,16 +342,73 @@ class CaseActions:
 
     def classify(self, ref: str | int, actor: Actor, severity: str, note: str | None = None,
                  expected_version: int | None = None) -> ActionResult:
-        if not severity.strip():
+        """Classify (or reclassify) the case. The class must be one of the profile's; a
+        classified case may be reclassified in any handling stage. In the same
+        transaction the class's team (its handler roles) is recorded on the case; a
+        change to a class that needs a higher authority (``escalate_to``) escalates the
+        case at once, as the system, telling that authority."""
+        severity = severity.strip()
+        if not severity:
             raise BadInput("a classification is required")
+        classes = self.rules.profile.classes
+        if classes and severity not in classes:
+            raise BadInput(f"unknown class {severity!r}; known classes: "
+                           f"{', '.join(classes)}")
+        before: list[str | None] = []
 
         def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
             old = case.severity
-            case.severity = severity.strip()
-            return {"severity": [old, case.severity]}, []
+            before.append(old)
+            case.severity = severity
+            changes: dict[str, Any] = {"severity": [old, severity]}
+            cls = classes.get(severity)
+            if cls is not None:
+                data = dict(case.data or {})
+                old_team = data.get("team")
+                data["team"] = list(cls.handlers)
+                if old_team != data["team"]:
+                    changes["team"] = [old_team, data["team"]]
+                case.data = data
+            return changes, []
 
-        return self._act(ref, "classify", actor, apply, note=note,
-                         expected_version=expected_version, fields={"severity": severity})
+        def again(case: Case, role: str) -> Move | None:
+            if case.severity is None:
+                return None
+            return self.rules.reclassification(case.stage, role)
+
+        result = self._act(ref, "classify", actor, apply, note=note,
+                           expected_version=expected_version, fields={"severity": severity},
+                           fallback=again)
+        cls = classes.get(severity)
+        old_cls = classes.get(before[0] or "") if before else None
+        if cls is not None and cls.escalate_to and (
+                old_cls is None or old_cls.escalate_to != cls.escalate_to):
+            escalated = self._class_escalation(result.case_id, cls.escalate_to, cls.label)
+            if escalated is not None:
+                return escalated
+        return result
+
+    def _notify(self, session: Session, kind: str, case: Case, roles: list[str],
+                context: dict[str, Any]) -> None:
+        if self.notice is not None and roles:
+            session.flush()
+            self.notice(session, kind, case, roles, context)
+
+    def _class_escalation(self, case_id: int, to_role: str, label: str
+                          ) -> ActionResult | None:
+        """Escalate to the authority a class needs, unless the case already went there;
+        ``None`` when it did, or when the profile does not let the system escalate here
+        (the deadline sweep then flags it)."""
+        with self.sessions() as session:
+            case = session.get(Case, case_id)
+            if case is None or any(isinstance(e, dict) and e.get("level") == to_role
+                                   for e in (case.data or {}).get("escalations") or []):
+                return None
+        reason = f"{label} memerlukan kewenangan {self.rules.role_label(to_role)}"
+        try:
+            return self.escalate(case_id, SYSTEM, to_role, reason, overdue=True, tell=True)
+        except ActionError:
+            return None
 
     def dispose(self, ref: str | int, actor: Actor, to: str, note: str | None = None,
                 expected_version: int | None = None) -> ActionResult:
@@ -438,14 +530,18 @@ class CaseActions:
             data = dict(case.data or {})
             data["satisfied"] = satisfied
             case.data = data
-            return {"satisfied": [None, satisfied]}, []
+            return {"satisfied": [None, satisfied]}, self._ending_row(session, case, move, note)
 
         return self._act(ref, "satisfied" if satisfied else "not_satisfied", actor, apply,
                          note=note, expected_version=expected_version,
                          fields={"reason": note})
 
     def escalate(self, ref: str | int, actor: Actor, level: str, reason: str,
-                 expected_version: int | None = None) -> ActionResult:
+                 expected_version: int | None = None, *, overdue: bool = False,
+                 tell: bool = False) -> ActionResult:
+        """Send the case up to ``level``. With ``overdue`` (the deadline sweep), a case in
+        an open stage the profile's escalate rules do not start from (one nobody
+        registered) is escalated all the same, staying in its stage."""
         if not level.strip():
             raise BadInput("name the escalation level")
 
@@ -458,16 +554,23 @@ class CaseActions:
             case.data = data
             old = case.assigned_to
             case.assigned_to = level
+            if tell:
+                reached = int((case.data or {}).get("escalation_level") or 0)
+                self._notify(session, "escalated", case, [level],
+                             {"level": max(1, reached), "to_role": level, "reason": reason})
             return {"escalated_to": [old, level]}, []
 
         return self._act(ref, "escalate", actor, apply, note=reason,
-                         expected_version=expected_version, fields={"reason": reason})
+                         expected_version=expected_version, fields={"reason": reason},
+                         fallback=(lambda case, role: self.rules.overdue_escalation(
+                             case.stage, role)) if overdue else None)
 
     def close(self, ref: str | int, actor: Actor, note: str | None = None,
               expected_version: int | None = None) -> ActionResult:
         def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
             case.closed_at = self.clock()
-            return {"closed_at": [None, case.closed_at]}, []
+            return ({"closed_at": [None, case.closed_at]},
+                    self._ending_row(session, case, move, note))
 
         return self._act(ref, "close", actor, apply, note=note,
                          expected_version=expected_version, fields={"reason": note})
@@ -475,7 +578,7 @@ class CaseActions:
     def archive(self, ref: str | int, actor: Actor, note: str | None = None,
                 expected_version: int | None = None) -> ActionResult:
         def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
-            return {}, []
+            return {}, self._ending_row(session, case, move, note)
 
         return self._act(ref, "archive", actor, apply, note=note,
                          expected_version=expected_version, fields={"reason": note})
@@ -485,7 +588,7 @@ class CaseActions:
         def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
             old = case.closed_at
             case.closed_at = None
-            return {"closed_at": [old, None]}, []
+            return {"closed_at": [old, None]}, self._ending_row(session, case, move, note)
 
         return self._act(ref, "reopen", actor, apply, note=note,
                          expected_version=expected_version, fields={"reason": note})

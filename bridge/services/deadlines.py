@@ -29,7 +29,7 @@ class CaseDeadlines:
     def __init__(self, workflow: Workflow, calendar: WorkingCalendar) -> None:
         self.workflow = workflow
         self.calendar = calendar
-        self._new_by_day: dict[tuple[date, bool], datetime | None] = {}
+        self._new_by_day: dict[tuple[date, date | None, bool], datetime | None] = {}
 
     def timeline(self, session: Session, case: Case) -> CaseTimeline:
         events = session.execute(
@@ -39,7 +39,10 @@ class CaseDeadlines:
         ).all()
         history = [StageVisit(self.workflow.initial_stage, case.received_at)]
         followups: list[datetime] = []
+        registered: datetime | None = None
         for at, kind, changes in events:
+            if kind == "register" and registered is None:
+                registered = at
             stage = (changes or {}).get("stage")
             if stage and isinstance(stage, list) and len(stage) == 2:
                 # An action may be recorded a moment "before" receipt when received_at is
@@ -50,6 +53,8 @@ class CaseDeadlines:
         return CaseTimeline(
             received_at=case.received_at,
             history=tuple(history),
+            filed_at=case.filed_at,
+            registered_at=registered,
             files_complete_at=case.files_complete_at,
             first_followup_at=followups[0] if followups else None,
             last_followup_at=followups[-1] if followups else None,
@@ -65,17 +70,20 @@ class CaseDeadlines:
         due = overall_deadline(self.workflow, self.calendar, self.timeline(session, case))
         case.deadline_at = None if due.met else due.due_at
 
-    def for_new(self, received_at: datetime, via_lapor: bool = True) -> datetime | None:
+    def for_new(self, received_at: datetime, via_lapor: bool = True,
+                filed_at: datetime | None = None) -> datetime | None:
         """The overall deadline of a case that has just arrived (no history yet).
 
         Deadlines count whole days in the calendar's zone, so the answer depends only on
-        the day of receipt: a first pull of 100,000 reports computes it once per day.
+        the days of receipt and filing: a first pull of 100,000 reports computes it once
+        per pair of days.
         """
-        day = self.calendar.local_date(received_at)
-        key = (day, via_lapor)
+        filed_day = None if filed_at is None else self.calendar.local_date(filed_at)
+        key = (self.calendar.local_date(received_at), filed_day, via_lapor)
         if key not in self._new_by_day:
             due = overall_deadline(self.workflow, self.calendar,
-                                   CaseTimeline(received_at=received_at, via_lapor=via_lapor))
+                                   CaseTimeline(received_at=received_at, filed_at=filed_at,
+                                                via_lapor=via_lapor))
             self._new_by_day[key] = due.due_at
         return self._new_by_day[key]
 

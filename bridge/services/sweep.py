@@ -17,8 +17,12 @@
    ``case.data["escalation_level"]``, so no level is escalated to twice.
 
 Only cases in stages that are not resolved get deadline events (an answered case waits
-for the complainant, not for staff). An escalation that is due but that the profile does
-not allow in the case's stage is flagged on the case (``Case.attention``) once.
+for the complainant, not for staff). A missed deadline is told to the next escalation
+level as well as to the stage's roles. An escalation that is due goes up the chain from
+any open stage, registered or not: where the profile gives no escalate rule from the
+case's stage, the case stays in it, assigned to the level
+(:meth:`~bridge.workflow.profile.Workflow.overdue_escalation`). One that is still refused
+(a role the escalate rules do not name) is flagged on the case (``Case.attention``) once.
 
 The daemon runs it periodically (its ``deadline_interval``); ``now`` is passed in so
 tests and re-runs are deterministic.
@@ -259,8 +263,20 @@ def _record_deadlines(rt: Runtime, plan: _Plan, now: datetime,
             if deadline.due_at < first[0]["deadline_at"]:
                 first[0].update(payload)
         for kind, (payload, labels) in notices.items():
-            notify(session, rt, renderer, f"deadline_{kind}", view, recipients,
+            to = recipients
+            above = _next_level_role(rt.workflow, case.data)
+            if kind == "missed" and above is not None and above not in to:
+                # A missed deadline is the next level's business too, not only the desk's.
+                to = [*to, above]
+            notify(session, rt, renderer, f"deadline_{kind}", view, to,
                    label=", ".join(labels), **payload)
+
+
+def _next_level_role(workflow: Workflow, data: dict[str, Any] | None) -> str | None:
+    """The role of the escalation level above the one the case has reached."""
+    levels = workflow.profile.deadlines.escalation.levels
+    reached = reached_level(data, workflow)
+    return levels[reached].role if reached < len(levels) else None
 
 
 def _recipients(rt: Runtime, case: Case) -> list[str]:
@@ -275,7 +291,7 @@ def _escalate(rt: Runtime, plan: _Plan, now: datetime, level: int, name: str, to
               result: SweepResult) -> bool:
     actions = system_actions(rt, now)
     try:
-        actions.escalate(plan.case_id, SYSTEM_ACTOR, name, reason)
+        actions.escalate(plan.case_id, SYSTEM_ACTOR, name, reason, overdue=True)
     except ActionNotAllowed as exc:
         _blocked(rt, plan, now, f"{source}:{name}", str(exc), result)
         return False

@@ -41,7 +41,7 @@ from bridge.domain import (
 )
 from bridge.events import event_row, notification_row, record_notification
 from bridge.plugins import PluginFailure
-from bridge.services.actions import ActionError, Actor, CaseActions
+from bridge.services.actions import SYSTEM, ActionError, CaseActions
 from bridge.store.models import Case, CaseEvent, PendingEvent, RemoteInstitution
 from bridge.workflow.errors import TransitionNotAllowed
 from bridge.workflow.profile import Workflow
@@ -54,7 +54,7 @@ log = logging.getLogger("bridge.triage")
 
 #: The workflow role automatic decisions are taken as (profiles grant it transitions).
 SYSTEM_ROLE = "sistem"
-SYSTEM_ACTOR = Actor("Sistem (otomatis)", SYSTEM_ROLE)
+SYSTEM_ACTOR = SYSTEM
 #: Key of the triage record in ``case.data``.
 TRIAGE_KEY = "triage"
 

@@ -102,7 +102,11 @@ class Case(Base):
     severity: Mapped[str | None] = mapped_column(String(32))
     assigned_to: Mapped[str | None] = mapped_column(String(200))
     forwarded_to: Mapped[str | None] = mapped_column(String(200))
+    #: When the report reached our body (LAPOR!'s disposition to us, the first time the
+    #: bridge saw it where LAPOR! tells none, or the date of receipt of a letter/call).
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: When the citizen filed it on LAPOR! (created_at); None for a case entered here.
+    filed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     files_complete_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -31,6 +31,7 @@ from bridge.lapor.models import Page, RejectedItem, RemoteComplaint
 from bridge.store import register
 from bridge.store.models import Case, CaseEvent, SyncCursor, utcnow
 from bridge.sync.quarantine import RunTally, flag_alarm, record_rejected
+from bridge.sync.receipt import DISPOSITION_NOTE, reached_at
 
 log = logging.getLogger("bridge.sync.pull")
 
@@ -69,6 +70,13 @@ class InboxSource(Protocol):
 #: Called inside a page's transaction for each case event (name, case id, data), so that
 #: plugin events are recorded atomically with the change they describe.
 EventSink = Callable[[Session, str, int, dict[str, Any]], None]
+
+
+class DeadlineFor(Protocol):
+    """The overall deadline of a new case (services' ``CaseDeadlines.for_new``)."""
+
+    def __call__(self, received_at: datetime, via_lapor: bool = ...,
+                 filed_at: datetime | None = ...) -> datetime | None: ...
 
 
 class PaginationError(Exception):
@@ -153,11 +161,12 @@ class Puller:
         lookback: timedelta,
         stream: str = INBOX,
         event_sink: EventSink | None = None,
-        deadline_for: Callable[[datetime], datetime | None] | None = None,
+        deadline_for: DeadlineFor | None = None,
         status_names: dict[str, str] | None = None,
         max_pages: int = 100_000,
         stop: threading.Event | None = None,
         alarm_share: float = 0.2,
+        received_log_note: str = DISPOSITION_NOTE,
     ) -> None:
         self.source = source
         self.sessions = sessions
@@ -171,6 +180,7 @@ class Puller:
         self.max_pages = max_pages
         self.stop = stop or threading.Event()
         self.alarm_share = alarm_share
+        self.received_log_note = received_log_note
         self._tally = RunTally()
 
     # -- the loop ---------------------------------------------------------------------
@@ -361,6 +371,7 @@ class Puller:
                 continue
             values = remote_values(item)
             values["remote_status_name"] = self._status_name(item)
+            self._received_from_logs(case, item, values)
             changes = {
                 name: [getattr(case, name), value]
                 for name, value in values.items()
@@ -419,6 +430,7 @@ class Puller:
             for offset, item in enumerate(scoped):
                 values = remote_values(item)
                 values["remote_status_name"] = self._status_name(item)
+                received, _ = reached_at(item, now, self.received_log_note)
                 rows.append(
                     {
                         **values,
@@ -427,8 +439,9 @@ class Puller:
                         "lapor_id": item.id,
                         "remote_updated_at": item.updated_at,
                         "stage": "received",
-                        "received_at": item.created_at,
-                        "deadline_at": self.deadline_for(item.created_at)
+                        "received_at": received,
+                        "filed_at": item.created_at,
+                        "deadline_at": self.deadline_for(received, True, item.created_at)
                         if self.deadline_for is not None
                         else None,
                         "updated_at": now,
@@ -463,6 +476,22 @@ class Puller:
         if self.event_sink is not None:
             for case_id, _ in inserted:
                 self.event_sink(session, "case_received", case_id, {})
+
+    def _received_from_logs(self, case: Case, item: RemoteComplaint,
+                            values: dict[str, Any]) -> None:
+        """When LAPOR!'s logs tell when the report reached us, that time replaces the
+        stand-in (the first time the bridge saw it), and the untouched deadline of a
+        case nobody has handled yet moves with it; a handled case's deadline is
+        recomputed by services on its next action."""
+        received, told = reached_at(item, case.received_at, self.received_log_note)
+        if not told or received == case.received_at:
+            return
+        values["received_at"] = received
+        if case.filed_at is None:
+            values["filed_at"] = item.created_at
+        if (self.deadline_for is not None and case.deadline_at is not None
+                and case.stage == "received" and case.severity is None):
+            values["deadline_at"] = self.deadline_for(received, True, item.created_at)
 
     def _status_name(self, item: RemoteComplaint) -> str:
         return self.status_names.get(item.status_code, item.status_name)

@@ -386,6 +386,7 @@ class Pusher:
             content=with_marker(row.payload["content"], row.id, lapor.followup_marker,
                                 lapor.followup_marker_style),
             template_code=str(row.payload.get("template_code", "")),
+            rating=int(row.payload.get("rating") or 0),
             is_secret=bool(row.payload.get("is_secret", False)),
         )
         self._note_posting(head)

@@ -31,10 +31,13 @@ DeadlineKind = Literal["overall", "stage", "national"]
 
 _FROM_LABELS = {
     "received": "pengaduan diterima",
+    "filed": "pengaduan diajukan di LAPOR!",
+    "registered": "pengaduan diregistrasi",
     "files_complete": "berkas dinyatakan lengkap",
     "last_followup": "tindak lanjut terakhir",
 }
 _WAITING = {
+    "registered": "belum berjalan: menunggu registrasi",
     "files_complete": "belum berjalan: menunggu berkas dinyatakan lengkap",
     "last_followup": "belum berjalan: belum ada tindak lanjut",
 }
@@ -62,10 +65,16 @@ class CaseTimeline:
 
     ``history``: stage entries in order, the current stage last. Empty means the case is
     still in the initial stage, entered at ``received_at``.
+
+    ``received_at``: when the report reached our body; ``filed_at``: when the citizen
+    filed it (LAPOR!'s created_at; ``None`` for a case that came to us directly, which
+    counts as filed when received); ``registered_at``: the first register action.
     """
 
     received_at: datetime
     history: Sequence[StageVisit] = ()
+    filed_at: datetime | None = None
+    registered_at: datetime | None = None
     files_complete_at: datetime | None = None
     first_followup_at: datetime | None = None
     last_followup_at: datetime | None = None
@@ -75,6 +84,8 @@ class CaseTimeline:
 
     def __post_init__(self) -> None:
         _aware("received_at", self.received_at)
+        _aware("filed_at", self.filed_at)
+        _aware("registered_at", self.registered_at)
         _aware("files_complete_at", self.files_complete_at)
         _aware("first_followup_at", self.first_followup_at)
         _aware("last_followup_at", self.last_followup_at)
@@ -93,6 +104,16 @@ class CaseTimeline:
 
     def current_stage(self, initial_stage: str) -> str:
         return self.visits(initial_stage)[-1].stage
+
+    def clock_start(self, counted_from: str) -> datetime | None:
+        """The moment a clock counted from ``counted_from`` starts (None: not yet)."""
+        return {
+            "received": self.received_at,
+            "filed": self.filed_at or self.received_at,
+            "registered": self.registered_at,
+            "files_complete": self.files_complete_at,
+            "last_followup": self.last_followup_at,
+        }[counted_from]
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,11 +206,7 @@ def _met(workflow: Workflow, tl: CaseTimeline, start: datetime | None,
 def _from_spec(workflow: Workflow, calendar: WorkingCalendar, tl: CaseTimeline, name: str,
                kind: DeadlineKind, spec: DeadlineSpec, default_label: str,
                note: str = "") -> Deadline:
-    start = {
-        "received": tl.received_at,
-        "files_complete": tl.files_complete_at,
-        "last_followup": tl.last_followup_at,
-    }[spec.counted_from]
+    start = tl.clock_start(spec.counted_from)
     label = spec.label or default_label
     met_at = _met(workflow, tl, start, spec)
     if start is None:
@@ -280,10 +297,8 @@ def escalation_schedule(workflow: Workflow, calendar: WorkingCalendar,
     esc = workflow.profile.deadlines.escalation
     basis_name = esc.counted_from
     start: datetime | None
-    if basis_name == "received":
-        start, since = timeline.received_at, "pengaduan diterima"
-    elif basis_name == "files_complete":
-        start, since = timeline.files_complete_at, "berkas dinyatakan lengkap"
+    if basis_name in _FROM_LABELS:
+        start, since = timeline.clock_start(basis_name), _FROM_LABELS[basis_name]
     elif basis_name == "deadline":
         start = overall_deadline(workflow, calendar, timeline).due_at
         since = "batas waktu penyelesaian"

@@ -35,7 +35,11 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 ROOT = "workflow"
 
 Unit = Literal["working_days", "calendar_days"]
-CountedFrom = Literal["received", "files_complete", "last_followup"]
+#: What starts a clock: "received" (the report reached our body: LAPOR!'s disposition
+#: to us, or the date of receipt of a letter, box item or call), "filed" (the citizen's
+#: filing time on LAPOR!), "registered" (the register action), "files_complete",
+#: "last_followup".
+CountedFrom = Literal["received", "filed", "registered", "files_complete", "last_followup"]
 ApprovalKind = Literal["paraf", "tanda_tangan"]
 
 #: Fields a document number format may use.
@@ -148,14 +152,15 @@ class EscalationLevel(_Model):
     unit: Unit = "working_days"
 
 
-_ESCALATION_FROM = re.compile(r"^(received|files_complete|deadline|entered:[a-z][a-z0-9_]*)$")
+_ESCALATION_FROM = re.compile(
+    r"^(received|filed|registered|files_complete|deadline|entered:[a-z][a-z0-9_]*)$")
 
 
 class Escalation(_Model):
     """Escalation ladder: levels in rising order of ``after``."""
 
-    #: "received", "files_complete", "deadline" (the overall deadline) or
-    #: "entered:<stage>" (the last time the case entered that stage).
+    #: "received", "filed", "registered", "files_complete", "deadline" (the overall
+    #: deadline) or "entered:<stage>" (the last time the case entered that stage).
     counted_from: str = "received"
     levels: list[EscalationLevel] = Field(default_factory=list)
 
@@ -163,8 +168,9 @@ class Escalation(_Model):
     @classmethod
     def _basis(cls, value: str) -> str:
         if not _ESCALATION_FROM.match(value):
-            raise ValueError(f"unknown basis {value!r}; expected 'received', "
-                             "'files_complete', 'deadline' or 'entered:<stage>'")
+            raise ValueError(f"unknown basis {value!r}; expected 'received', 'filed', "
+                             "'registered', 'files_complete', 'deadline' or "
+                             "'entered:<stage>'")
         return value
 
 
@@ -191,6 +197,39 @@ class StepKind(_Model):
 Name = Annotated[str, Field(min_length=1)]
 
 
+#: Actions whose end of the story LAPOR! hears in a follow-up the profile words.
+LAPOR_MESSAGE_ACTIONS = ("close", "archive", "satisfied", "not_satisfied", "reopen")
+#: Fields the text of such a follow-up may use.
+LAPOR_MESSAGE_FIELDS = ("register_no", "note")
+
+
+class LaporMessage(_Model):
+    """What LAPOR! is sent when a case ends (or starts again) here: a follow-up with the
+    office's template code (e.g. ``TL-SELESAI``, which closes the report on LAPOR!), its
+    text and, for the complainant's verdict, the satisfaction result as ``rating``."""
+
+    #: The action (close, archive, satisfied, not_satisfied, reopen; default: the key).
+    action: str | None = None
+    #: Only when the action is done from one of these stages (default: any), e.g. an
+    #: archive after forwarding ("bukan kewenangan") apart from one after the answer.
+    from_: list[str] | None = Field(default=None, alias="from", min_length=1)
+    send: bool = True
+    template_code: str = ""
+    #: Bahasa Indonesia; ``str.format`` fields: register_no, note (the staff's note).
+    text: str = Field(min_length=1)
+    rating: int | None = Field(default=None, ge=0, le=5)
+
+
+@dataclass(frozen=True, slots=True)
+class LaporPost:
+    """A worded follow-up for LAPOR!, ready for the outbox."""
+
+    action: str
+    content: str
+    template_code: str
+    rating: int
+
+
 class WorkflowProfile(_Model):
     """The ``[workflow]`` section, after merging over the default profile."""
 
@@ -204,6 +243,9 @@ class WorkflowProfile(_Model):
     step_kinds: dict[Name, StepKind] = Field(default_factory=dict)
     deadlines: Deadlines
     national: dict[Name, DeadlineSpec] = Field(default_factory=dict)
+    #: ``[workflow.lapor.<action>]``: what LAPOR! is sent on close, archive, satisfied,
+    #: not_satisfied and reopen.
+    lapor: dict[Name, LaporMessage] = Field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------
@@ -272,6 +314,24 @@ def _check(p: WorkflowProfile) -> None:  # noqa: C901 - one list of rules, read 
     def role_ref(key: str, role: str) -> None:
         if role not in p.roles:
             raise err(key, f"unknown role {role!r}; known roles: {_names(p.roles)}")
+
+    # What LAPOR! hears at the end
+    for key, message in p.lapor.items():
+        mbase = f"{ROOT}.lapor.{key}"
+        action = message.action or key
+        if action not in LAPOR_MESSAGE_ACTIONS:
+            where = f"{mbase}.action" if message.action else mbase
+            raise err(where, f"unknown action {action!r}; LAPOR! messages are for "
+                      f"{', '.join(LAPOR_MESSAGE_ACTIONS)}")
+        for i, stage in enumerate(message.from_ or ()):
+            stage_ref(f"{mbase}.from[{i}]", stage)
+        try:
+            message.text.format(**{f: "x" for f in LAPOR_MESSAGE_FIELDS})
+        except KeyError as exc:
+            raise err(f"{mbase}.text", f"unknown field {{{exc.args[0]}}}; fields: "
+                      f"{', '.join(LAPOR_MESSAGE_FIELDS)}") from None
+        except (IndexError, ValueError) as exc:
+            raise err(f"{mbase}.text", f"not a valid text pattern ({exc})") from None
 
     # Transitions
     seen: dict[tuple[str, str, str | None, str | None], str] = {}
@@ -631,6 +691,54 @@ class Workflow:
             if rule.action not in out:
                 out.append(rule.action)
         return out
+
+    def lapor_message(self, action: str, from_stage: str, register_no: str,
+                      note: str | None) -> LaporPost | None:
+        """The follow-up LAPOR! is sent when ``action`` is done in ``from_stage``: the
+        first ``[workflow.lapor.*]`` entry for the action whose ``from`` holds the stage
+        (or that has none); ``None`` when the profile sends nothing for it."""
+        message = next((m for key, m in self.profile.lapor.items()
+                        if (m.action or key) == action
+                        and (m.from_ is None or from_stage in m.from_)), None)
+        if message is None or not message.send:
+            return None
+        text = message.text.format(register_no=register_no, note=(note or "").strip())
+        # An empty {note} leaves a double space or a trailing one behind: tidy them.
+        return LaporPost(action, re.sub(r"[ \t]{2,}", " ", text).strip(), message.template_code,
+                         message.rating or 0)
+
+    def reclassification(self, stage: str, role: str) -> Move | None:
+        """Correcting the class of a case already classified, in a handling stage the
+        profile's classify rules do not start from: the case stays where it is. ``None``
+        in a resolved or terminal stage, where a classify rule applies (:meth:`plan`
+        decides then), or for a role the classify rules do not name."""
+        return self._in_place("classify", stage, role, "reclassify", "Klasifikasi ulang",
+                              ("severity",))
+
+    def overdue_escalation(self, stage: str, role: str) -> Move | None:
+        """The escalation of an overdue case in ``stage`` where the profile gives no
+        escalate rule (e.g. a case nobody registered): it goes up the chain all the
+        same, staying in its stage, so the most neglected complaint still reaches the
+        next level. ``None`` in a resolved or terminal stage, or when the profile has an
+        escalate rule here (:meth:`plan` decides then), or for a role the profile's
+        escalate rules do not name."""
+        return self._in_place("escalate", stage, role, "escalate_overdue",
+                              "Eskalasi karena melewati batas waktu", ())
+
+    def _in_place(self, action: str, stage: str, role: str, key: str, label: str,
+                  requires: tuple[str, ...]) -> Move | None:
+        """``action`` taken where the case stands, by a role the profile's rules for that
+        action name, in an open stage none of those rules starts from."""
+        if stage not in self.profile.stages or self.is_resolved(stage):
+            return None
+        if any(r.action == action for r in self._by_stage[stage]):
+            return None
+        roles = frozenset().union(*(r.roles for r in self.rules if r.action == action))
+        if role not in roles:
+            return None
+        rule = Rule(key=key, action=action, from_stages=(stage,), to=STAY, pending=STAY,
+                    roles=roles, requires=requires, step=None, document=None, label=label)
+        return Move(action, stage, stage, rule)
 
     def plan(self, action: str, stage: str, role: str, *, step: str | None = None,
              document: str | None = None, approvals_done: Sequence[str] = (),

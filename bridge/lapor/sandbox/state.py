@@ -48,6 +48,10 @@ from bridge.lapor.sandbox.seed import (
 POSTED_ID_BASE = 1_000_000_000
 #: The status a follow-up moves a report up to.
 IN_PROGRESS = "2"
+#: Template codes whose follow-up sets the report's status (code -> status code), as
+#: LAPOR!'s completion template closes a report: the bridge's profiles name these codes
+#: in ``[workflow.lapor.*]``. A sandbox may be given others (``status_templates``).
+STATUS_TEMPLATES: dict[str, str] = {"TL-SELESAI": "3", "TL-ARSIP": "4", "TL-BUKA": "2"}
 
 #: Fields of a report that /_sandbox/ and :meth:`SandboxState.add_report` may set.
 REPORT_FIELDS = frozenset({
@@ -234,6 +238,7 @@ class SandboxState:
         faults: Faults | Mapping[str, Any] | None = None,
         clock: Callable[[], float] = time.time,
         dialect: str = "lapor-v3",
+        status_templates: Mapping[str, str] | None = None,
     ) -> None:
         if reports < 0:
             raise ValueError("reports must be >= 0")
@@ -243,6 +248,9 @@ class SandboxState:
         #: The shapes this sandbox writes (see dialect.py).
         self.dialect = Dialect(dialect)
         self.institution_id = institution_id
+        #: Template code -> the status its follow-up sets (see STATUS_TEMPLATES).
+        self.status_templates: dict[str, str] = dict(
+            STATUS_TEMPLATES if status_templates is None else status_templates)
         self.clock = clock
         self.lock = threading.RLock()
         self.injector = FaultInjector(self._faults_of(faults))
@@ -595,7 +603,11 @@ class SandboxState:
             hist.followups.append(followup)
             self.writes["followups_added"] += 1
             old = str(data["status_code"])
-            if old.isdigit() and int(old) < int(IN_PROGRESS):
+            status = self.status_templates.get(template_code or "")
+            if status is not None and status != old:
+                self._set_status(rid, status, f"Tindak lanjut ({template_code}) dari "
+                                 f"{self.institutions[frm]}", now, frm, to)
+            elif status is None and old.isdigit() and int(old) < int(IN_PROGRESS):
                 self._set_status(rid, IN_PROGRESS, f"Tindak lanjut dari {self.institutions[frm]}",
                                  now, frm, to)
             self._set_updated(rid, now)
