@@ -2,7 +2,7 @@
 
 It is the demo's (``config/demo.toml``: regency, register format, default workflow)
 pointed at the bench's sandbox and database, with the reference plugins the example
-config loads (``plugins.routing_rules`` and ``plugins.notify_log``), so that every hook
+config loads (``routing_rules`` and ``notify_log``, by entry-point name), so that every hook
 triage calls has an implementer and every notification reaches a channel, as in a
 deployment. ``config/demo.toml`` itself names no plugins: with it, triage would ask
 nobody and the bench would measure less than users run.
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 #: The plugins the whole-command phases load (the example config's reference plugins).
-BENCH_PLUGINS = ("plugins.routing_rules", "plugins.notify_log")
+BENCH_PLUGINS = ("routing_rules", "notify_log")
 
 
 def _toml_str(value: str) -> str:
@@ -56,7 +56,7 @@ name = "Dinas Lingkungan Hidup"
 kind = "opd"
 
 [plugins]
-modules = [{modules}]
+enable = [{modules}]
 entry_points = false
 
 [routing_rules]
