@@ -330,8 +330,11 @@ def test_recap_jobs_use_the_reports_hook_when_present(
 def test_deadline_job_tells_plugins_of_each_deadline_once(runtime_factory: Any,
                                                           sandbox: SandboxServer,
                                                           plugin: Any) -> None:
+    # Counted from the citizen's filing (the listing has no disposition log: counted from
+    # receipt, every deadline would start today).
     rt = runtime_factory(sandbox.url, plugins={"modules": [plugin.module_name],
-                                               "entry_points": False})
+                                               "entry_points": False},
+                         workflow={"deadlines": {"overall": {"counted_from": "filed"}}})
     ctx = jobs.JobContext(rt=rt, job="deadlines")
     jobs.pull(ctx)
     first = jobs.deadlines(ctx, near_hours=48)
