@@ -30,7 +30,7 @@ from bridge.lapor.errors import LaporError
 from bridge.runtime import Runtime
 from bridge.store.models import Case, QuarantinedItem, SyncCursor
 from bridge.sync.pull import PaginationError
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 CORPUS = Path(__file__).parent / "corpus"
 BASE = "http://lapor.test/api"

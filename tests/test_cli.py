@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from bridge.cli import main
 from bridge.lapor.sandbox import SandboxServer
-from tests.conftest import TEST_BEARER, TEST_TOKEN
+from tests.support.settings import TEST_BEARER, TEST_TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
 

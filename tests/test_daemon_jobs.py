@@ -26,13 +26,13 @@ from bridge.daemon.scheduler import Daemon
 from bridge.daemon.status import LEADER, STANDBY, STOPPED, read_statuses
 from bridge.lapor.sandbox import SandboxServer
 from bridge.store.models import Case, RemoteInstitution, RemoteTemplate, SyncCursor
-from tests.conftest import TEST_BEARER, TEST_TOKEN
-from tests.test_daemon_support import (
+from tests.support.daemon import (
     FAST_DAEMON,
     add_followups,
     assert_store_matches_sandbox,
     wait_for,
 )
+from tests.support.settings import TEST_BEARER, TEST_TOKEN
 
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 _module_no = itertools.count()
@@ -80,11 +80,7 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     return Handle()
 
 
-@pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(seed=4, reports=60, bearer=TEST_BEARER, token=TEST_TOKEN,
-                       bearer_header="Authorization") as server:
-        yield server
+pytestmark = pytest.mark.sandbox(seed=4, reports=60, bearer_header="Authorization")
 
 
 def daemon_sections(**daemon: Any) -> dict[str, Any]:

@@ -20,8 +20,8 @@ from bridge.daemon.settings import (
     daemon_settings,
     logging_settings,
 )
-from tests.conftest import TEST_BEARER, TEST_TOKEN, make_settings
-from tests.test_daemon_support import ROOT, cli, write_config
+from tests.support.daemon import ROOT, cli, write_config
+from tests.support.settings import TEST_BEARER, TEST_TOKEN, make_settings
 
 SQLITE = "sqlite:///unused.db"
 

@@ -36,7 +36,7 @@ from bridge.lapor.errors import (
 from bridge.lapor.limits import Deadline, UndecodableBody, read_body
 from bridge.lapor.models import ForwardRequest
 from bridge.redact import PARTIAL_MIN, Scrubber
-from tests.test_client import BASE, INBOX, TOKEN, lapor_settings
+from tests.support.client import BASE, INBOX, TOKEN, lapor_settings
 
 #: 24 characters, as in the issue, and none of its pieces an English word.
 BEARER = "Zq8mN2vX7pL4kR9sT1wY6bHc"

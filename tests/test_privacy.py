@@ -28,7 +28,8 @@ from bridge.services.sweep import sweep_deadlines
 from bridge.services.triage import triage_new_cases
 from bridge.store.models import Case, OutboxRow, PendingEvent
 from bridge.testing import FAKE_BASE_URL, FAKE_BEARER, FAKE_TOKEN, FakeLapor, SmtpSink
-from tests.test_profile_common import ROOT, Deployment, make_deployment, wib
+from tests.support.profiles import ROOT, Deployment, make_deployment
+from tests.support.times import wib
 
 SECRET = ("Bambang Rahasia Wijaya", "bambang.rahasia@example.id", "081399887766")
 ANON = ("Ani Anonim Sekali", "ani.anonim@example.id", "085711112222")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -13,19 +12,10 @@ from sqlalchemy import func, select
 from bridge.lapor.sandbox import SandboxServer
 from bridge.store.models import Case, CaseEvent, QuarantinedItem, SyncCursor
 from bridge.sync.cycle import run_cycle
-from tests.conftest import TEST_BEARER, TEST_TOKEN
+from tests.support.settings import TEST_BEARER, TEST_TOKEN
+from tests.support.sync import pull
 
-
-@pytest.fixture
-def sandbox(dialect: str) -> Iterator[SandboxServer]:
-    with SandboxServer(seed=7, reports=200, bearer=TEST_BEARER, token=TEST_TOKEN,
-                       bearer_header="Authorization", dialect=dialect) as server:
-        yield server
-
-
-def pull(rt: Any) -> Any:
-    with rt.client() as client:
-        return rt.puller(client).run()
+pytestmark = pytest.mark.sandbox(seed=7, reports=200, bearer_header="Authorization")
 
 
 def event_kinds(rt: Any) -> Counter[str]:

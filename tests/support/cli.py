@@ -1,0 +1,62 @@
+"""The command line in-process (click's CliRunner): invoke, a config file, error checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from bridge.cli import main
+from tests.support.settings import TEST_BEARER, TEST_TOKEN
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {"LAPOR_BRIDGE_BEARER": TEST_BEARER, "LAPOR_BRIDGE_TOKEN": TEST_TOKEN,
+       "LAPOR_BRIDGE_DB_PASSWORD": None, "LAPOR_BRIDGE_ROLE": None,
+       "LAPOR_BRIDGE_CONFIG": None, "LAPOR_BRIDGE_SECRETS_FILE": None}
+
+
+def invoke(*args: str, env: dict[str, str | None] | None = None,
+           stdin: str | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), env={**ENV, **(env or {})}, input=stdin)
+    exc = result.exception
+    assert exc is None or isinstance(exc, SystemExit), f"{args}: raised {exc!r}"
+    return result.exit_code, result.stdout, result.stderr
+
+
+def write_config(tmp_path: Path, base_url: str, extra: str = "") -> Path:
+    config = tmp_path / "bridge.toml"
+    config.write_text(f"""
+[regency]
+name = "Kabupaten Uji"
+code = "UJI"
+
+[lapor]
+base_url = "{base_url}"
+bearer_header = "auth"
+requests_per_second = 500
+max_attempts = 1
+connect_timeout = 2
+read_timeout = 5
+
+[database]
+url = "sqlite:///{tmp_path / 'b.db'}"
+
+[web]
+secret_file = "{tmp_path / 'web.key'}"
+
+[[opds]]
+code = "DLH"
+name = "Dinas Lingkungan Hidup"
+lapor_institution_id = 102
+{extra}""", encoding="utf-8")
+    return config
+
+
+def assert_one_line_error(code: int, out: str, err: str, expected_code: int,
+                          *words: str) -> None:
+    assert "Traceback" not in out + err
+    assert code == expected_code, (code, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for word in words:
+        assert word in lines[0], (word, lines[0])
