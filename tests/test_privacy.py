@@ -48,6 +48,13 @@ class Spy:
         self.reporters[case.id] = case.reporter
 
 
+def pdf_text(path: Path) -> str:
+    """The text of a PDF recap, as a reader would copy it."""
+    from pypdf import PdfReader
+
+    return "\n".join(page.extract_text() or "" for page in PdfReader(path).pages)
+
+
 def leaks(text: str, identity: tuple[str, ...]) -> list[str]:
     return [part for part in identity if part in text]
 
@@ -136,7 +143,8 @@ def test_anonim_shows_no_identity_anywhere(world: Deployment, tmp_path: Path,
     assert anon_mail and all("Pelapor        : Anonim" in n.body for n in anon_mail)
     # Recap files.
     for path in sorted(world.out_dir.iterdir()):
-        outputs[path.name] = path.read_text(encoding="utf-8")
+        outputs[path.name] = pdf_text(path) if path.suffix == ".pdf" else path.read_text(
+            encoding="utf-8")
     # What LAPOR! was sent.
     outputs["lapor"] = "\n".join(r.content.decode("utf-8", "replace")
                                  for r in world.lapor.requests)

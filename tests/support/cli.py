@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -21,6 +25,36 @@ def invoke(*args: str, env: dict[str, str | None] | None = None,
     exc = result.exception
     assert exc is None or isinstance(exc, SystemExit), f"{args}: raised {exc!r}"
     return result.exit_code, result.stdout, result.stderr
+
+
+#: No variable of the bridge leaks in from the developer's shell, as in a fresh process.
+CLEAN_ENV: dict[str, str | None] = {
+    name: None for name in os.environ if name.startswith("LAPOR_BRIDGE_")}
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What :func:`run_cli` gives: the fields of ``subprocess.CompletedProcess`` tests read."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: Mapping[str, str | None] | None = None,
+            stdin: str | None = None) -> Ran:
+    """``lapor-bridge ARGS`` in this process (click's CliRunner), answered like ``subprocess.run``.
+
+    The command runs in ``cwd`` when given. A traceback fails the test: every command must end
+    in an exit code. One test per command family still runs a real process (its exit code and
+    signals); every other CLI test uses this, which saves the interpreter start and the imports.
+    """
+    with contextlib.chdir(cwd) if cwd is not None else contextlib.nullcontext():
+        result = CliRunner().invoke(main, list(args), env={**CLEAN_ENV, **(env or {})},
+                                    input=stdin)
+    exc = result.exception
+    assert exc is None or isinstance(exc, SystemExit), f"{args}: raised {exc!r}"
+    return Ran(result.exit_code, result.stdout, result.stderr)
 
 
 def write_config(tmp_path: Path, base_url: str, extra: str = "") -> Path:
