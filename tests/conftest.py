@@ -29,6 +29,14 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "sandbox(**options): SandboxServer options for the `sandbox` fixture")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long tests first (in their collected order), so that under xdist they start at once
+    and the short ones fill the other workers around them, rather than one long test
+    starting last and keeping a single worker busy after the rest are done. Nothing is
+    deselected: the ``slow`` marker only orders."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
     try:
@@ -67,12 +75,15 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=DATABASES)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh database migrated to head, once on SQLite, once on PostgreSQL.
 
-    Both are copies of a template migrated once per session (the migrations themselves are
-    tested from an empty database by the schema tests), so a test never waits for Alembic.
+    Both are copies of a template migrated once per session (the migrations themselves run
+    from an empty database in ``empty_db_url`` tests), so a test never waits for Alembic.
     """
     if request.param == "sqlite":
         path = tmp_path / "bridge.db"
@@ -81,6 +92,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     cluster: PgCluster = request.getfixturevalue("pg_cluster")
     template: str = request.getfixturevalue("pg_template")
     return cluster.create_database(f"t{next(_db_counter)}", template=template)
+
+
+@pytest.fixture(params=DATABASES)
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database (no schema), once on SQLite, once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'bridge.db'}"
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    return cluster.create_database(f"t{next(_db_counter)}")
 
 
 #: The API dialects the end-to-end tests run against (the sandbox speaks each).

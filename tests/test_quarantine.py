@@ -398,7 +398,7 @@ def test_staff_page_banner_for_the_roles_that_look_after_the_bridge(tmp_path: Pa
 # -- the migration ------------------------------------------------------------------------
 
 
-def test_migration_keeps_existing_rows_and_matches_the_models(db_url: str) -> None:
+def test_migration_keeps_existing_rows_and_matches_the_models(empty_db_url: str) -> None:
     from alembic import command
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
@@ -407,7 +407,7 @@ def test_migration_keeps_existing_rows_and_matches_the_models(db_url: str) -> No
     from bridge.store.db import _alembic_config, make_engine, upgrade
     from bridge.store.models import Base
 
-    engine = make_engine(db_url)
+    engine = make_engine(empty_db_url)
     try:
         upgrade(engine, "0004")
         with engine.begin() as conn:
