@@ -74,9 +74,13 @@ class PgCluster:
         """
         import psycopg
 
-        copy_of = f' TEMPLATE "{template}"' if template else ""
         with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
                              autocommit=True) as conn:
+            copy_of = f' TEMPLATE "{template}"' if template else ""
+            if template and conn.info.server_version >= 150000:
+                # A file copy of a small template is about twice as fast as the default
+                # (WAL_LOG, block by block through the WAL) on a cluster without fsync.
+                copy_of += " STRATEGY FILE_COPY"
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
             conn.execute(f'CREATE DATABASE "{name}"{copy_of}')
         return self.url_for(name)
