@@ -19,8 +19,11 @@ KASI = Actor("Dewi", "kasi")
 
 
 pytestmark = pytest.mark.sandbox(seed=9, reports=5)
+#: A test using the sandbox runs once for each dialect it speaks.
+each_dialect = pytest.mark.usefixtures("dialect")
 
 
+@each_dialect
 def test_remote_change_with_rows_in_the_outbox_loses_neither(runtime_factory: Any,
                                                              sandbox: SandboxServer) -> None:
     rt = runtime_factory(sandbox.url, dialect=sandbox.dialect)
@@ -63,6 +66,7 @@ def test_remote_change_with_rows_in_the_outbox_loses_neither(runtime_factory: An
     assert kinds.count("followup") == 1 and "remote_changed" in kinds
 
 
+@each_dialect
 def test_stale_page_never_overwrites_newer_data(runtime_factory: Any,
                                                 sandbox: SandboxServer) -> None:
     from datetime import timedelta
