@@ -24,11 +24,6 @@ from tests.support.settings import TEST_BEARER, TEST_TOKEN, make_settings
 _db_counter = itertools.count()
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "sandbox(**options): SandboxServer options for the `sandbox` fixture")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Long tests first (in their collected order), so that under xdist they start at once
     and the short ones fill the other workers around them, rather than one long test
