@@ -126,6 +126,16 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[SandboxServer]:
 
 
 @pytest.fixture
+def router() -> Any:
+    """A respx router for LAPOR! at ``tests.support.client.BASE`` (a ``respx.Router``)."""
+    import respx
+
+    from tests.support.client import BASE
+
+    return respx.Router(base_url=BASE, assert_all_called=False)
+
+
+@pytest.fixture
 def runtime_factory(db_url: str) -> Iterator[Any]:
     """Build Runtimes on the parametrised database (closed at teardown)."""
     from bridge.runtime import Runtime

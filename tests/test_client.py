@@ -78,11 +78,6 @@ class FakeClock:
 
 
 @pytest.fixture
-def router() -> respx.Router:
-    return respx.Router(base_url=BASE, assert_all_called=False)
-
-
-@pytest.fixture
 def sleeps() -> Sleeps:
     return Sleeps()
 
