@@ -1,16 +1,35 @@
-"""Shared fixtures: databases (SQLite always, PostgreSQL through a throwaway cluster)."""
+"""Shared fixtures, each defined once: databases (SQLite always, PostgreSQL through a
+throwaway cluster per test process), the API dialects, the LAPOR! sandbox and runtimes.
+
+Helpers (functions and classes) live in :mod:`tests.support`; import them from there.
+
+Under pytest-xdist each worker is its own process: it starts its own PostgreSQL cluster on
+a free port and keeps SQLite files under its own ``tmp_path``, so workers share nothing.
+"""
 
 from __future__ import annotations
 
 import itertools
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bridge.lapor.sandbox import SandboxServer
 from bridge.tools.pg_cluster import NoPostgres, PgCluster, start_cluster
+from tests.support.settings import TEST_BEARER, TEST_TOKEN, make_settings
 
 _db_counter = itertools.count()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long tests first (in their collected order), so that under xdist they start at once
+    and the short ones fill the other workers around them, rather than one long test
+    starting last and keeping a single worker busy after the rest are done. Nothing is
+    deselected: the ``slow`` marker only orders."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session")
@@ -25,9 +44,54 @@ def pg_cluster() -> Iterator[PgCluster]:
         cluster.stop()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def _migrate(url: str) -> None:
+    from bridge.store.db import ensure_schema, make_engine
+
+    engine = make_engine(url)
+    try:
+        ensure_schema(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_cluster: PgCluster) -> str:
+    """A PostgreSQL database migrated to head once per session, copied by ``db_url``."""
+    name = "bridge_template"
+    _migrate(pg_cluster.create_database(name))
+    return name
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per session, copied by ``db_url``."""
+    path = tmp_path_factory.mktemp("template") / "bridge.db"
+    _migrate(f"sqlite:///{path}")
+    return path
+
+
+DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=DATABASES)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty database URL: once on SQLite, once on PostgreSQL."""
+    """A fresh database migrated to head, once on SQLite, once on PostgreSQL.
+
+    Both are copies of a template migrated once per session (the migrations themselves run
+    from an empty database in ``empty_db_url`` tests), so a test never waits for Alembic.
+    """
+    if request.param == "sqlite":
+        path = tmp_path / "bridge.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    template: str = request.getfixturevalue("pg_template")
+    return cluster.create_database(f"t{next(_db_counter)}", template=template)
+
+
+@pytest.fixture(params=DATABASES)
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database (no schema), once on SQLite, once on PostgreSQL."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'bridge.db'}"
     cluster: PgCluster = request.getfixturevalue("pg_cluster")
@@ -44,48 +108,35 @@ def dialect(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-BASE_CONFIG = {
-    "regency": {"name": "Kabupaten Uji", "code": "UJI",
-                "register_format": "{code}/ADU/{year}/{seq:05d}"},
-    "lapor": {"base_url": "http://127.0.0.1:9", "bearer_header": "Authorization",
-              "institution_id": 1, "user_id": 7, "page_size": 50, "requests_per_second": 1000,
-              "backoff_initial": 0.01, "backoff_max": 0.05, "max_attempts": 4,
-              "read_timeout": 5},
-    "outbox": {"backoff_initial": 0.01, "backoff_max": 0.05},
-    "opds": [
-        {"code": "DLH", "name": "Dinas Lingkungan Hidup", "lapor_institution_id": 102},
-        {"code": "PUPR", "name": "Dinas PUPR", "lapor_institution_id": 103},
-        {"code": "BPN", "name": "Kantor Pertanahan", "lapor_institution_id": 114, "kind": "body"},
-        {"code": "KECAMATAN", "name": "Kecamatan Kota"},
-    ],
-}
+@pytest.fixture
+def sandbox(request: pytest.FixtureRequest) -> Iterator[SandboxServer]:
+    """A LAPOR! sandbox on a free port with the test secrets.
 
-TEST_BEARER = "test-bearer-SECRET-1f9a"
-TEST_TOKEN = "{11111111-2222-4333-8444-SECRET555555}"
-
-
-def make_settings(db_url: str, base_url: str = "http://127.0.0.1:9", **sections: object):
-    """Settings for a test deployment; sections given replace or extend the base config."""
-    import copy
-
-    from bridge.config import settings_from_mapping
-
-    data = copy.deepcopy(BASE_CONFIG)
-    data["lapor"]["base_url"] = base_url  # type: ignore[index]
-    data["database"] = {"url": db_url}
-    for name, value in sections.items():
-        if isinstance(value, dict) and isinstance(data.get(name), dict):
-            data[name] = {**data[name], **value}  # type: ignore[dict-item]
-        else:
-            data[name] = value
-    return settings_from_mapping(
-        data, source="test.toml",
-        env={"LAPOR_BRIDGE_BEARER": TEST_BEARER, "LAPOR_BRIDGE_TOKEN": TEST_TOKEN},
-    )
+    Its options (seed, reports, bearer_header, ...) come from the closest
+    ``@pytest.mark.sandbox(...)``; a test parametrised by ``dialect`` gets a sandbox
+    speaking that dialect.
+    """
+    marker = request.node.get_closest_marker("sandbox")
+    options: dict[str, Any] = {"bearer": TEST_BEARER, "token": TEST_TOKEN,
+                               **(marker.kwargs if marker else {})}
+    if "dialect" in request.fixturenames:
+        options["dialect"] = request.getfixturevalue("dialect")
+    with SandboxServer(**options) as server:
+        yield server
 
 
 @pytest.fixture
-def runtime_factory(db_url: str):
+def router() -> Any:
+    """A respx router for LAPOR! at ``tests.support.client.BASE`` (a ``respx.Router``)."""
+    import respx
+
+    from tests.support.client import BASE
+
+    return respx.Router(base_url=BASE, assert_all_called=False)
+
+
+@pytest.fixture
+def runtime_factory(db_url: str) -> Iterator[Any]:
     """Build Runtimes on the parametrised database (closed at teardown)."""
     from bridge.runtime import Runtime
 
@@ -104,3 +155,15 @@ def runtime_factory(db_url: str):
     yield make
     for rt in made:
         rt.close()
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Any]:
+    """The staff page on a fresh SQLite database (a :class:`tests.support.web.Env`)."""
+    from tests.support.web import build_env
+
+    e = build_env(f"sqlite:///{tmp_path / 'web.db'}")
+    yield e
+    for c in e.clients:
+        c.close()
+    e.rt.close()

@@ -15,8 +15,6 @@ is either stored or quarantined whole, with its raw text and a one-line reason.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,8 @@ from bridge.lapor.errors import LaporError
 from bridge.runtime import Runtime
 from bridge.store.models import Case, QuarantinedItem, SyncCursor
 from bridge.sync.pull import PaginationError
-from tests.conftest import make_settings
+from tests.support.cli import run_cli
+from tests.support.settings import make_settings
 
 CORPUS = Path(__file__).parent / "corpus"
 BASE = "http://lapor.test/api"
@@ -62,11 +61,7 @@ def test_corpus(kind: str, name: str, spec: dict[str, Any], request: pytest.Fixt
 
 
 def check_config_case(name: str, spec: dict[str, Any]) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "bridge", spec.get("command", "check-config"), f"{name}.toml"],
-        cwd=CORPUS / "config", capture_output=True, text=True, timeout=60,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parent.parent)},
-    )
+    proc = run_cli(spec.get("command", "check-config"), f"{name}.toml", cwd=CORPUS / "config")
     assert proc.returncode == spec["exit"], proc.stderr
     if "stderr" in spec:
         # One line, naming the file, the key and the problem; no traceback.

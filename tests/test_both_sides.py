@@ -3,7 +3,6 @@ owns its stages and drafts. Neither loses the other's change (docs/sync.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,25 +11,19 @@ from sqlalchemy import select
 from bridge.lapor.sandbox import SandboxServer
 from bridge.services.actions import Actor
 from bridge.store.models import Case, CaseEvent, OutboxRow
-from tests.conftest import TEST_BEARER, TEST_TOKEN
+from tests.support.sync import pull
 
 PETUGAS = Actor("Sari", "petugas")
 ANALIS = Actor("Budi", "analis")
 KASI = Actor("Dewi", "kasi")
 
 
-@pytest.fixture
-def sandbox(dialect: str) -> Iterator[SandboxServer]:
-    with SandboxServer(seed=9, reports=5, bearer=TEST_BEARER, token=TEST_TOKEN,
-                       dialect=dialect) as server:
-        yield server
+pytestmark = pytest.mark.sandbox(seed=9, reports=5)
+#: A test using the sandbox runs once for each dialect it speaks.
+each_dialect = pytest.mark.usefixtures("dialect")
 
 
-def pull(rt: Any) -> Any:
-    with rt.client() as client:
-        return rt.puller(client).run()
-
-
+@each_dialect
 def test_remote_change_with_rows_in_the_outbox_loses_neither(runtime_factory: Any,
                                                              sandbox: SandboxServer) -> None:
     rt = runtime_factory(sandbox.url, dialect=sandbox.dialect)
@@ -73,6 +66,7 @@ def test_remote_change_with_rows_in_the_outbox_loses_neither(runtime_factory: An
     assert kinds.count("followup") == 1 and "remote_changed" in kinds
 
 
+@each_dialect
 def test_stale_page_never_overwrites_newer_data(runtime_factory: Any,
                                                 sandbox: SandboxServer) -> None:
     from datetime import timedelta

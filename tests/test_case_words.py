@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from bridge.cli import main
 from bridge.lapor.sandbox import SandboxServer
 from bridge.services.history import describe_event, reporter_text, size_text
-from tests.conftest import TEST_BEARER, TEST_TOKEN
-from tests.test_cli_errors import write_config
+from tests.support.cli import write_config
+from tests.support.settings import TEST_BEARER, TEST_TOKEN
 
 ENV = {"LAPOR_BRIDGE_BEARER": TEST_BEARER, "LAPOR_BRIDGE_TOKEN": TEST_TOKEN}
 

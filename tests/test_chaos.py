@@ -37,8 +37,7 @@ from bridge.runtime import Runtime
 from bridge.services.actions import ActionError, Actor
 from bridge.store.models import Case, OutboxRow
 from bridge.sync.push import markers_in
-from tests.conftest import TEST_BEARER, TEST_TOKEN, make_settings
-from tests.test_daemon_support import (
+from tests.support.daemon import (
     Store,
     assert_store_matches_sandbox,
     holder_pid,
@@ -48,6 +47,7 @@ from tests.test_daemon_support import (
     wait_for,
     write_config,
 )
+from tests.support.settings import TEST_BEARER, TEST_TOKEN, make_settings
 
 KILLS = 20
 SEED = 20261122

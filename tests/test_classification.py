@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from bridge.cli import main
 from bridge.services.actions import ActionNotAllowed, Actor, BadInput, NewCase
 from bridge.store.models import Case, CaseEvent, OutboxRow
-from tests.conftest import TEST_BEARER, TEST_TOKEN
+from tests.support.settings import TEST_BEARER, TEST_TOKEN
 
 PETUGAS = Actor("Sari", "petugas")
 ANALIS = Actor("Budi", "analis")

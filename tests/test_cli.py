@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 from bridge.cli import main
 from bridge.lapor.sandbox import SandboxServer
-from tests.conftest import TEST_BEARER, TEST_TOKEN
+from tests.support.cli import run_cli
+from tests.support.settings import TEST_BEARER, TEST_TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,8 +34,7 @@ def test_demo_once_json_in_a_real_process(tmp_path: Path) -> None:
 
 
 def test_demo_once_table(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "bridge", "demo", "--once", "--reports", "5"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = run_cli("demo", "--once", "--reports", "5", cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert "No. Register" in proc.stdout and "5 pengaduan." in proc.stdout
 

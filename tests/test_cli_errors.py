@@ -21,59 +21,9 @@ from click.testing import CliRunner
 
 from bridge.cli import main
 from bridge.lapor.sandbox import SandboxServer
-from tests.conftest import TEST_BEARER, TEST_TOKEN
-
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {"LAPOR_BRIDGE_BEARER": TEST_BEARER, "LAPOR_BRIDGE_TOKEN": TEST_TOKEN,
-       "LAPOR_BRIDGE_DB_PASSWORD": None, "LAPOR_BRIDGE_ROLE": None,
-       "LAPOR_BRIDGE_CONFIG": None, "LAPOR_BRIDGE_SECRETS_FILE": None}
-
-
-def invoke(*args: str, env: dict[str, str | None] | None = None,
-           stdin: str | None = None) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args), env={**ENV, **(env or {})}, input=stdin)
-    exc = result.exception
-    assert exc is None or isinstance(exc, SystemExit), f"{args}: raised {exc!r}"
-    return result.exit_code, result.stdout, result.stderr
-
-
-def write_config(tmp_path: Path, base_url: str, extra: str = "") -> Path:
-    config = tmp_path / "bridge.toml"
-    config.write_text(f"""
-[regency]
-name = "Kabupaten Uji"
-code = "UJI"
-
-[lapor]
-base_url = "{base_url}"
-bearer_header = "auth"
-requests_per_second = 500
-max_attempts = 1
-connect_timeout = 2
-read_timeout = 5
-
-[database]
-url = "sqlite:///{tmp_path / 'b.db'}"
-
-[web]
-secret_file = "{tmp_path / 'web.key'}"
-
-[[opds]]
-code = "DLH"
-name = "Dinas Lingkungan Hidup"
-lapor_institution_id = 102
-{extra}""", encoding="utf-8")
-    return config
-
-
-def assert_one_line_error(code: int, out: str, err: str, expected_code: int,
-                          *words: str) -> None:
-    assert "Traceback" not in out + err
-    assert code == expected_code, (code, out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for word in words:
-        assert word in lines[0], (word, lines[0])
+from tests.support.cli import ENV, ROOT, assert_one_line_error, invoke, write_config
+from tests.support.ports import free_port
+from tests.support.settings import TEST_BEARER, TEST_TOKEN
 
 
 @pytest.fixture
@@ -277,9 +227,7 @@ def test_unexpected_exception_is_one_line_and_vv_shows_it(
 
 
 def test_web_stops_on_ctrl_c_without_aborted(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     config = write_config(tmp_path, "http://127.0.0.1:9")
     proc = subprocess.Popen([sys.executable, "-m", "bridge", "--config", str(config), "web",
                              "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE,

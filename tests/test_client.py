@@ -21,7 +21,7 @@ import pytest
 import respx
 from pydantic import SecretStr
 
-from bridge.config import ConfigError, LaporSettings, Secrets
+from bridge.config import ConfigError, Secrets
 from bridge.lapor.budget import RequestBudget
 from bridge.lapor.client import LaporClient
 from bridge.lapor.errors import (
@@ -41,16 +41,18 @@ from bridge.lapor.models import (
     NewComplaintRequest,
     RemoteComplaint,
 )
-
-BASE = "https://lapor.test/api/3.0.0"
-BEARER = "b3arer-S3CRET-value-9f8e7d"
-TOKEN = "{0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d}"
-SECRETS = Secrets(bearer=SecretStr(BEARER), token=SecretStr(TOKEN))
-NOW = datetime(2026, 3, 2, 8, 0, 0, tzinfo=UTC)
-MAX_ATTEMPTS = 4
-
-INBOX = "/complaints/inbox"
-FOLLOWUPS_5 = "/complaints/5/followups"
+from tests.support.client import (
+    BASE,
+    BEARER,
+    FOLLOWUPS_5,
+    INBOX,
+    MAX_ATTEMPTS,
+    NOW,
+    SECRETS,
+    TOKEN,
+    lapor_settings,
+)
+from tests.support.ports import refused_port
 
 
 class Sleeps(list[float]):
@@ -73,23 +75,6 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
-
-
-def lapor_settings(**overrides: Any) -> LaporSettings:
-    values: dict[str, Any] = {
-        "base_url": BASE,
-        "requests_per_second": 1000.0,
-        "max_attempts": MAX_ATTEMPTS,
-        "backoff_initial": 0.5,
-        "backoff_max": 8.0,
-    }
-    values.update(overrides)
-    return LaporSettings(**values)
-
-
-@pytest.fixture
-def router() -> respx.Router:
-    return respx.Router(base_url=BASE, assert_all_called=False)
 
 
 @pytest.fixture
@@ -1029,11 +1014,10 @@ def test_real_post_whose_answer_is_lost_is_not_repeated(behaviour: str, sleeps: 
 
 
 def test_real_connection_refused_is_retried_then_transient(sleeps: Sleeps) -> None:
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        port = probe.getsockname()[1]
-    settings = lapor_settings(base_url=f"http://127.0.0.1:{port}")
     with (
-        LaporClient(settings, SECRETS, sleep=sleeps) as client,
+        refused_port() as port,
+        LaporClient(lapor_settings(base_url=f"http://127.0.0.1:{port}"), SECRETS,
+                    sleep=sleeps) as client,
         pytest.raises(TransientError) as info,
     ):
         client.add_followup(a_followup())

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bridge.config import ConfigError, load_settings, settings_from_mapping
+from tests.support.cli import Ran, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,11 +30,8 @@ def write(tmp_path: Path, text: str) -> Path:
     return p
 
 
-def check(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bridge", "check-config", str(path)],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
-    )
+def check(path: Path) -> Ran:
+    return run_cli("check-config", str(path), cwd=ROOT)
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from bridge.lapor.sandbox import SandboxServer
-from tests.conftest import TEST_BEARER, TEST_TOKEN
-from tests.test_daemon_support import (
+from tests.support.daemon import (
     Store,
     add_followups,
     assert_store_matches_sandbox,
@@ -23,6 +22,7 @@ from tests.test_daemon_support import (
     wait_for,
     write_config,
 )
+from tests.support.settings import TEST_BEARER, TEST_TOKEN
 
 REPORTS = 2000
 

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from bridge.lapor.sandbox import SandboxServer
-from tests.conftest import TEST_BEARER, TEST_TOKEN
-from tests.test_daemon_support import (
+from tests.support.daemon import (
     FAST_DAEMON,
     Store,
     assert_store_matches_sandbox,
@@ -21,6 +20,7 @@ from tests.test_daemon_support import (
     wait_for,
     write_config,
 )
+from tests.support.settings import TEST_BEARER, TEST_TOKEN
 
 #: Takeover happens within lease_ttl + standby_poll_interval; the rest is slack for a busy
 #: CI machine (process start, scheduling), not part of the bound being tested.

@@ -26,13 +26,13 @@ from bridge.daemon.scheduler import Daemon
 from bridge.daemon.status import LEADER, STANDBY, STOPPED, read_statuses
 from bridge.lapor.sandbox import SandboxServer
 from bridge.store.models import Case, RemoteInstitution, RemoteTemplate, SyncCursor
-from tests.conftest import TEST_BEARER, TEST_TOKEN
-from tests.test_daemon_support import (
+from tests.support.daemon import (
     FAST_DAEMON,
     add_followups,
     assert_store_matches_sandbox,
     wait_for,
 )
+from tests.support.settings import TEST_BEARER, TEST_TOKEN
 
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 _module_no = itertools.count()
@@ -80,11 +80,7 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     return Handle()
 
 
-@pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(seed=4, reports=60, bearer=TEST_BEARER, token=TEST_TOKEN,
-                       bearer_header="Authorization") as server:
-        yield server
+pytestmark = pytest.mark.sandbox(seed=4, reports=60, bearer_header="Authorization")
 
 
 def daemon_sections(**daemon: Any) -> dict[str, Any]:
@@ -126,6 +122,10 @@ def test_syncs_reports_health_and_stops_cleanly(runtime_factory: Any, db_url: st
     with running(daemon):
         wait_leader(daemon)
         wait_for("the first pull", lambda: cases(rt) == 60)
+        # The cases are committed before the pull run is recorded (triage runs in between):
+        # on a busy machine the health check can come between the two.
+        wait_for("the pull run recorded", lambda: collect(rt.engine, rt.sessions,
+                                                          daemon.cfg).pull.last_success_at)
         wait_for("a push run", lambda: collect(rt.engine, rt.sessions,
                                                daemon.cfg).push.last_success_at)
         wait_for("a heartbeat with next runs", lambda: any(

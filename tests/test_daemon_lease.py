@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -12,6 +11,7 @@ from sqlalchemy import Engine, text
 
 from bridge.daemon.lease import LeaseManager, make_holder, read_lease
 from bridge.store.db import ensure_schema, make_engine
+from tests.support.clock import FakeLeaseClock
 
 
 @pytest.fixture
@@ -22,33 +22,42 @@ def engine(db_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
-def test_one_holder_renewal_keeps_first_acquisition(engine: Engine) -> None:
-    a = LeaseManager(engine, 30, holder="a")
-    b = LeaseManager(engine, 30, holder="b")
+@pytest.fixture
+def clock() -> FakeLeaseClock:
+    return FakeLeaseClock()
+
+
+def test_one_holder_renewal_keeps_first_acquisition(engine: Engine,
+                                                    clock: FakeLeaseClock) -> None:
+    a = LeaseManager(engine, 30, holder="a", clock=clock)
+    b = LeaseManager(engine, 30, holder="b", clock=clock)
     assert a.acquire()
-    first = read_lease(engine)
+    first = read_lease(engine, clock=clock)
     assert first is not None and first.holder == "a" and not first.expired
     assert not b.acquire() and not b.still_valid()
-    time.sleep(0.05)
+    clock.advance(10)
     assert a.acquire() and a.still_valid()
-    again = read_lease(engine)
+    again = read_lease(engine, clock=clock)
     assert again is not None
     assert again.acquired_at == first.acquired_at
     assert again.expires_at > first.expires_at
 
 
-def test_expiry_lets_the_standby_in_and_the_old_holder_out(engine: Engine) -> None:
-    a = LeaseManager(engine, 0.6, holder="a")
-    b = LeaseManager(engine, 0.6, holder="b")
+def test_expiry_lets_the_standby_in_and_the_old_holder_out(engine: Engine,
+                                                          clock: FakeLeaseClock) -> None:
+    a = LeaseManager(engine, 30, holder="a", clock=clock)
+    b = LeaseManager(engine, 30, holder="b", clock=clock)
     assert a.acquire()
+    clock.advance(29)
     assert not b.acquire()
-    time.sleep(0.8)
-    info = read_lease(engine)
+    assert not read_lease(engine, clock=clock).expired  # type: ignore[union-attr]
+    clock.advance(2)
+    info = read_lease(engine, clock=clock)
     assert info is not None and info.expired
     assert b.acquire()
     # The old leader's renewal fails now: it has lost the lease.
     assert not a.acquire() and not a.still_valid()
-    info = read_lease(engine)
+    info = read_lease(engine, clock=clock)
     assert info is not None and info.holder == "b"
 
 
@@ -62,14 +71,17 @@ def test_release_hands_over_at_once(engine: Engine) -> None:
     assert b.acquire()
 
 
-def test_local_validity_ends_before_the_database_expiry(engine: Engine) -> None:
-    a = LeaseManager(engine, 1.0, holder="a", safety=0.5)
+def test_local_validity_ends_before_the_database_expiry(engine: Engine,
+                                                       clock: FakeLeaseClock) -> None:
+    a = LeaseManager(engine, 10, holder="a", safety=0.5, clock=clock)
     assert a.acquire() and a.still_valid()
-    time.sleep(0.6)
-    # 0.6 s > 0.5 * 1 s: the holder stops acting although the row is still valid.
+    clock.advance(4.9)
+    assert a.still_valid()
+    clock.advance(0.2)
+    # 5.1 s > 0.5 * 10 s: the holder stops acting although the row is still valid.
     assert not a.still_valid()
-    info = read_lease(engine)
-    assert info is not None and info.holder == "a"
+    info = read_lease(engine, clock=clock)
+    assert info is not None and info.holder == "a" and not info.expired
 
 
 def test_expiry_is_computed_by_the_database(engine: Engine) -> None:

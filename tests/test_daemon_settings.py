@@ -20,8 +20,9 @@ from bridge.daemon.settings import (
     daemon_settings,
     logging_settings,
 )
-from tests.conftest import TEST_BEARER, TEST_TOKEN, make_settings
-from tests.test_daemon_support import ROOT, cli, write_config
+from tests.support.cli import run_cli
+from tests.support.daemon import ROOT, write_config
+from tests.support.settings import TEST_BEARER, TEST_TOKEN, make_settings
 
 SQLITE = "sqlite:///unused.db"
 
@@ -117,7 +118,7 @@ def test_logging_level_any_case() -> None:
 def test_commands_exit_2_with_file_key_and_problem(tmp_path: Path, command: str) -> None:
     config = write_config(tmp_path / "bad.toml", "http://127.0.0.1:9",
                           f"sqlite:///{tmp_path / 'x.db'}", daemon={"pull_interval": 0})
-    proc = cli(command, str(config)) if command == "check-config" else cli(
+    proc = run_cli(command, str(config)) if command == "check-config" else run_cli(
         command, "--config", str(config))
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()

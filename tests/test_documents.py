@@ -25,8 +25,9 @@ from bridge.documents.settings import DocumentsSettings
 from bridge.services.actions import BadInput, NewCase
 from bridge.store.models import OutgoingLetter, RegisterCounter
 from bridge.testing import FakeLapor
-from tests.test_profile_common import make_deployment, wib
-from tests.test_profile_situbondo import KABID, KADIS, KASI, STAF, UMUM, arrive, to_kasi
+from tests.support.profiles import make_deployment
+from tests.support.situbondo import KABID, KADIS, KASI, STAF, UMUM, arrive, to_kasi
+from tests.support.times import wib
 
 DOCUMENTS = {
     "city": "Situbondo",

@@ -10,8 +10,9 @@ from pypdf import PdfReader
 from bridge.runtime import Runtime
 from bridge.web.app import create_app
 from bridge.web.settings import SigningKey, WebSettings
-from tests.conftest import make_settings
-from tests.test_web import Clock, Env
+from tests.support.clock import Clock
+from tests.support.settings import make_settings
+from tests.support.web import Env
 
 
 def env_with(tmp_path: Path, **documents: object) -> Env:

@@ -15,8 +15,8 @@ from bridge.config import ConfigError, load_settings
 from bridge.runtime import Runtime
 from bridge.services.actions import Actor, NewCase
 from bridge.store.models import Case
-from tests.conftest import make_settings
-from tests.test_web_cli import run, write_config
+from tests.support.settings import make_settings
+from tests.support.web_cli import run, write_config
 
 
 def mode(path: Path) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from click.testing import CliRunner
 
 from bridge.cli import main
 from bridge.lapor.sandbox import SandboxServer
-from tests.conftest import TEST_BEARER, TEST_TOKEN
+from tests.support.settings import TEST_BEARER, TEST_TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config" / "example.toml"
@@ -40,10 +39,7 @@ def example_pointing_at(url: str, db: Path, tmp_path: Path, *, edit: str = "") -
     return path
 
 
-@pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(seed=1, reports=50, bearer=TEST_BEARER, token=TEST_TOKEN) as server:
-        yield server
+pytestmark = pytest.mark.sandbox(seed=1, reports=50)
 
 
 def test_first_sync_of_the_example_logs_no_plugin_error(

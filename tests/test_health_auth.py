@@ -14,7 +14,7 @@ import pytest
 from bridge.daemon.health import HealthServer, Metrics, collect, health_token
 from bridge.daemon.settings import DaemonSettings
 from bridge.runtime import Runtime
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 TOKEN = "token-kesehatan-uji-12345"
 

@@ -17,7 +17,7 @@ from bridge.store.models import Case
 from bridge.sync.push import strip_markers
 from bridge.workflow import build_workflow
 from bridge.workflow.errors import WorkflowProfileError
-from tests.conftest import TEST_BEARER, TEST_TOKEN
+from tests.support.settings import TEST_BEARER, TEST_TOKEN
 
 PETUGAS = Actor("Sari", "petugas")
 ANALIS = Actor("Budi", "analis")

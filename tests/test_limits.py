@@ -36,7 +36,7 @@ from bridge.lapor.errors import (
 from bridge.lapor.limits import Deadline, UndecodableBody, read_body
 from bridge.lapor.models import ForwardRequest
 from bridge.redact import PARTIAL_MIN, Scrubber
-from tests.test_client import BASE, INBOX, TOKEN, lapor_settings
+from tests.support.client import INBOX, TOKEN, lapor_settings
 
 #: 24 characters, as in the issue, and none of its pieces an English word.
 BEARER = "Zq8mN2vX7pL4kR9sT1wY6bHc"
@@ -51,11 +51,6 @@ def leaked(text: str) -> list[str]:
     low = text.lower()
     return [BEARER[i:j] for i in range(len(BEARER))
             for j in range(i + PARTIAL_MIN, len(BEARER) + 1) if BEARER[i:j].lower() in low]
-
-
-@pytest.fixture
-def router() -> respx.Router:
-    return respx.Router(base_url=BASE, assert_all_called=False)
 
 
 def mock_client(router: respx.Router, **overrides: Any) -> LaporClient:

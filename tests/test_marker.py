@@ -13,7 +13,7 @@ from sqlalchemy import select
 from bridge.services.actions import Actor
 from bridge.store.models import Case, OutboxRow
 from bridge.sync.push import Pusher, has_marker, marker, markers_in, strip_markers, with_marker
-from tests.conftest import TEST_BEARER, TEST_TOKEN
+from tests.support.settings import TEST_BEARER, TEST_TOKEN
 
 ANALIS = Actor("Budi", "analis")
 

@@ -19,14 +19,10 @@ from bridge.config import ConfigError, load_settings
 from bridge.deployment import merge_over_profile
 from bridge.plugins import load_plugins
 from bridge.resources import UNITS, profile_names, shipped_configs, shipped_dir, unit_text
+from tests.support.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ["dharmasraya", "klaten", "lapor-dpmptsp", "prabumulih", "situbondo"]
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bridge", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=120)
 
 
 # -- shipped files -----------------------------------------------------------------------

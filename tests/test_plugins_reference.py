@@ -23,6 +23,7 @@ from bridge.domain import Notification, RoutingDecision
 from bridge.plugins import PluginConfigError
 from bridge.testing import SmtpSink, make_case, make_host, run_hooks
 from bridge.workflow.calendar import WorkingCalendar
+from tests.support.ports import refused_port
 
 OPDS = ["Dinas Lingkungan Hidup", "Dinas PUPR", "Satpol PP"]
 
@@ -262,12 +263,10 @@ def test_notify_email_addresses_and_errors(smtp_sink: SmtpSink) -> None:
     assert host.notify(note) == []
     assert smtp_sink.envelopes[-1][1] == ["kabid@dpmptsp.contoh.go.id", "staf@contoh.go.id"]
     # an unreachable server is a failure of this channel, named
-    with __import__("socket").socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        dead_port = probe.getsockname()[1]
-    dead = make_host(notify_email,
-                     sections={"notify_email": {**email_config(smtp_sink), "port": dead_port}})
-    [failure] = dead.notify(note)
+    with refused_port() as dead_port:
+        dead = make_host(notify_email, sections={
+            "notify_email": {**email_config(smtp_sink), "port": dead_port}})
+        [failure] = dead.notify(note)
     assert failure.plugin == "lapor_bridge_plugins.notify_email" and "ConnectionRefusedError" in \
         failure.message
     missing_secret = make_host(notify_email, sections={"notify_email": {

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from bridge.cli import main
+from tests.support.cli import Ran, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,7 +85,11 @@ CASES = [
 ]
 
 
-def check(path: Path) -> subprocess.CompletedProcess[str]:
+def check(path: Path) -> Ran:
+    return run_cli("check-config", str(path), cwd=ROOT)
+
+
+def check_in_a_process(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "bridge", "check-config", str(path)],
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
 
@@ -106,7 +111,7 @@ def test_check_config_names_file_key_and_problem(tmp_path: Path, snippet: str, k
 def test_in_a_real_process(tmp_path: Path) -> None:
     path = tmp_path / "uji.toml"
     path.write_text(BASE + '[workflow.roles.bupati]\nlabel = "Bupati"\n', encoding="utf-8")
-    proc = check(path)
+    proc = check_in_a_process(path)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"error: {path}: workflow.roles.bupati: not used by any transition, approval step, "

@@ -14,7 +14,8 @@ from bridge.reports.jobs import run_recap
 from bridge.services.actions import ActionNotAllowed, Actor, NewCase
 from bridge.services.sweep import sweep_deadlines
 from bridge.testing import FakeLapor
-from tests.test_profile_common import Deployment, end_of, make_deployment, wib
+from tests.support.profiles import Deployment, make_deployment
+from tests.support.times import end_of, wib
 
 PETUGAS = Actor("Rahmat Hidayat (Petugas Layanan Pengaduan)", "petugas")
 TPP = Actor("Tim Penanganan Pengaduan (ketua: Zulkifli, S.E.)", "tim_penanganan_pengaduan")

@@ -13,7 +13,8 @@ from bridge.services.actions import Actor, NewCase, Upload
 from bridge.services.sweep import sweep_deadlines
 from bridge.services.triage import triage_new_cases
 from bridge.testing import FakeLapor, SmtpSink
-from tests.test_profile_common import end_of, make_deployment, wib
+from tests.support.profiles import make_deployment
+from tests.support.times import end_of, wib
 
 STAF = Actor("Rina Wulandari (Staf Pengaduan)", "petugas")
 SUBKOOR = Actor("Drs. Bambang Sutrisno (Sub Koordinator)", "sub_koordinator")

@@ -12,7 +12,8 @@ from bridge.services.actions import ActionNotAllowed, Actor
 from bridge.services.sweep import sweep_deadlines
 from bridge.services.triage import triage_new_cases
 from bridge.testing import FakeLapor
-from tests.test_profile_common import end_of, make_deployment, wib
+from tests.support.profiles import make_deployment
+from tests.support.times import end_of, wib
 
 FO = Actor("Yulia Fitri (Front Office)", "petugas")
 ANALIS = Actor("Hendra Saputra, S.E. (JFT Analis Kebijakan)", "analis")

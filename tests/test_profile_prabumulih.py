@@ -16,7 +16,8 @@ from bridge.services.actions import Actor
 from bridge.services.sweep import sweep_deadlines
 from bridge.services.triage import triage_new_cases, triage_pending
 from bridge.testing import FakeLapor, SmtpSink, make_case, make_host, run_hooks
-from tests.test_profile_common import Deployment, end_of, make_deployment, profile_data, wib
+from tests.support.profiles import Deployment, make_deployment, profile_data
+from tests.support.times import end_of, wib
 
 LOKET = Actor("Dewi Anggraini (Petugas Loket)", "petugas")
 SEKSI = Actor("Rudi Hartono, S.Sos. (Seksi Pengaduan)", "kasi")

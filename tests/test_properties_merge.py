@@ -37,7 +37,7 @@ from bridge.runtime import Runtime
 from bridge.services.actions import ActionError, Actor
 from bridge.store.models import Case, CaseEvent
 from bridge.sync.pull import PaginationError, Puller
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 PROPS = settings(max_examples=60, deadline=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

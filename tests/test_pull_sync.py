@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -13,19 +12,12 @@ from sqlalchemy import func, select
 from bridge.lapor.sandbox import SandboxServer
 from bridge.store.models import Case, CaseEvent, QuarantinedItem, SyncCursor
 from bridge.sync.cycle import run_cycle
-from tests.conftest import TEST_BEARER, TEST_TOKEN
+from tests.support.settings import TEST_BEARER, TEST_TOKEN
+from tests.support.sync import pull
 
-
-@pytest.fixture
-def sandbox(dialect: str) -> Iterator[SandboxServer]:
-    with SandboxServer(seed=7, reports=200, bearer=TEST_BEARER, token=TEST_TOKEN,
-                       bearer_header="Authorization", dialect=dialect) as server:
-        yield server
-
-
-def pull(rt: Any) -> Any:
-    with rt.client() as client:
-        return rt.puller(client).run()
+pytestmark = pytest.mark.sandbox(seed=7, reports=200, bearer_header="Authorization")
+#: A test using the sandbox runs once for each dialect it speaks.
+each_dialect = pytest.mark.usefixtures("dialect")
 
 
 def event_kinds(rt: Any) -> Counter[str]:
@@ -44,6 +36,7 @@ def store_matches_sandbox(rt: Any, sandbox: SandboxServer) -> None:
             r["title"], r["content"], str(r["status_code"])), rid
 
 
+@each_dialect
 def test_seed_change_add_and_idempotence(runtime_factory: Any, sandbox: SandboxServer) -> None:
     rt = runtime_factory(sandbox.url, dialect=sandbox.dialect)
     first = pull(rt)
@@ -82,6 +75,7 @@ def test_seed_change_add_and_idempotence(runtime_factory: Any, sandbox: SandboxS
     assert event_kinds(rt) == kinds
 
 
+@each_dialect
 def test_restart_from_scratch_is_idempotent(runtime_factory: Any, sandbox: SandboxServer) -> None:
     rt = runtime_factory(sandbox.url, dialect=sandbox.dialect)
     pull(rt)
@@ -93,6 +87,7 @@ def test_restart_from_scratch_is_idempotent(runtime_factory: Any, sandbox: Sandb
     assert event_kinds(rt) == before
 
 
+@each_dialect
 def test_report_changing_between_pages_is_not_missed(runtime_factory: Any,
                                                      sandbox: SandboxServer) -> None:
     sandbox.state.set_faults(change_between_pages=1.0, change_target="served", seed=3)
@@ -108,6 +103,7 @@ def test_report_changing_between_pages_is_not_missed(runtime_factory: Any,
     assert result.created == 200 and len(remote) == 200
 
 
+@each_dialect
 def test_malformed_items_are_quarantined_rest_goes_on(runtime_factory: Any,
                                                       sandbox: SandboxServer) -> None:
     sandbox.state.set_faults(malformed_rate=0.1, seed=5)
@@ -143,6 +139,7 @@ def test_bad_credentials_keep_the_cursor(runtime_factory: Any) -> None:
             assert TEST_BEARER not in cursor.last_error
 
 
+@each_dialect
 def test_lookback_rereads_without_history(runtime_factory: Any, sandbox: SandboxServer) -> None:
     rt = runtime_factory(sandbox.url, dialect=sandbox.dialect, lapor={"lookback_seconds": 10 * 86400})
     pull(rt)
@@ -152,6 +149,7 @@ def test_lookback_rereads_without_history(runtime_factory: Any, sandbox: Sandbox
     assert event_kinds(rt) == before
 
 
+@each_dialect
 def test_wide_reconciliation_does_not_move_cursor_back(runtime_factory: Any,
                                                        sandbox: SandboxServer) -> None:
     rt = runtime_factory(sandbox.url, dialect=sandbox.dialect)
@@ -168,6 +166,7 @@ def test_wide_reconciliation_does_not_move_cursor_back(runtime_factory: Any,
         assert cursor is not None and (cursor.updated_since, cursor.last_id) == key
 
 
+@each_dialect
 def test_sync_cycle_reports(runtime_factory: Any, sandbox: SandboxServer) -> None:
     rt = runtime_factory(sandbox.url, dialect=sandbox.dialect)
     report = run_cycle(rt)
@@ -175,6 +174,7 @@ def test_sync_cycle_reports(runtime_factory: Any, sandbox: SandboxServer) -> Non
     assert any(line.startswith("pull inbox") for line in report["lines"])
 
 
+@each_dialect
 def test_raw_payload_is_kept_as_lapor_sent_it(runtime_factory: Any,
                                                sandbox: SandboxServer) -> None:
     # Kept as received (not re-serialised from the model): LAPOR!'s own time text and flag

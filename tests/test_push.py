@@ -227,7 +227,7 @@ def set_stage(rt: Any, cid: int, stage: str) -> None:
 def test_thousand_actions_exactly_once_in_order_under_faults(runtime_factory: Any) -> None:
     from bridge.lapor.sandbox import SandboxServer
     from bridge.sync.pull import Puller  # noqa: F401  (pull fills the store first)
-    from tests.conftest import TEST_BEARER, TEST_TOKEN
+    from tests.support.settings import TEST_BEARER, TEST_TOKEN
 
     faults = {"error_rate": 0.2, "apply_then_fail_rate": 0.1, "slow_after_apply_s": 0.6,
               "throttle_every": 40, "throttle_burst": 3, "retry_after_s": 0,

@@ -5,7 +5,6 @@ the real sandbox, and the CLI, status and staff page end to end."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,18 +27,14 @@ from bridge.sync.quarantine import (
     reason_group,
 )
 from bridge.sync.quarantine_cycle import retry_quarantined
-from tests.conftest import TEST_BEARER, TEST_TOKEN, make_settings
-from tests.test_pull_sync import pull
+from tests.support.settings import TEST_BEARER, TEST_TOKEN, make_settings
+from tests.support.sync import pull
 
 # Every sandbox report's content is longer than this: the whole inbox is quarantined.
 TINY = 5
 
 
-@pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(seed=3, reports=30, bearer=TEST_BEARER, token=TEST_TOKEN,
-                       bearer_header="Authorization") as server:
-        yield server
+pytestmark = pytest.mark.sandbox(seed=3, reports=30, bearer_header="Authorization")
 
 
 def rows(rt: Runtime) -> list[QuarantinedItem]:
@@ -372,7 +367,7 @@ def test_cli_sync_exits_1_status_unhealthy_retry_brings_them_in(tmp_path: Path) 
 
 
 def test_staff_page_banner_for_the_roles_that_look_after_the_bridge(tmp_path: Path) -> None:
-    from tests.test_web import build_env
+    from tests.support.web import build_env
 
     env = build_env(f"sqlite:///{tmp_path / 'web.db'}")
     try:
@@ -403,7 +398,7 @@ def test_staff_page_banner_for_the_roles_that_look_after_the_bridge(tmp_path: Pa
 # -- the migration ------------------------------------------------------------------------
 
 
-def test_migration_keeps_existing_rows_and_matches_the_models(db_url: str) -> None:
+def test_migration_keeps_existing_rows_and_matches_the_models(empty_db_url: str) -> None:
     from alembic import command
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
@@ -412,7 +407,7 @@ def test_migration_keeps_existing_rows_and_matches_the_models(db_url: str) -> No
     from bridge.store.db import _alembic_config, make_engine, upgrade
     from bridge.store.models import Base
 
-    engine = make_engine(db_url)
+    engine = make_engine(empty_db_url)
     try:
         upgrade(engine, "0004")
         with engine.begin() as conn:

@@ -18,8 +18,9 @@ from bridge.sync.receipt import disposed_at
 from bridge.testing import FakeLapor
 from bridge.workflow import CaseTimeline, WorkingCalendar, build_workflow, overall_deadline
 from bridge.workflow.calendar import JAKARTA
-from tests.conftest import TEST_BEARER, TEST_TOKEN
-from tests.test_profile_common import make_deployment, wib
+from tests.support.profiles import make_deployment
+from tests.support.settings import TEST_BEARER, TEST_TOKEN
+from tests.support.times import wib
 
 FILED = wib(2026, 10, 6, 10)      # Tuesday
 DISPOSED = wib(2026, 11, 2, 10)   # Monday, 27 days later

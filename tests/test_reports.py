@@ -26,17 +26,14 @@ from bridge.reports.render import list_csv, render_html, summary_csv
 from bridge.reports.settings import reports_settings
 from bridge.services.actions import Actor, NewCase
 from bridge.workflow.calendar import JAKARTA
-from tests.conftest import TEST_BEARER, TEST_TOKEN
+from tests.support.settings import TEST_BEARER, TEST_TOKEN
+from tests.support.times import wib
 
 PETUGAS = Actor("Sari", "petugas")
 ANALIS = Actor("Budi", "analis")
 KASI = Actor("Dewi", "kasi")
 KABID = Actor("Agus", "kabid")
 KADIS = Actor("Hadi", "kepala_dinas")
-
-
-def wib(month: int, day: int, hour: int = 9, year: int = 2026) -> datetime:
-    return datetime(year, month, day, hour, tzinfo=JAKARTA)
 
 
 # -- periods -----------------------------------------------------------------------
@@ -73,15 +70,15 @@ def test_previous_periods() -> None:
 
     cal = calendar_from_mapping({"cuti_bersama": ["2026-03-18", "2026-03-20", "2026-03-23",
                                                   "2026-03-24"]})
-    assert previous_period("monthly", wib(1, 1, 7), JAKARTA).code == "2025-12"  # type: ignore[union-attr]
-    assert previous_period("semester", wib(1, 1, 7), JAKARTA).code == "2025-S2"  # type: ignore[union-attr]
-    assert previous_period("semester", wib(7, 1, 7), JAKARTA).code == "2026-S1"  # type: ignore[union-attr]
-    assert previous_period("yearly", wib(1, 2, 8), JAKARTA).code == "2025"  # type: ignore[union-attr]
+    assert previous_period("monthly", wib(2026, 1, 1, 7), JAKARTA).code == "2025-12"  # type: ignore[union-attr]
+    assert previous_period("semester", wib(2026, 1, 1, 7), JAKARTA).code == "2025-S2"  # type: ignore[union-attr]
+    assert previous_period("semester", wib(2026, 7, 1, 7), JAKARTA).code == "2026-S1"  # type: ignore[union-attr]
+    assert previous_period("yearly", wib(2026, 1, 2, 8), JAKARTA).code == "2025"  # type: ignore[union-attr]
     # Daily: from the previous working day to yesterday; nothing on a day off.
-    assert previous_period("daily", wib(3, 23, 7), JAKARTA, cal) is None  # cuti bersama
-    p = previous_period("daily", wib(3, 25, 7), JAKARTA, cal)  # after Idul Fitri
+    assert previous_period("daily", wib(2026, 3, 23, 7), JAKARTA, cal) is None  # cuti bersama
+    p = previous_period("daily", wib(2026, 3, 25, 7), JAKARTA, cal)  # after Idul Fitri
     assert p is not None and (p.start, p.end) == (date(2026, 3, 17), date(2026, 3, 24))
-    p = previous_period("daily", wib(8, 19, 7), JAKARTA, cal)
+    p = previous_period("daily", wib(2026, 8, 19, 7), JAKARTA, cal)
     assert p is not None and (p.start, p.end, p.code) == (
         date(2026, 8, 18), date(2026, 8, 18), "2026-08-18")
 
@@ -134,7 +131,7 @@ def fill(rt: Any) -> dict[str, int]:
         return actions
 
     def answered(key: str, at: datetime) -> None:
-        a = new(key, wib(10, 5))
+        a = new(key, wib(2026, 10, 5))
         cid = ids[key]
         a.register(cid, PETUGAS)
         a.files_complete(cid, PETUGAS)
@@ -147,15 +144,15 @@ def fill(rt: Any) -> dict[str, int]:
         a.approve(cid, KADIS, "surat_jawaban")
         a.answer_delivered(cid, PETUGAS, "Selesai.")
 
-    answered("tepat", wib(10, 9))   # due 19 October (10 working days from 5 October)
-    answered("terlambat", wib(10, 23))
-    a = new("terbuka", wib(10, 6), channel="kotak", category=None)
+    answered("tepat", wib(2026, 10, 9))   # due 19 October (10 working days from 5 October)
+    answered("terlambat", wib(2026, 10, 23))
+    a = new("terbuka", wib(2026, 10, 6), channel="kotak", category=None)
     a.register(ids["terbuka"], PETUGAS)
-    a = new("diteruskan", wib(10, 7), channel="email", category="=HYPERLINK(\"x\")")
+    a = new("diteruskan", wib(2026, 10, 7), channel="email", category="=HYPERLINK(\"x\")")
     a.register(ids["diteruskan"], PETUGAS)
     a.files_complete(ids["diteruskan"], PETUGAS)
     a.forward(ids["diteruskan"], KASI, "DLH", ["pelapor"], "bukan kewenangan")
-    new("november", wib(11, 2))
+    new("november", wib(2026, 11, 2))
     return ids
 
 
@@ -164,7 +161,7 @@ def test_figures_and_files(runtime_factory: Any) -> None:
     fill(rt)
     with rt.sessions() as s:
         recap = compute_recap(s, rt.settings, rt.deadlines, parse_period("2026-10"),
-                              as_of=wib(11, 3))
+                              as_of=wib(2026, 11, 3))
     assert (recap.received, recap.finished_on_time, recap.finished_late, recap.open,
             recap.open_overdue, recap.forwarded, recap.followups) == (4, 2, 1, 0, 1, 1, 5)
     assert {b.key: b.count for b in recap.group("kanal").bars} == {  # type: ignore[union-attr]
@@ -223,7 +220,7 @@ def test_run_recap_writes_and_notifies(runtime_factory: Any, tmp_path: Path,
     good, broken = Channel(), Channel(fail=True)
     rt.plugins = load_plugins(rt.settings, calendar=rt.calendar,
                               extra=[("good", good), ("broken", broken)])
-    paths = run_recap(rt, "monthly", now=wib(11, 1, 7))
+    paths = run_recap(rt, "monthly", now=wib(2026, 11, 1, 7))
     assert [p.name for p in paths] == ["rekapitulasi-uji-2026-10.html",
                                        "rekapitulasi-uji-2026-10.csv",
                                        "rekapitulasi-uji-2026-10-daftar.csv",
@@ -238,7 +235,7 @@ def test_run_recap_writes_and_notifies(runtime_factory: Any, tmp_path: Path,
     assert str(paths[0]) in message.body
     assert "SMTP server unreachable" in caplog.text  # the broken channel is logged ...
     with pytest.raises(ValueError, match="unknown recap kind"):
-        run_recap(rt, "weekly", now=wib(11, 1, 7))
+        run_recap(rt, "weekly", now=wib(2026, 11, 1, 7))
 
 
 def write_config(tmp_path: Path, extra: str = "") -> Path:
@@ -298,6 +295,6 @@ def test_web_page_uses_the_official_figures(runtime_factory: Any) -> None:
     fill(rt)
     with rt.sessions() as s:
         figures = web_figures(s, date(2026, 10, 1), date(2026, 10, 31), rt.settings,
-                              rt.workflow, now=wib(11, 3))
+                              rt.workflow, now=wib(2026, 11, 3))
     assert isinstance(figures, page.Recap)
     assert (figures.total, figures.finished, figures.overdue) == (4, 3, 1)

@@ -15,19 +15,11 @@ from bridge.plugins import load_plugins
 from bridge.services.actions import Actor, NewCase
 from bridge.services.sweep import mark_key, reached_level, sweep_deadlines
 from bridge.store.models import Case, CaseEvent, PendingEvent
-from bridge.workflow.calendar import JAKARTA
+from tests.support.times import end_of, wib
 
 PETUGAS = Actor("Sari", "petugas")
 ANALIS = Actor("Budi", "analis")
 KASI = Actor("Dewi", "kasi")
-
-
-def wib(month: int, day: int, hour: int = 9) -> datetime:
-    return datetime(2026, month, day, hour, tzinfo=JAKARTA)
-
-
-def eod(month: int, day: int) -> datetime:
-    return datetime(2026, month, day, 23, 59, 59, tzinfo=JAKARTA)
 
 
 class Listener:
@@ -92,23 +84,23 @@ def handling(rt: Any, cid: int, at: datetime, severity: str = "sedang") -> None:
 def test_near_and_missed_once_per_deadline_then_the_ladder(runtime_factory: Any) -> None:
     listener = Listener()
     rt = setup(runtime_factory, listener)
-    cid = new(rt, wib(8, 3))  # Monday; 10 working days -> Monday 17 Aug is a holiday
-    handling(rt, cid, wib(8, 3, 10))
+    cid = new(rt, wib(2026, 8, 3))  # Monday; 10 working days -> Monday 17 Aug is a holiday
+    handling(rt, cid, wib(2026, 8, 3, 10))
     with rt.sessions() as s:
         case = s.get(Case, cid)
-        assert case is not None and case.deadline_at == eod(8, 18)
-    near = sweep_deadlines(rt, wib(8, 17, 12))
-    assert [(m.deadline, m.due_at) for m in near.near] == [("overall", eod(8, 18))]
+        assert case is not None and case.deadline_at == end_of(2026, 8, 18)
+    near = sweep_deadlines(rt, wib(2026, 8, 17, 12))
+    assert [(m.deadline, m.due_at) for m in near.near] == [("overall", end_of(2026, 8, 18))]
     # Kabid after 5 working days (10 August) is already due: level 1.
     assert [(e.to, e.level) for e in near.escalated] == [("kabid", 1)]
-    assert sweep_deadlines(rt, wib(8, 17, 13)).near == []
-    late = sweep_deadlines(rt, wib(8, 19, 8))
+    assert sweep_deadlines(rt, wib(2026, 8, 17, 13)).near == []
+    late = sweep_deadlines(rt, wib(2026, 8, 19, 8))
     assert [m.deadline for m in late.missed] == ["overall"]
     assert [(e.to, e.level) for e in late.escalated] == [("kepala_dinas", 2)]
-    again = sweep_deadlines(rt, wib(8, 25, 8))
+    again = sweep_deadlines(rt, wib(2026, 8, 25, 8))
     assert (again.missed, again.escalated) == ([], [])
     rt.dispatch_events()
-    assert listener.missed == [(cid, eod(8, 18))]
+    assert listener.missed == [(cid, end_of(2026, 8, 18))]
     # Monday 17th is a holiday: counting starts on Tuesday 18th, the last day itself.
     assert listener.near == [(cid, 0)]
     kinds = [n.kind for n in listener.notifications]
@@ -130,7 +122,7 @@ def test_near_and_missed_once_per_deadline_then_the_ladder(runtime_factory: Any)
 
 def test_mark_key_names_the_deadline_and_its_due_time(runtime_factory: Any) -> None:
     rt = runtime_factory()
-    cid = new(rt, wib(8, 3))
+    cid = new(rt, wib(2026, 8, 3))
     with rt.sessions() as s:
         case = s.get(Case, cid)
         assert case is not None
@@ -141,10 +133,10 @@ def test_mark_key_names_the_deadline_and_its_due_time(runtime_factory: Any) -> N
 def test_severity_class_goes_to_the_kepala_daerah(runtime_factory: Any) -> None:
     listener = Listener()
     rt = setup(runtime_factory, listener)
-    cid = new(rt, wib(8, 3))
-    handling(rt, cid, wib(8, 3, 10), severity="ringan")
+    cid = new(rt, wib(2026, 8, 3))
+    handling(rt, cid, wib(2026, 8, 3, 10), severity="ringan")
     # Reclassified berat while in handling: the case goes up at once, not at the sweep.
-    done = act(rt, wib(8, 3, 11)).classify(cid, KASI, "berat", "ternyata berdampak luas")
+    done = act(rt, wib(2026, 8, 3, 11)).classify(cid, KASI, "berat", "ternyata berdampak luas")
     assert done.stage == "escalated"
     with rt.sessions() as s:
         case = s.get(Case, cid)
@@ -157,29 +149,29 @@ def test_severity_class_goes_to_the_kepala_daerah(runtime_factory: Any) -> None:
     rt.dispatch_events()
     [told] = [n for n in listener.notifications if n.kind == "escalated"]
     assert told.recipients == ("kepala_daerah",)
-    assert sweep_deadlines(rt, wib(8, 3, 12)).escalated == []  # already there
+    assert sweep_deadlines(rt, wib(2026, 8, 3, 12)).escalated == []  # already there
 
 
 def test_plugin_decides_and_is_not_asked_twice_for_a_level(runtime_factory: Any) -> None:
     listener = Listener(EscalationDecision(1, "tim_penanganan_pengaduan", "warga mengadu ke DPRD"))
     rt = setup(runtime_factory, listener)
-    cid = new(rt, wib(8, 3))
-    handling(rt, cid, wib(8, 3, 10), severity="ringan")
-    first = sweep_deadlines(rt, wib(8, 4, 9))
+    cid = new(rt, wib(2026, 8, 3))
+    handling(rt, cid, wib(2026, 8, 3, 10), severity="ringan")
+    first = sweep_deadlines(rt, wib(2026, 8, 4, 9))
     assert [(e.to, e.level, e.source) for e in first.escalated] == [
         ("tim_penanganan_pengaduan", 1, "plugin:listener")]
     assert first.escalated[0].reason == "warga mengadu ke DPRD (aturan listener)"
-    assert sweep_deadlines(rt, wib(8, 4, 10)).escalated == []
+    assert sweep_deadlines(rt, wib(2026, 8, 4, 10)).escalated == []
 
 
 def test_plugin_failure_is_flagged_and_the_sweep_goes_on(runtime_factory: Any) -> None:
     listener = Listener(fail=True)
     rt = setup(runtime_factory, listener)
-    a_id = new(rt, wib(8, 3))
-    b_id = new(rt, wib(8, 3))
+    a_id = new(rt, wib(2026, 8, 3))
+    b_id = new(rt, wib(2026, 8, 3))
     for cid in (a_id, b_id):
-        handling(rt, cid, wib(8, 3, 10), severity="ringan")
-    result = sweep_deadlines(rt, wib(8, 4, 9))
+        handling(rt, cid, wib(2026, 8, 3, 10), severity="ringan")
+    result = sweep_deadlines(rt, wib(2026, 8, 4, 9))
     assert result.checked == 2 and len(result.failures) == 2
     with rt.sessions() as s:
         for cid in (a_id, b_id):
@@ -193,11 +185,11 @@ def test_plugin_failure_is_flagged_and_the_sweep_goes_on(runtime_factory: Any) -
 def test_an_unregistered_case_still_goes_up_the_chain(runtime_factory: Any) -> None:
     listener = Listener()
     rt = setup(runtime_factory, listener)
-    cid = new(rt, wib(8, 3))  # never registered: the default escalate is not from "received"
-    first = sweep_deadlines(rt, wib(8, 12, 8))
+    cid = new(rt, wib(2026, 8, 3))  # never registered: the default escalate is not from "received"
+    first = sweep_deadlines(rt, wib(2026, 8, 12, 8))
     assert [(e.to, e.level) for e in first.escalated] == [("kabid", 1)]
     assert first.blocked == []
-    late = sweep_deadlines(rt, wib(8, 19, 8))
+    late = sweep_deadlines(rt, wib(2026, 8, 19, 8))
     assert [m.deadline for m in late.missed] == ["overall"]
     assert [(e.to, e.level) for e in late.escalated] == [("kepala_dinas", 2)]
     with rt.sessions() as s:
@@ -214,17 +206,17 @@ def test_an_unregistered_case_still_goes_up_the_chain(runtime_factory: Any) -> N
     assert "petugas" in missed[0] and "kabid" in missed[0]
     assert "kepala_dinas" in missed[-1]
     # The desk can still take it up where it stands.
-    assert act(rt, wib(8, 19, 9)).register(cid, PETUGAS).stage == "registered"
+    assert act(rt, wib(2026, 8, 19, 9)).register(cid, PETUGAS).stage == "registered"
 
 
 def test_due_escalation_not_allowed_for_the_system_is_flagged_once(
         runtime_factory: Any) -> None:
     rt = runtime_factory(workflow={"transitions": {
         "escalate": {"roles": ["kabid"]}, "escalate_further": {"roles": ["kabid"]}}})
-    cid = new(rt, wib(8, 3))
-    first = sweep_deadlines(rt, wib(8, 12, 8))
+    cid = new(rt, wib(2026, 8, 3))
+    first = sweep_deadlines(rt, wib(2026, 8, 12, 8))
     assert first.escalated == [] and len(first.blocked) == 1
-    second = sweep_deadlines(rt, wib(8, 13, 8))
+    second = sweep_deadlines(rt, wib(2026, 8, 13, 8))
     assert len(second.blocked) == 1  # still blocked ...
     with rt.sessions() as s:
         case = s.get(Case, cid)
@@ -237,14 +229,14 @@ def test_due_escalation_not_allowed_for_the_system_is_flagged_once(
 def test_answered_cases_wait_for_the_complainant(runtime_factory: Any) -> None:
     listener = Listener()
     rt = setup(runtime_factory, listener)
-    cid = new(rt, wib(8, 3))
-    handling(rt, cid, wib(8, 3, 10), severity="ringan")
-    a = act(rt, wib(8, 4))
+    cid = new(rt, wib(2026, 8, 3))
+    handling(rt, cid, wib(2026, 8, 3, 10), severity="ringan")
+    a = act(rt, wib(2026, 8, 4))
     a.record_step(cid, ANALIS, "konsep_jawaban", "konsep")
     a.approve(cid, Actor("Agus", "kabid"), "surat_jawaban")
     a.approve(cid, Actor("Hadi", "kepala_dinas"), "surat_jawaban")
     a.answer_delivered(cid, PETUGAS, "Sudah selesai.")
-    result = sweep_deadlines(rt, wib(9, 30))
+    result = sweep_deadlines(rt, wib(2026, 9, 30))
     assert (result.checked, result.missed, result.escalated) == (1, [], [])
     with rt.sessions() as s:
         assert s.scalar(select(func.count()).select_from(PendingEvent)) == 0

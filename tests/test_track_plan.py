@@ -7,7 +7,7 @@ import pytest
 from bridge.config import ConfigError
 from bridge.sync import track_plan as plan
 from bridge.sync.track_sim import SimParams, simulate
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 CFG = plan.TrackingSettings()
 NOW = 1_800_000_000.0

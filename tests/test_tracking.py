@@ -3,7 +3,6 @@ status changes made on LAPOR!, the inbox-404 fallback, and cases the push create
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,15 +18,12 @@ from bridge.services.actions import Actor, NewCase
 from bridge.store.models import Case, CaseEvent, QuarantinedItem, SyncCursor, TrackedCase, utcnow
 from bridge.sync.cycle import adopt, run_cycle
 from bridge.sync.track import NO_INBOX, NO_INBOX_TEXT, Adopted, AdoptError
-from tests.conftest import TEST_BEARER, TEST_TOKEN
+from tests.support.settings import TEST_BEARER, TEST_TOKEN
 
 NO_INBOX_CONFIG = {"inbox_path": ""}
 
 
-@pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(seed=5, reports=8, bearer=TEST_BEARER, token=TEST_TOKEN) as sb:
-        yield sb
+pytestmark = pytest.mark.sandbox(seed=5, reports=8)
 
 
 def _ids(sandbox: SandboxServer) -> list[int]:

@@ -28,7 +28,7 @@ from bridge.store.models import Case, User
 from bridge.web.app import create_app
 from bridge.web.serve import ThreadedServer
 from bridge.web.settings import SigningKey, WebSettings
-from tests.conftest import TEST_BEARER, TEST_TOKEN, make_settings
+from tests.support.settings import TEST_BEARER, TEST_TOKEN, make_settings
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

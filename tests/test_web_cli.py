@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -21,40 +20,12 @@ from bridge.cli import main
 from bridge.config import ConfigError, load_settings
 from bridge.runtime import Runtime
 from bridge.services.actions import Actor
-from bridge.store.models import Case, User
+from bridge.store.models import Case
 from bridge.web.auth import authenticate
 from bridge.web.settings import ENV_WEB_SECRET, signing_key, web_settings
-from tests.conftest import TEST_BEARER, TEST_TOKEN, make_settings
-
-CONFIG = """
-[regency]
-name = "Kabupaten Uji"
-code = "UJI"
-
-[lapor]
-base_url = "http://127.0.0.1:9"
-institution_id = 1
-user_id = 1
-
-[database]
-url = "sqlite:///{db}"
-{extra}
-"""
-
-
-def write_config(tmp_path: Path, extra: str = "") -> Path:
-    path = tmp_path / "bridge.toml"
-    path.write_text(CONFIG.format(db=tmp_path / "bridge.db", extra=extra), encoding="utf-8")
-    return path
-
-
-def run(args: list[str], input: str | None = None) -> Any:
-    return CliRunner().invoke(main, args, input=input, catch_exceptions=False)
-
-
-def users(config: Path) -> dict[str, User]:
-    with Runtime(load_settings(config)) as rt, rt.sessions() as s:
-        return {u.username: u for u in s.scalars(select(User))}
+from tests.support.ports import free_port
+from tests.support.settings import TEST_BEARER, TEST_TOKEN, make_settings
+from tests.support.web_cli import run, users, write_config
 
 
 def test_user_add_list_passwd_disable(tmp_path: Path) -> None:
@@ -169,12 +140,6 @@ def test_signing_key_sources(tmp_path: Path) -> None:
     assert (tmp_path / "rel.key").exists()  # next to the config file
     memory = load_settings(write_config(tmp_path))
     assert signing_key(memory, web_settings(memory), env={}).origin == "memory"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_web_command_serves_the_page(tmp_path: Path) -> None:

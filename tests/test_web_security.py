@@ -14,10 +14,7 @@ from starlette.testclient import TestClient
 from bridge.cli import main
 from bridge.web.auth import set_active, set_password, set_role
 from bridge.web.sessions import COOKIE_NAME
-from tests import test_web
-from tests.test_web import PASSWORD, Env, build_env, csrf_of
-
-env = test_web.env  # the same fixture: a fresh page and database per test
+from tests.support.web import PASSWORD, Env, build_env, csrf_of
 
 
 def _copy(env: Env, c: TestClient, ip: str = "10.0.0.9") -> TestClient:
@@ -69,7 +66,7 @@ def test_account_changes_end_every_session(env: Env, change: str) -> None:
 
 
 def test_user_role_command_and_generation_raised_by_each_change(tmp_path: Path) -> None:
-    from tests.test_web_cli import run, users, write_config
+    from tests.support.web_cli import run, users, write_config
 
     cfg = str(write_config(tmp_path))
     r = run(["user", "add", "dewi", "--role", "kasi", "--name", "Dewi",
@@ -243,7 +240,7 @@ PDF = b"%PDF-1.7\n" + b"x" * 64
 
 
 def _followup_ready(env: Env) -> tuple[int, TestClient]:
-    from tests.test_web import ANALIS, KASI
+    from tests.support.web import ANALIS, KASI
 
     cid = env.case()
     env.to_verified(cid)

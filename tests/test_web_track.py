@@ -13,8 +13,9 @@ from bridge.runtime import Runtime
 from bridge.store.models import Case, TrackedCase
 from bridge.web.app import create_app
 from bridge.web.settings import SigningKey, WebSettings
-from tests.conftest import TEST_BEARER, TEST_TOKEN, make_settings
-from tests.test_web import Clock, Env, csrf_of
+from tests.support.clock import Clock
+from tests.support.settings import TEST_BEARER, TEST_TOKEN, make_settings
+from tests.support.web import Env, csrf_of
 
 
 @pytest.fixture

@@ -18,20 +18,13 @@ from bridge.workflow.calendar import (
     local_date,
 )
 from bridge.workflow.errors import WorkflowProfileError
+from tests.support.times import end_of, wib
 
 # Cuti bersama 2026 as the regency's config would list them (SKB 3 Menteri).
 CUTI_BERSAMA_2026 = {
     date(2026, 2, 16), date(2026, 3, 18), date(2026, 3, 20), date(2026, 3, 23),
     date(2026, 3, 24), date(2026, 5, 15), date(2026, 5, 28), date(2026, 12, 24),
 }
-
-
-def eod(y: int, m: int, d: int) -> datetime:
-    return datetime(y, m, d, 23, 59, 59, tzinfo=JAKARTA)
-
-
-def wib(y: int, m: int, d: int, hh: int = 9, mm: int = 0) -> datetime:
-    return datetime(y, m, d, hh, mm, tzinfo=JAKARTA)
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +65,11 @@ def test_is_working_day(cal: WorkingCalendar, cal_cuti: WorkingCalendar) -> None
 def test_received_on_a_working_day_counts_the_following_working_days(
         cal: WorkingCalendar) -> None:
     # Friday 14 Aug; Sat, Sun and Monday 17 August are skipped.
-    assert cal.add_working_days(wib(2026, 8, 14, 16, 30), 1) == eod(2026, 8, 18)
-    assert cal.add_working_days(date(2026, 8, 14), 0) == eod(2026, 8, 14)
+    assert cal.add_working_days(wib(2026, 8, 14, 16, 30), 1) == end_of(2026, 8, 18)
+    assert cal.add_working_days(date(2026, 8, 14), 0) == end_of(2026, 8, 14)
     # 10 working days also skip Maulid Nabi on Tuesday 25 August.
-    assert cal.add_working_days(wib(2026, 8, 14), 10) == eod(2026, 9, 1)
-    assert cal.add_working_days(wib(2026, 8, 18), 5) == eod(2026, 8, 26)
+    assert cal.add_working_days(wib(2026, 8, 14), 10) == end_of(2026, 9, 1)
+    assert cal.add_working_days(wib(2026, 8, 18), 5) == end_of(2026, 8, 26)
 
 
 def test_received_on_a_non_working_day_counts_from_the_next_working_day(
@@ -84,18 +77,18 @@ def test_received_on_a_non_working_day_counts_from_the_next_working_day(
     # Saturday, Sunday and the holiday Monday all behave like Tuesday 18 August.
     for day in (15, 16, 17):
         assert cal.effective_day(date(2026, 8, day)) == date(2026, 8, 18)
-        assert cal.add_working_days(wib(2026, 8, day), 0) == eod(2026, 8, 18)
-        assert cal.add_working_days(wib(2026, 8, day), 1) == eod(2026, 8, 19)
-        assert cal.add_working_days(wib(2026, 8, day), 3) == eod(2026, 8, 21)
+        assert cal.add_working_days(wib(2026, 8, day), 0) == end_of(2026, 8, 18)
+        assert cal.add_working_days(wib(2026, 8, day), 1) == end_of(2026, 8, 19)
+        assert cal.add_working_days(wib(2026, 8, day), 3) == end_of(2026, 8, 21)
 
 
 def test_the_date_is_taken_in_jakarta_time(cal: WorkingCalendar) -> None:
     # 17:30 UTC on Friday is 00:30 on Saturday in Jakarta: received on a weekend.
     friday_utc = datetime(2026, 8, 14, 17, 30, tzinfo=UTC)
     assert local_date(friday_utc) == date(2026, 8, 15)
-    assert cal.add_working_days(friday_utc, 1) == eod(2026, 8, 19)
+    assert cal.add_working_days(friday_utc, 1) == end_of(2026, 8, 19)
     # 16:59 UTC is still Friday 23:59 WIB.
-    assert cal.add_working_days(datetime(2026, 8, 14, 16, 59, tzinfo=UTC), 1) == eod(2026, 8, 18)
+    assert cal.add_working_days(datetime(2026, 8, 14, 16, 59, tzinfo=UTC), 1) == end_of(2026, 8, 18)
     due = cal.add_working_days(friday_utc, 1)
     assert due.utcoffset() == timedelta(hours=7)
     assert due.astimezone(UTC) == datetime(2026, 8, 19, 16, 59, 59, tzinfo=UTC)
@@ -111,21 +104,21 @@ def test_naive_datetimes_are_refused(cal: WorkingCalendar) -> None:
 def test_christmas_with_and_without_cuti_bersama(cal: WorkingCalendar,
                                                  cal_cuti: WorkingCalendar) -> None:
     # Wednesday 23 Dec: the 24th is cuti bersama (config), the 25th Natal, then a weekend.
-    assert cal_cuti.add_working_days(wib(2026, 12, 23), 1) == eod(2026, 12, 28)
-    assert cal.add_working_days(wib(2026, 12, 23), 1) == eod(2026, 12, 24)
+    assert cal_cuti.add_working_days(wib(2026, 12, 23), 1) == end_of(2026, 12, 28)
+    assert cal.add_working_days(wib(2026, 12, 23), 1) == end_of(2026, 12, 24)
     # Across the year end: 31 Dec, then New Year's Day 2027 (Friday) is skipped.
-    assert cal_cuti.add_working_days(wib(2026, 12, 30), 2) == eod(2027, 1, 4)
+    assert cal_cuti.add_working_days(wib(2026, 12, 30), 2) == end_of(2027, 1, 4)
     # 28, 29, 30, 31 December and 4 January.
     assert cal_cuti.working_days_between(wib(2026, 12, 23), wib(2027, 1, 4)) == 5
 
 
 def test_idul_fitri_2026_week(cal_cuti: WorkingCalendar, cal: WorkingCalendar) -> None:
     # 18 cuti Nyepi, 19 Nyepi, 20 cuti, 21-22 Idul Fitri (weekend), 23-24 cuti Idul Fitri.
-    assert cal_cuti.add_working_days(wib(2026, 3, 17), 1) == eod(2026, 3, 25)
-    assert cal_cuti.add_working_days(wib(2026, 3, 17), 3) == eod(2026, 3, 27)
+    assert cal_cuti.add_working_days(wib(2026, 3, 17), 1) == end_of(2026, 3, 25)
+    assert cal_cuti.add_working_days(wib(2026, 3, 17), 3) == end_of(2026, 3, 27)
     assert cal_cuti.working_days_between(date(2026, 3, 17), date(2026, 3, 25)) == 1
     # Without the config only Nyepi (national) is skipped.
-    assert cal.add_working_days(wib(2026, 3, 17), 3) == eod(2026, 3, 23)
+    assert cal.add_working_days(wib(2026, 3, 17), 3) == end_of(2026, 3, 23)
 
 
 def test_package_joint_holidays_match_the_decree(cal_cuti: WorkingCalendar) -> None:
@@ -150,14 +143,14 @@ def test_working_days_between(cal: WorkingCalendar) -> None:
 
 def test_calendar_days(cal_cuti: WorkingCalendar) -> None:
     # Klaten's "14 hari": calendar days; 14 days after Friday 14 Aug is Friday 28 Aug.
-    assert cal_cuti.add_calendar_days(wib(2026, 8, 14), 14) == eod(2026, 8, 28)
+    assert cal_cuti.add_calendar_days(wib(2026, 8, 14), 14) == end_of(2026, 8, 28)
     # Ending on Saturday 12 Dec stays there, or rolls to Monday 14 Dec when asked.
-    assert cal_cuti.add_calendar_days(date(2026, 12, 5), 7) == eod(2026, 12, 12)
+    assert cal_cuti.add_calendar_days(date(2026, 12, 5), 7) == end_of(2026, 12, 12)
     assert cal_cuti.add_calendar_days(date(2026, 12, 5), 7, roll_to_working_day=True) == \
-        eod(2026, 12, 14)
+        end_of(2026, 12, 14)
     # Ending on cuti bersama 24 Dec rolls past Natal and the weekend.
     assert cal_cuti.add_calendar_days(date(2026, 12, 10), 14, roll_to_working_day=True) == \
-        eod(2026, 12, 28)
+        end_of(2026, 12, 28)
 
 
 def test_other_time_zones() -> None:
@@ -196,13 +189,13 @@ def test_holiday_sets_are_built_lazily_once_per_year(monkeypatch: pytest.MonkeyP
 def test_weekend_is_configurable() -> None:
     six_day_week = WorkingCalendar(weekend=[6])
     assert six_day_week.is_working_day(date(2026, 8, 15))
-    assert six_day_week.add_working_days(date(2026, 8, 14), 1) == eod(2026, 8, 15)
+    assert six_day_week.add_working_days(date(2026, 8, 14), 1) == end_of(2026, 8, 15)
     with pytest.raises(ValueError):
         WorkingCalendar(weekend=range(7))
 
 
 def test_end_of_day_and_format_tanggal() -> None:
-    assert end_of_day(date(2026, 8, 17)) == eod(2026, 8, 17)
+    assert end_of_day(date(2026, 8, 17)) == end_of(2026, 8, 17)
     assert format_tanggal(date(2026, 8, 17)) == "Senin, 17 Agustus 2026"
     assert format_tanggal(datetime(2026, 12, 24, 18, 0, tzinfo=UTC)) == "Jumat, 25 Desember 2026"
     assert format_tanggal(date(2026, 3, 1), weekday=False) == "1 Maret 2026"
@@ -219,7 +212,7 @@ weekend = ["sabtu", "minggu"]
     assert not cal.is_working_day(date(2026, 12, 24))
     assert not cal.is_working_day(date(2026, 3, 20))
     assert cal.non_working_reason(date(2026, 9, 2)) == "Hari Jadi Kabupaten"
-    assert cal.add_working_days(date(2026, 9, 1), 1) == eod(2026, 9, 3)
+    assert cal.add_working_days(date(2026, 9, 1), 1) == end_of(2026, 9, 3)
     assert calendar_from_mapping({}).is_working_day(date(2026, 12, 24))
 
 

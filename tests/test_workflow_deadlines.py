@@ -7,7 +7,6 @@ from datetime import date, datetime
 import pytest
 
 from bridge.workflow import (
-    JAKARTA,
     CaseTimeline,
     Deadline,
     StageVisit,
@@ -19,17 +18,10 @@ from bridge.workflow import (
     escalation_schedule,
     overall_deadline,
 )
+from tests.support.times import end_of, wib
 
 CUTI_BERSAMA_2026 = [date(2026, 3, 18), date(2026, 3, 20), date(2026, 3, 23),
                      date(2026, 3, 24), date(2026, 12, 24)]
-
-
-def wib(y: int, m: int, d: int, hh: int = 9, mm: int = 0, ss: int = 0) -> datetime:
-    return datetime(y, m, d, hh, mm, ss, tzinfo=JAKARTA)
-
-
-def eod(y: int, m: int, d: int) -> datetime:
-    return wib(y, m, d, 23, 59, 59)
 
 
 @pytest.fixture(scope="module")
@@ -48,24 +40,24 @@ def test_new_lapor_case_around_independence_day(cal: WorkingCalendar) -> None:
         "overall", "stage:received", "national:verify", "national:followup",
         "national:silence_close", "national:completion"]
     d = by_name(items)
-    assert d["overall"].due_at == eod(2026, 9, 1)   # 10 hari kerja, skipping 17 and 25 Aug
+    assert d["overall"].due_at == end_of(2026, 9, 1)   # 10 hari kerja, skipping 17 and 25 Aug
     assert d["overall"].holidays == (
         (date(2026, 8, 17), "Hari Kemerdekaan Republik Indonesia"),
         (date(2026, 8, 25), "Maulid Nabi Muhammad"))
     assert d["overall"].basis.startswith(
         "10 hari kerja sejak pengaduan diterima (Jumat, 14 Agustus 2026)")
     assert "17 Agustus 2026 (Hari Kemerdekaan Republik Indonesia)" in d["overall"].basis
-    assert d["stage:received"].due_at == eod(2026, 8, 18)
+    assert d["stage:received"].due_at == end_of(2026, 8, 18)
     assert d["stage:received"].label == "Pencatatan di buku register"
-    assert d["national:verify"].due_at == eod(2026, 8, 20)
-    assert d["national:followup"].due_at == eod(2026, 8, 24)
+    assert d["national:verify"].due_at == end_of(2026, 8, 20)
+    assert d["national:followup"].due_at == end_of(2026, 8, 24)
     assert d["national:silence_close"].due_at is None
     assert d["national:silence_close"].basis == "belum berjalan: belum ada tindak lanjut"
     assert d["national:completion"].due_at is None
     assert "menunggu berkas dinyatakan lengkap" in d["national:completion"].basis
     assert not any(x.met for x in items)
     assert d["overall"].is_overdue(wib(2026, 9, 2, 0, 0, 1))
-    assert not d["overall"].is_overdue(eod(2026, 9, 1))
+    assert not d["overall"].is_overdue(end_of(2026, 9, 1))
 
 
 def test_deadlines_are_met_by_the_case_moving_on(cal: WorkingCalendar) -> None:
@@ -96,10 +88,10 @@ def test_deadlines_are_met_by_the_case_moving_on(cal: WorkingCalendar) -> None:
     assert d["overall"].met_late
     assert not d["overall"].is_overdue(wib(2026, 10, 1))
     # 60 calendar days from complete files (19 Aug) is Sunday 18 October.
-    assert d["national:completion"].due_at == eod(2026, 10, 18)
+    assert d["national:completion"].due_at == end_of(2026, 10, 18)
     assert d["national:completion"].met_at == wib(2026, 9, 2, 10)
     # LAPOR! closes after 10 working days of silence after the last follow-up.
-    assert d["national:silence_close"].due_at == eod(2026, 9, 16)
+    assert d["national:silence_close"].due_at == end_of(2026, 9, 16)
     assert d["national:silence_close"].met_at is None
 
 
@@ -112,7 +104,7 @@ def test_local_cases_skip_the_lapor_only_limits(cal: WorkingCalendar) -> None:
 def test_received_on_a_holiday_counts_from_the_next_working_day(cal: WorkingCalendar) -> None:
     tl = CaseTimeline(received_at=wib(2026, 8, 17, 20))
     d = overall_deadline(default_workflow(), cal, tl)
-    assert d.due_at == eod(2026, 9, 2)   # 10 working days after Tuesday 18 August
+    assert d.due_at == end_of(2026, 9, 2)   # 10 working days after Tuesday 18 August
     assert "dihitung dari hari kerja berikutnya (Selasa, 18 Agustus 2026)" in d.basis
 
 
@@ -131,14 +123,14 @@ def test_files_complete_basis_and_class_deadlines_over_christmas(cal: WorkingCal
     ringan = overall_deadline(wf, cal, CaseTimeline(
         received_at=received, files_complete_at=complete, severity="ringan"))
     # 24 Dec cuti bersama, 25 Natal, weekend: 28 and 29 December.
-    assert ringan.due_at == eod(2026, 12, 29)
+    assert ringan.due_at == end_of(2026, 12, 29)
     assert ringan.basis.startswith("2 hari kerja sejak berkas dinyatakan lengkap")
     assert "(ketentuan Pengaduan ringan)" in ringan.basis
     assert [d for d, _ in ringan.holidays] == [date(2026, 12, 24), date(2026, 12, 25)]
     sedang = overall_deadline(wf, cal, CaseTimeline(
         received_at=received, files_complete_at=complete, severity="sedang"))
     # 28-31 Dec; New Year's Day and Isra Mikraj (Tuesday 5 Jan 2027) skipped; 4, 6-8, 11-12.
-    assert sedang.due_at == eod(2027, 1, 12)
+    assert sedang.due_at == end_of(2027, 1, 12)
     assert (date(2027, 1, 5), "Isra Mikraj Nabi Muhammad") in sedang.holidays
 
 
@@ -147,10 +139,10 @@ def test_calendar_day_deadline_with_roll(cal: WorkingCalendar) -> None:
     wf = build_workflow({"deadlines": {"overall": {
         "amount": 14, "unit": "calendar_days", "roll_to_working_day": True}}})
     d = overall_deadline(wf, cal, CaseTimeline(received_at=wib(2026, 8, 14)))
-    assert d.due_at == eod(2026, 8, 28)
+    assert d.due_at == end_of(2026, 8, 28)
     assert d.basis.startswith("14 hari kalender sejak pengaduan diterima")
     d = overall_deadline(wf, cal, CaseTimeline(received_at=wib(2026, 12, 5)))
-    assert d.due_at == eod(2026, 12, 21)    # Saturday 19 Dec -> Monday 21 Dec
+    assert d.due_at == end_of(2026, 12, 21)    # Saturday 19 Dec -> Monday 21 Dec
     assert "diundur ke hari kerja berikutnya" in d.basis
 
 
@@ -168,7 +160,7 @@ def test_stage_deadline_uses_the_latest_visit(cal: WorkingCalendar) -> None:
     esc = d["stage:escalated"]
     assert esc.label == "Penanganan oleh Tim Penanganan Pengaduan"
     assert esc.started_at == wib(2026, 8, 19, 10)
-    assert esc.due_at == eod(2026, 8, 27)   # 20, 21, 24, (25 Maulid), 26, 27
+    assert esc.due_at == end_of(2026, 8, 27)   # 20, 21, 24, (25 Maulid), 26, 27
     assert esc.met_at is None
     assert esc.basis.startswith("5 hari kerja sejak masuk tahap Dieskalasi")
     assert d["stage:received"].met_at == wib(2026, 8, 5)
@@ -181,7 +173,7 @@ def test_default_escalation_levels(cal: WorkingCalendar) -> None:
                                StageVisit("handling", wib(2026, 8, 18))])
     schedule = escalation_schedule(wf, cal, tl)
     assert [(s.level, s.role, s.due_at) for s in schedule] == [
-        (1, "kabid", eod(2026, 8, 24)), (2, "kepala_dinas", eod(2026, 9, 1))]
+        (1, "kabid", end_of(2026, 8, 24)), (2, "kepala_dinas", end_of(2026, 9, 1))]
     assert escalation_due(wf, cal, tl, wib(2026, 8, 24, 16)) is None
     first = escalation_due(wf, cal, tl, wib(2026, 8, 25, 8))
     assert first is not None and (first.level, first.role) == (1, "kabid")
@@ -215,7 +207,7 @@ def test_escalation_after_not_satisfied(cal: WorkingCalendar) -> None:
     now = escalation_due(wf, cal, tl, wib(2026, 8, 19, 10))
     assert now is not None and now.role == "tim_penanganan_pengaduan"
     assert now.basis.startswith("segera setelah masuk tahap Dieskalasi")
-    later = escalation_due(wf, cal, tl, eod(2026, 8, 27))
+    later = escalation_due(wf, cal, tl, end_of(2026, 8, 27))
     assert later is not None and later.name == "tpp"
     last = escalation_due(wf, cal, tl, wib(2026, 8, 28, 7))
     assert last is not None and last.name == "kepala_dinas" and last.level == 2
@@ -228,7 +220,7 @@ def test_escalation_from_the_overall_deadline(cal: WorkingCalendar) -> None:
     ]}}})
     tl = CaseTimeline(received_at=wib(2026, 8, 14))
     assert escalation_due(wf, cal, tl, wib(2026, 9, 1, 12)) is None
-    assert escalation_due(wf, cal, tl, eod(2026, 9, 1)) is not None
+    assert escalation_due(wf, cal, tl, end_of(2026, 9, 1)) is not None
     level = escalation_due(wf, cal, tl, wib(2026, 9, 4, 0, 0, 1))
     assert level is not None and level.name == "kepala_dinas"
 

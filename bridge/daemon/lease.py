@@ -14,6 +14,10 @@ The leader also keeps a local, monotonic deadline: the moment it *sent* its last
 successful renewal plus ``ttl * safety``. That deadline always falls before the expiry
 the database recorded (the database read its clock after we sent), so a leader that
 cannot reach the database demotes itself before any standby can take over.
+
+Both clocks can be replaced by a :class:`LeaseClock` (tests pass a fake one, so that expiry
+is a step of the fake clock rather than a sleep). Given one, the lease reads *its* time on
+every dialect, PostgreSQL included: the database clock is then not consulted.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Engine, Interval, Table, case, delete, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -39,6 +43,23 @@ log = logging.getLogger("bridge.daemon.lease")
 SYNC_LEASE = "sync"
 
 _leases = cast(Table, Lease.__table__)
+
+
+class LeaseClock(Protocol):
+    """The two clocks a lease reads: wall time (UTC, for expiry) and a monotonic one."""
+
+    def utcnow(self) -> datetime: ...
+
+    def monotonic(self) -> float: ...
+
+
+def _db_now(dialect: str, clock: LeaseClock | None) -> ColumnElement[datetime] | datetime:
+    if clock is not None:
+        return clock.utcnow()
+    if dialect == "postgresql":
+        # timestamp without time zone, in UTC: how UTCDateTime stores times.
+        return func.timezone("UTC", func.now())
+    return utcnow()
 
 
 def make_holder() -> str:
@@ -68,7 +89,8 @@ class LeaseManager:
     """Take, renew and give up one named lease for ``holder``."""
 
     def __init__(self, engine: Engine, ttl: float, *, holder: str | None = None,
-                 name: str = SYNC_LEASE, safety: float = 0.8) -> None:
+                 name: str = SYNC_LEASE, safety: float = 0.8,
+                 clock: LeaseClock | None = None) -> None:
         if ttl <= 0:
             raise ValueError("ttl must be > 0")
         self.engine = engine
@@ -77,22 +99,21 @@ class LeaseManager:
         self.holder = holder or make_holder()
         self.safety = safety
         self.dialect = engine.dialect.name
-        #: time.monotonic() until which we may act as leader (0: not leader).
+        self.clock = clock
+        self._monotonic = clock.monotonic if clock is not None else time.monotonic
+        #: monotonic time until which we may act as leader (0: not leader).
         self.valid_until = 0.0
 
     # -- the clock ----------------------------------------------------------------------
 
     def _now(self) -> ColumnElement[datetime] | datetime:
-        if self.dialect == "postgresql":
-            # timestamp without time zone, in UTC: how UTCDateTime stores times.
-            return func.timezone("UTC", func.now())
-        return utcnow()
+        return _db_now(self.dialect, self.clock)
 
     def _plus_ttl(self) -> ColumnElement[datetime] | datetime:
-        if self.dialect == "postgresql":
-            return func.timezone("UTC", func.now()) + literal(
-                timedelta(seconds=self.ttl), Interval())
-        return utcnow() + timedelta(seconds=self.ttl)
+        now = self._now()
+        if isinstance(now, datetime):
+            return now + timedelta(seconds=self.ttl)
+        return now + literal(timedelta(seconds=self.ttl), Interval())
 
     # -- operations -------------------------------------------------------------------
 
@@ -102,7 +123,7 @@ class LeaseManager:
         Returns whether we hold it now. Raises the database's error if it cannot be
         reached (the caller decides what that means for leadership).
         """
-        sent = time.monotonic()
+        sent = self._monotonic()
         insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
         upsert = insert(_leases).values(name=self.name, holder=self.holder,
                                         expires_at=self._plus_ttl(), acquired_at=self._now())
@@ -126,7 +147,7 @@ class LeaseManager:
 
     def still_valid(self) -> bool:
         """Whether our last successful renewal still covers this moment (local clock)."""
-        return time.monotonic() < self.valid_until
+        return self._monotonic() < self.valid_until
 
     def release(self) -> bool:
         """Give the lease up (clean stop), so a standby takes over at its next poll."""
@@ -137,14 +158,13 @@ class LeaseManager:
         return bool(done.rowcount)
 
     def current(self) -> LeaseInfo | None:
-        return read_lease(self.engine, self.name)
+        return read_lease(self.engine, self.name, clock=self.clock)
 
 
-def read_lease(engine: Engine, name: str = SYNC_LEASE) -> LeaseInfo | None:
+def read_lease(engine: Engine, name: str = SYNC_LEASE, *,
+               clock: LeaseClock | None = None) -> LeaseInfo | None:
     """Who holds lease ``name`` and until when (``None``: nobody ever took it, or released)."""
-    dialect = engine.dialect.name
-    now: ColumnElement[datetime] | datetime
-    now = func.timezone("UTC", func.now()) if dialect == "postgresql" else utcnow()
+    now = _db_now(engine.dialect.name, clock)
     with engine.connect() as conn:
         row = conn.execute(
             select(_leases.c.holder, _leases.c.expires_at, _leases.c.acquired_at,
@@ -156,4 +176,4 @@ def read_lease(engine: Engine, name: str = SYNC_LEASE) -> LeaseInfo | None:
     return LeaseInfo(name, row.holder, row.expires_at, row.acquired_at, bool(row.expired))
 
 
-__all__ = ["SYNC_LEASE", "LeaseInfo", "LeaseManager", "make_holder", "read_lease"]
+__all__ = ["SYNC_LEASE", "LeaseClock", "LeaseInfo", "LeaseManager", "make_holder", "read_lease"]

@@ -1,5 +1,10 @@
 """A throwaway PostgreSQL cluster for tests and benchmarks (initdb + pg_ctl, loopback only).
 
+Each test process (each pytest-xdist worker) starts its own cluster on a free port, so
+workers never share a database. Tests that need a migrated schema copy a template database
+(``CREATE DATABASE ... TEMPLATE``, a file copy inside the server) instead of running every
+migration again.
+
 PostgreSQL refuses to run as root, so when we are root the cluster is created and run as
 an unprivileged system user (``postgres`` when it exists, else ``nobody``).
 """
@@ -62,13 +67,22 @@ class PgCluster:
     def url_for(self, database: str) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, name: str) -> str:
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """A new database ``name`` (dropped first if it exists), empty or a copy of ``template``.
+
+        The template must have no open connection (dispose its engine first).
+        """
         import psycopg
 
         with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
                              autocommit=True) as conn:
+            copy_of = f' TEMPLATE "{template}"' if template else ""
+            if template and conn.info.server_version >= 150000:
+                # A file copy of a small template is about twice as fast as the default
+                # (WAL_LOG, block by block through the WAL) on a cluster without fsync.
+                copy_of += " STRATEGY FILE_COPY"
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"{copy_of}')
         return self.url_for(name)
 
     def stop(self) -> None:

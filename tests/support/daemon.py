@@ -1,7 +1,4 @@
-"""Helpers shared by the daemon tests: config files, daemon processes, store checks.
-
-(No tests here; the name only keeps the daemon's files together.)
-"""
+"""Helpers shared by the daemon tests: config files, daemon processes, store checks."""
 
 from __future__ import annotations
 
@@ -23,9 +20,9 @@ from bridge.lapor.sandbox import SandboxServer
 from bridge.store.db import make_engine
 from bridge.store.models import Case, OutboxRow
 from bridge.sync.push import markers_in
-from tests.conftest import BASE_CONFIG, TEST_BEARER, TEST_TOKEN
+from tests.support.settings import BASE_CONFIG, TEST_BEARER, TEST_TOKEN
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 #: Small numbers so that the daemon tests run in seconds.
 FAST_DAEMON: dict[str, Any] = {
