@@ -543,13 +543,6 @@ class PluginHost:
         return job
 
 
-def cli_commands() -> list[Any]:
-    """The click commands ``plugins`` and ``plugin new`` for the main command group."""
-    from bridge.cli_plugins import commands
-
-    return list(commands())
-
-
 def _wrong_type(value: Any, expected: str) -> str:
     return f"returned {type(value).__name__} ({value!r:.80}), expected {expected} or None"
 
@@ -826,7 +819,6 @@ __all__ = [
     "PluginSource",
     "PluginsSettings",
     "build_host",
-    "cli_commands",
     "describe_validation_error",
     "hookimpl",
     "load_plugins",

@@ -19,7 +19,7 @@ from bridge.lapor.api_profile import load_profile, profile_of, shipped_profiles
 from bridge.lapor.client import LaporClient
 from bridge.lapor.models import NewComplaintRequest, RemoteComplaint
 from bridge.lapor.sandbox import SandboxServer
-from bridge.sync.cycle import run_cycle
+from bridge.app.cycle import run_cycle
 from tests.conftest import TEST_BEARER, TEST_TOKEN, make_settings
 
 BASE = "https://lapor.test/api"

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from bridge.lapor.sandbox import SandboxServer
 from bridge.store.models import Case, CaseEvent, QuarantinedItem, SyncCursor
-from bridge.sync.cycle import run_cycle
+from bridge.app.cycle import run_cycle
 from tests.conftest import TEST_BEARER, TEST_TOKEN
 
 

@@ -27,7 +27,7 @@ from bridge.sync.quarantine import (
     list_groups,
     reason_group,
 )
-from bridge.sync.quarantine_cycle import retry_quarantined
+from bridge.app.quarantine_cycle import retry_quarantined
 from tests.conftest import TEST_BEARER, TEST_TOKEN, make_settings
 from tests.test_pull_sync import pull
 

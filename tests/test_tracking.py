@@ -17,7 +17,7 @@ from bridge.cli import main
 from bridge.lapor.sandbox import SandboxServer
 from bridge.services.actions import Actor, NewCase
 from bridge.store.models import Case, CaseEvent, QuarantinedItem, SyncCursor, TrackedCase, utcnow
-from bridge.sync.cycle import adopt, run_cycle
+from bridge.app.cycle import adopt, run_cycle
 from bridge.sync.track import NO_INBOX, NO_INBOX_TEXT, Adopted, AdoptError
 from tests.conftest import TEST_BEARER, TEST_TOKEN
 

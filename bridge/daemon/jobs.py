@@ -52,7 +52,7 @@ Counts = dict[str, Any]
 def pull(ctx: JobContext, window: timedelta | None = None) -> Counts:
     """Read LAPOR!'s inbox from the cursor (or re-read ``window`` back: reconciliation),
     then poll the tracked cases that are due (an unavailable inbox leaves tracking alone)."""
-    from bridge.sync.cycle import pull_and_track
+    from bridge.app.cycle import pull_and_track
 
     with ctx.rt.client() as client:
         result, tracked, _lines = pull_and_track(ctx.rt, client, stop=ctx.stop, window=window)

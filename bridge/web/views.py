@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from bridge.reports.recap import CHANNEL_LABELS, month_of, page_csv, recap_of_days
 from bridge.services.actions import (
     ActionError,
     ActionNotAllowed,
@@ -49,7 +50,7 @@ from bridge.services.queue import (
 from bridge.store.models import Case, OutboxRow
 from bridge.sync.quarantine import AlarmState, alarm_state
 from bridge.timefmt import local_date, local_time
-from bridge.web import csrf, forms, recap
+from bridge.web import csrf, forms
 from bridge.web.auth import (
     LoginLimiter,
     WebUser,
@@ -165,7 +166,7 @@ class StaffPage:
 
     def template_globals(self) -> dict[str, Callable[..., str]]:
         return {"stage_label": self.workflow.stage_label, "class_label": self._class_label,
-                "channel_label": lambda k: recap.CHANNEL_LABELS.get(k, k)}
+                "channel_label": lambda k: CHANNEL_LABELS.get(k, k)}
 
     def client_address(self, request: Request) -> str:
         peer = request.client.host if request.client else "-"
@@ -406,7 +407,7 @@ class StaffPage:
             "has_next": len(rows) > self.web.page_size, "query": query,
             "stages": [(n, s.label) for n, s in self.workflow.stages.items()],
             "classes": [(n, c.label) for n, c in self.workflow.profile.classes.items()],
-            "channels": list(recap.CHANNEL_LABELS.items()),
+            "channels": list(CHANNEL_LABELS.items()),
             "opds": [(o.code, o.name) for o in self.settings.opds],
             "may_track": user.role in self.track_roles,
             "poll_seconds": self.web.poll_seconds,
@@ -448,8 +449,8 @@ class StaffPage:
         return await run_in_threadpool(self._track, request, form)
 
     def _track(self, request: Request, form: FormData) -> Response:
+        from bridge.app.cycle import adopt
         from bridge.lapor.errors import LaporError
-        from bridge.sync.cycle import adopt
         from bridge.sync.track import Adopted
 
         csrf.check(request.session, form.get(csrf.FIELD))
@@ -599,7 +600,7 @@ class StaffPage:
                     old = self.workflow.stage_label(old) if old else old
                     new = self.workflow.stage_label(new) if new else new
                 elif key == "channel":
-                    new = recap.CHANNEL_LABELS.get(str(new), new)
+                    new = CHANNEL_LABELS.get(str(new), new)
                 elif key == "approval" and isinstance(new, Mapping):
                     new = self._approval_text(new)
                 lines.append((CHANGE_LABELS.get(key, key), _show(old, self.tz),
@@ -786,7 +787,7 @@ class StaffPage:
         (400 a date that is none, 422 a range that cannot be: reversed, or so far out that
         the time zone arithmetic would overflow)."""
         today = self.now().astimezone(ZoneInfo(self.tz)).date()
-        default = recap.month_of(today)
+        default = month_of(today)
         q = request.query_params
         try:
             start = date.fromisoformat(q["dari"]) if q.get("dari") else default[0]
@@ -806,7 +807,7 @@ class StaffPage:
         user = self.require_user(request)
         start, end, problem, status = self._period(request)
         with self.rt.sessions() as s:
-            figures = recap.compute(s, self.settings, self.workflow, start, end, self.now())
+            figures = recap_of_days(s, self.settings, self.workflow, start, end, self.now())
         return self.render(request, "recap.html", {
             "r": figures, "problem": problem,
             "csv_url": "/rekap.csv?" + urlencode({"dari": start.isoformat(),
@@ -819,9 +820,9 @@ class StaffPage:
         if problem:
             raise PageError(status, "Periode tidak sah", problem)
         with self.rt.sessions() as s:
-            figures = recap.compute(s, self.settings, self.workflow, start, end, self.now())
+            figures = recap_of_days(s, self.settings, self.workflow, start, end, self.now())
         name = f"rekap-{start.isoformat()}-{end.isoformat()}.csv"
-        return Response(recap.to_csv(figures), media_type="text/csv; charset=utf-8",
+        return Response(page_csv(figures), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}"',
                                  "Cache-Control": "no-store"})
 

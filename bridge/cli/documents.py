@@ -12,7 +12,7 @@ from bridge.documents import CASE_KINDS
 
 
 def add_document_command(case_group: click.Group) -> None:
-    from bridge.cli import config_option
+    from bridge.cli.common import config_option
 
     @case_group.command("document")
     @click.argument("ref")
@@ -33,7 +33,7 @@ def add_document_command(case_group: click.Group) -> None:
         """Write a case's document (surat jawaban, BAPP, surat penerusan, lembar
         disposisi, tanda terima) as PDF, from the [documents] templates; a kind counted
         by an outgoing-letter register takes its number on first print."""
-        from bridge.cli import fail, runtime
+        from bridge.cli.common import fail, runtime
         from bridge.config import ConfigError
         from bridge.documents import DocumentError
         from bridge.documents.render import write_atomic

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import click
 
-from bridge.cli import config_option, fail, runtime
+from bridge.cli.common import config_option, fail, runtime
 
 
 def _chosen(ids: Sequence[int], all_: bool) -> list[int] | None:
@@ -91,8 +91,8 @@ def retry_cmd(ctx: click.Context, ids: tuple[int, ...], all_: bool, as_json: boo
     the others stay with their new reason. Exit 0 when every item passed, 1 when some
     still fail.
     """
+    from bridge.app.quarantine_cycle import retry_quarantined
     from bridge.sync.quarantine import QuarantineError
-    from bridge.sync.quarantine_cycle import retry_quarantined
 
     chosen = _chosen(ids, all_)
     with runtime(ctx) as rt:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from bridge.cli import config_option, load
+from bridge.cli.common import config_option, load
 from bridge.config import ConfigError
 
 

@@ -1,7 +1,7 @@
 """``lapor-bridge plugins`` and ``lapor-bridge plugin new NAME``.
 
-Attached to the main command group through :func:`bridge.plugins.cli_commands`. This
-module does not import :mod:`bridge.cli`, so that either may be imported first.
+Attached to the main command group by :mod:`bridge.cli`; the plugin host does not
+import the command line.
 """
 
 from __future__ import annotations

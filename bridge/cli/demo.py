@@ -17,13 +17,13 @@ from typing import Any
 import click
 from pydantic import SecretStr
 
+from bridge.app.cycle import run_cycle
 from bridge.config import Settings
 from bridge.runtime import Runtime
 from bridge.services.queue import QueueFilter, list_queue
 from bridge.services.triage import triage_new_cases
-from bridge.sync.cycle import run_cycle
 
-log = logging.getLogger("bridge.demo")
+log = logging.getLogger("bridge.cli.demo")
 
 
 def demo_settings(settings: Settings, base_url: str, db_path: Path, bearer: str,
@@ -40,8 +40,8 @@ def demo_settings(settings: Settings, base_url: str, db_path: Path, bearer: str,
 
 def run_demo(settings: Settings, *, once: bool, seed: int, reports: int, interval: float,
              as_json: bool) -> int:
+    from bridge.cli.render import print_queue
     from bridge.lapor.sandbox import SandboxServer
-    from bridge.render import print_queue
 
     tz = settings.regency.timezone
     with tempfile.TemporaryDirectory(prefix="lapor-bridge-demo-") as tmp, SandboxServer(
@@ -86,7 +86,7 @@ def _extra_faces(rt: Runtime, sandbox: Any) -> None:
 
 
 def _watch(rt: Runtime, sandbox: Any, interval: float, tz: str) -> int:
-    from bridge.render import print_queue
+    from bridge.cli.render import print_queue
 
     stop = threading.Event()
 

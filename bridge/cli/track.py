@@ -9,7 +9,7 @@ import click
 
 
 def add_track_command(case_group: click.Group) -> None:
-    from bridge.cli import config_option
+    from bridge.cli.common import config_option
 
     @case_group.command("track")
     @click.argument("lapor_ids", nargs=-1, required=True, metavar="LAPOR_ID...")
@@ -22,9 +22,9 @@ def add_track_command(case_group: click.Group) -> None:
 
         An id LAPOR! does not know is named, and nothing is stored for it. Exit 1 when
         any id could not be adopted."""
-        from bridge.cli import fail, runtime
+        from bridge.app.cycle import adopt
+        from bridge.cli.common import fail, runtime
         from bridge.lapor.errors import LaporError
-        from bridge.sync.cycle import adopt
         from bridge.sync.track import Adopted
 
         ids: list[int] = []

@@ -19,7 +19,7 @@ import click
 def report_cmd(period_text: str, out_dir: str | None, notify: bool) -> None:
     """Write the recap of PERIOD: received; by channel, category, class and OPD;
     follow-ups; finished on time or late; still open."""
-    from bridge.cli import fail, runtime
+    from bridge.cli.common import fail, runtime
     from bridge.config import ConfigError
     from bridge.documents import DocumentError
     from bridge.filemodes import file_mode
@@ -69,7 +69,7 @@ def report_cmd(period_text: str, out_dir: str | None, notify: bool) -> None:
 
 
 def commands() -> list[click.Command]:
-    from bridge.cli import config_option
+    from bridge.cli.common import config_option
 
     return [config_option(report_cmd)]
 

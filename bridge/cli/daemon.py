@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from bridge.cli import config_option, load
+from bridge.cli.common import config_option, load
 from bridge.daemon import settings as _settings  # noqa: F401 - registers [daemon], [logging]
 
 
@@ -28,7 +28,7 @@ def run_cmd(ctx: click.Context) -> None:
     wait as standby and take over within lease_ttl + standby_poll_interval when it dies.
     SIGTERM or Ctrl-C finishes the page or row in hand and exits 0.
     """
-    from bridge.checks import check_settings
+    from bridge.cli.checks import check_settings
     from bridge.config import ConfigError
     from bridge.daemon.logging_setup import configure
     from bridge.daemon.scheduler import Daemon
@@ -62,7 +62,7 @@ def status_cmd(ctx: click.Context, as_json: bool) -> None:
     Exit code 0 when healthy, 1 when a threshold of [daemon.health] is crossed (or the
     database cannot be read), 2 for a configuration error: a monitor can call it.
     """
-    from bridge.cli import runtime
+    from bridge.cli.common import runtime
     from bridge.config import ConfigError
     from bridge.daemon.health import collect, render_text
     from bridge.daemon.settings import daemon_settings

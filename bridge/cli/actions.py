@@ -12,12 +12,31 @@ import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from bridge.services.actions import ActionError, ActionResult, Actor, CaseActions, NewCase, Upload
-from bridge.services.queue import CaseNotFound
+if TYPE_CHECKING:
+    from bridge.services.actions import ActionResult, Actor, CaseActions, NewCase, Upload
+
+
+# The services load SQLAlchemy (~0.3 s); these three keep them out of --help.
+def _actor(name: str, role: str) -> Actor:
+    from bridge.services.actions import Actor
+
+    return Actor(name, role)
+
+
+def _upload(path: str) -> Upload:
+    from bridge.services.actions import Upload
+
+    return Upload.from_path(path)
+
+
+def _new_case(**fields: Any) -> NewCase:
+    from bridge.services.actions import NewCase
+
+    return NewCase(**fields)
 
 
 def _actor_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -32,13 +51,15 @@ def _actor_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def _run(ctx: click.Context, fn: Callable[[CaseActions], ActionResult], as_json: bool = False
          ) -> None:
-    from bridge.cli import fail, runtime
+    from bridge.cli.common import fail, runtime
+    from bridge.services.actions import ActionError  # lazy: see _actor
+    from bridge.services.queue import CaseNotFound
 
     with runtime(ctx) as rt:
         try:
             result = fn(rt.actions())
         except (ActionError, CaseNotFound) as exc:
-            from bridge.cli_words import explain
+            from bridge.cli.words import explain
 
             fail(explain(str(exc)))
         if result.action == "new":
@@ -50,14 +71,14 @@ def _run(ctx: click.Context, fn: Callable[[CaseActions], ActionResult], as_json:
         click.echo(json.dumps(result.__dict__, ensure_ascii=False))
     else:
         queued = f"; queued for LAPOR!: {result.outbox_ids}" if result.outbox_ids else ""
-        from bridge.cli_words import ACTION_COMMANDS
+        from bridge.cli.words import ACTION_COMMANDS
 
         done = ACTION_COMMANDS.get(result.action, result.action).removeprefix("case ")
         click.echo(f"{result.register_no}: {done} done, stage now {result.stage!r}{queued}")
 
 
 def add_case_commands(case_group: click.Group, main: click.Group) -> None:
-    from bridge.cli import config_option
+    from bridge.cli.common import config_option
 
     def action_command(name: str, help_text: str) -> Callable[[Callable[..., Any]], Any]:
         def deco(f: Callable[..., Any]) -> Any:
@@ -103,24 +124,24 @@ def add_case_commands(case_group: click.Group, main: click.Group) -> None:
         unknown = set(data) - {"title", "content", "channel", "category", "location",
                                "is_anonymous", "is_secret"}
         if unknown:
-            from bridge.cli import fail
+            from bridge.cli.common import fail
 
             fail(f"{file_ or 'case'}: unknown field(s) {', '.join(sorted(unknown))}")
         missing = [k for k in ("title", "content", "channel") if not data.get(k)]
         if missing:
-            from bridge.cli import fail
+            from bridge.cli.common import fail
 
             fail(f"missing {', '.join(missing)} (give --{missing[0]} or put it in --file)")
 
         def go(a: CaseActions) -> ActionResult:
-            uploads = [Upload.from_path(p) for p in attachments]
-            return a.new_case(NewCase(
+            uploads = [_upload(p) for p in attachments]
+            return a.new_case(_new_case(
                 title=data["title"], content=data["content"], channel=data["channel"],
                 category=data.get("category"), location=data.get("location"),
                 reporter=reporter or None,
                 is_anonymous=anonymous or bool(data.get("is_anonymous")),
                 is_secret=secret or bool(data.get("is_secret")), attachments=uploads,
-            ), Actor(actor, role))
+            ), _actor(actor, role))
 
         _run(ctx, go, as_json)
 
@@ -129,7 +150,7 @@ def add_case_commands(case_group: click.Group, main: click.Group) -> None:
     @click.option("--missing", required=True, help="What the complainant must add.")
     def case_return(ctx: click.Context, ref: str, missing: str, actor: str, role: str,
                     as_json: bool) -> None:
-        _run(ctx, lambda a: a.return_incomplete(ref, Actor(actor, role), missing), as_json)
+        _run(ctx, lambda a: a.return_incomplete(ref, _actor(actor, role), missing), as_json)
 
     @action_command("classify", "Classify the case (e.g. ringan, sedang, berat).")
     @click.argument("ref")
@@ -137,7 +158,7 @@ def add_case_commands(case_group: click.Group, main: click.Group) -> None:
     @click.option("--note")
     def case_classify(ctx: click.Context, ref: str, severity: str, note: str | None,
                       actor: str, role: str, as_json: bool) -> None:
-        _run(ctx, lambda a: a.classify(ref, Actor(actor, role), severity, note), as_json)
+        _run(ctx, lambda a: a.classify(ref, _actor(actor, role), severity, note), as_json)
 
     @action_command("dispose", "Dispose the case internally to a unit or person.")
     @click.argument("ref")
@@ -145,7 +166,7 @@ def add_case_commands(case_group: click.Group, main: click.Group) -> None:
     @click.option("--note")
     def case_dispose(ctx: click.Context, ref: str, to: str, note: str | None, actor: str,
                      role: str, as_json: bool) -> None:
-        _run(ctx, lambda a: a.dispose(ref, Actor(actor, role), to, note), as_json)
+        _run(ctx, lambda a: a.dispose(ref, _actor(actor, role), to, note), as_json)
 
     @action_command("forward", "Forward outside our authority to an OPD or body, with tembusan.")
     @click.argument("ref")
@@ -154,7 +175,7 @@ def add_case_commands(case_group: click.Group, main: click.Group) -> None:
     @click.option("--note", help="Why (sent with the forward).")
     def case_forward(ctx: click.Context, ref: str, to: str, tembusan: tuple[str, ...],
                      note: str | None, actor: str, role: str, as_json: bool) -> None:
-        _run(ctx, lambda a: a.forward(ref, Actor(actor, role), to, tembusan, note), as_json)
+        _run(ctx, lambda a: a.forward(ref, _actor(actor, role), to, tembusan, note), as_json)
 
     @action_command("followup", "Post a follow-up (tindak lanjut) that LAPOR! shows.")
     @click.argument("ref")
@@ -163,8 +184,8 @@ def add_case_commands(case_group: click.Group, main: click.Group) -> None:
     def case_followup(ctx: click.Context, ref: str, text: str, attach: tuple[str, ...],
                       actor: str, role: str, as_json: bool) -> None:
         def go(a: CaseActions) -> ActionResult:
-            return a.followup(ref, Actor(actor, role), text,
-                              [Upload.from_path(p) for p in attach])
+            return a.followup(ref, _actor(actor, role), text,
+                              [_upload(p) for p in attach])
 
         _run(ctx, go, as_json)
 
@@ -174,7 +195,7 @@ def add_case_commands(case_group: click.Group, main: click.Group) -> None:
     @click.option("--note")
     def case_step(ctx: click.Context, ref: str, step: str, note: str | None, actor: str,
                   role: str, as_json: bool) -> None:
-        _run(ctx, lambda a: a.record_step(ref, Actor(actor, role), step, note), as_json)
+        _run(ctx, lambda a: a.record_step(ref, _actor(actor, role), step, note), as_json)
 
     @action_command("approve", "Record an approval step (paraf or tanda tangan) on a document.")
     @click.argument("ref")
@@ -183,7 +204,7 @@ def add_case_commands(case_group: click.Group, main: click.Group) -> None:
     @click.option("--note")
     def case_approve(ctx: click.Context, ref: str, document: str, number: str | None,
                      note: str | None, actor: str, role: str, as_json: bool) -> None:
-        _run(ctx, lambda a: a.approve(ref, Actor(actor, role), document, number, note),
+        _run(ctx, lambda a: a.approve(ref, _actor(actor, role), document, number, note),
              as_json)
 
     @action_command("deliver", "The answer reached the complainant (posted to LAPOR!).")
@@ -191,7 +212,7 @@ def add_case_commands(case_group: click.Group, main: click.Group) -> None:
     @click.option("--text", required=True, help="The answer as LAPOR! shows it.")
     def case_deliver(ctx: click.Context, ref: str, text: str, actor: str, role: str,
                      as_json: bool) -> None:
-        _run(ctx, lambda a: a.answer_delivered(ref, Actor(actor, role), text), as_json)
+        _run(ctx, lambda a: a.answer_delivered(ref, _actor(actor, role), text), as_json)
 
     @action_command("escalate", "Escalate (to TPP, Kepala Dinas, Kepala Daerah...).")
     @click.argument("ref")
@@ -199,7 +220,7 @@ def add_case_commands(case_group: click.Group, main: click.Group) -> None:
     @click.option("--reason", required=True)
     def case_escalate(ctx: click.Context, ref: str, level: str, reason: str, actor: str,
                       role: str, as_json: bool) -> None:
-        _run(ctx, lambda a: a.escalate(ref, Actor(actor, role), level, reason), as_json)
+        _run(ctx, lambda a: a.escalate(ref, _actor(actor, role), level, reason), as_json)
 
     # Actions that take only the case and an optional note.
     note_only: list[tuple[str, str, Callable[[CaseActions, str, Actor, str | None],
@@ -225,7 +246,7 @@ def add_case_commands(case_group: click.Group, main: click.Group) -> None:
             @click.option("--note", help="Why, or what was done (kept in the history).")
             def command(ctx: click.Context, ref: str, note: str | None, actor: str,
                         role: str, as_json: bool) -> None:
-                _run(ctx, lambda a: call(a, ref, Actor(actor, role), note), as_json)
+                _run(ctx, lambda a: call(a, ref, _actor(actor, role), note), as_json)
 
             return command
 
@@ -240,7 +261,7 @@ def add_case_commands(case_group: click.Group, main: click.Group) -> None:
         """What LAPOR! has still to learn: pending, waiting (behind a dead letter), dead."""
         if ctx.invoked_subcommand is not None:
             return
-        from bridge.cli import runtime
+        from bridge.cli.common import runtime
         from bridge.services.outbox import list_outbox
         from bridge.timefmt import local_time
 
@@ -270,7 +291,7 @@ def add_case_commands(case_group: click.Group, main: click.Group) -> None:
     def outbox_retry(ctx: click.Context, row_id: int | None, all_dead: bool, actor: str
                      ) -> None:
         """Put a dead letter (or all of them) back in line after fixing the cause."""
-        from bridge.cli import fail, runtime
+        from bridge.cli.common import fail, runtime
         from bridge.services.outbox import NoSuchRow, retry, retry_all_dead
 
         if (row_id is None) == (not all_dead):
@@ -285,7 +306,7 @@ def add_case_commands(case_group: click.Group, main: click.Group) -> None:
 
 
 def _read_case_file(path: Path) -> dict[str, Any]:
-    from bridge.cli import fail
+    from bridge.cli.common import fail
 
     try:
         raw = path.read_bytes()

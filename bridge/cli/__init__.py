@@ -1,0 +1,74 @@
+"""The ``lapor-bridge`` command line: one module per command group.
+
+Every command takes ``--config FILE`` (default: ``$LAPOR_BRIDGE_CONFIG`` or the shipped
+``demo`` config; a bare name is a shipped config, see :mod:`bridge.deployment`).
+Configuration errors print one line naming the file, the key and what was expected, and
+exit with code 2. The shared helpers (``fail``, the runtime, ``--config``) are in
+:mod:`bridge.cli.common`; the command modules import that, never this package.
+
+The command line is the top layer: it starts the other faces (the staff page, the daemon,
+the reports) and nothing but it imports it (see ``[tool.importlinter]`` in pyproject.toml).
+Command modules import their heavy dependencies inside the command functions, so that
+``lapor-bridge --help`` stays fast and loads no SQLAlchemy (tests/test_layers.py).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from bridge.cli import (
+    actions,
+    bench,
+    cases,
+    daemon,
+    db,
+    documents,
+    init,
+    plugins,
+    probe,
+    quarantine,
+    reports,
+    sandbox,
+    sync,
+    track,
+    web,
+)
+from bridge.cli.common import default_config
+from bridge.cli.errors import OneLineErrors
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config", metavar="FILE", default=None,
+              help="Deployment config (TOML file, or a shipped name such as 'klaten'). "
+                   "Default: $LAPOR_BRIDGE_CONFIG or the shipped 'demo'.")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(package_name="lapor-bridge")
+@click.pass_context
+def main(ctx: click.Context, config: str | None, verbose: int) -> None:
+    """lapor-bridge: keeps a regency's complaint queue and SP4N-LAPOR! in step."""
+    ctx.ensure_object(dict)
+    ctx.obj.setdefault("config", config or default_config())
+    if config:
+        ctx.obj["config"] = config
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=max(level, logging.DEBUG),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def attach(command: click.Command) -> None:
+    """Add a command group from another module."""
+    main.add_command(command)
+
+
+for _module in (db, sync, cases, sandbox, plugins, daemon, web, reports, bench, probe, init,
+                quarantine):
+    for _command in _module.commands():
+        main.add_command(_command)
+
+actions.add_case_commands(cases.case_group, main)
+track.add_track_command(cases.case_group)
+documents.add_document_command(cases.case_group)
+
+__all__ = ["attach", "main"]
