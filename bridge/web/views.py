@@ -807,7 +807,8 @@ class StaffPage:
         user = self.require_user(request)
         start, end, problem, status = self._period(request)
         with self.rt.sessions() as s:
-            figures = recap_of_days(s, self.settings, self.workflow, start, end, self.now())
+            # As of the wall clock, as the recap files are (the page clock is for deadlines).
+            figures = recap_of_days(s, self.settings, self.workflow, start, end)
         return self.render(request, "recap.html", {
             "r": figures, "problem": problem,
             "csv_url": "/rekap.csv?" + urlencode({"dari": start.isoformat(),
@@ -820,7 +821,7 @@ class StaffPage:
         if problem:
             raise PageError(status, "Periode tidak sah", problem)
         with self.rt.sessions() as s:
-            figures = recap_of_days(s, self.settings, self.workflow, start, end, self.now())
+            figures = recap_of_days(s, self.settings, self.workflow, start, end)
         name = f"rekap-{start.isoformat()}-{end.isoformat()}.csv"
         return Response(page_csv(figures), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}"',
