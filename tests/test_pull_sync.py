@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from bridge.app.cycle import run_cycle
 from bridge.lapor.sandbox import SandboxServer
 from bridge.store.models import Case, CaseEvent, QuarantinedItem, SyncCursor
-from bridge.app.cycle import run_cycle
 from tests.conftest import TEST_BEARER, TEST_TOKEN
 
 

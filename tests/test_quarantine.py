@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
+from bridge.app.quarantine_cycle import retry_quarantined
 from bridge.cli import main
 from bridge.daemon.health import Metrics, collect
 from bridge.daemon.settings import daemon_settings
@@ -27,7 +28,6 @@ from bridge.sync.quarantine import (
     list_groups,
     reason_group,
 )
-from bridge.app.quarantine_cycle import retry_quarantined
 from tests.conftest import TEST_BEARER, TEST_TOKEN, make_settings
 from tests.test_pull_sync import pull
 
