@@ -262,8 +262,8 @@ def add_case_commands(case_group: click.Group, main: click.Group) -> None:
         if ctx.invoked_subcommand is not None:
             return
         from bridge.cli.common import runtime
+        from bridge.locale import local_time
         from bridge.services.outbox import list_outbox
-        from bridge.timefmt import local_time
 
         states = ("pending", "waiting", "dead", "done") if show_all else (
             "pending", "waiting", "dead")

@@ -38,8 +38,8 @@ def quarantine_group(ctx: click.Context, as_json: bool, resolved: bool, limit: i
     """
     if ctx.invoked_subcommand is not None:
         return
+    from bridge.locale import local_time
     from bridge.sync.quarantine import alarm_state, list_groups
-    from bridge.timefmt import local_time
 
     with runtime(ctx) as rt, rt.sessions() as session:
         groups = list_groups(session, resolved=resolved)

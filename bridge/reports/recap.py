@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge.config import Settings
+from bridge.locale import CHANNEL_LABELS
 from bridge.reports.csvsafe import csv_text
 from bridge.reports.period import Period, days, month
 from bridge.services.deadlines import FOLLOWUP_KINDS, CaseDeadlines
@@ -26,12 +27,6 @@ from bridge.store.models import Case, CaseEvent
 from bridge.workflow.calendar import calendar_from_mapping
 from bridge.workflow.deadlines import overall_deadline
 from bridge.workflow.profile import Workflow
-
-CHANNEL_LABELS: dict[str, str] = {
-    "lapor": "SP4N-LAPOR!", "surat": "Surat", "kotak": "Kotak pengaduan",
-    "telepon": "Telepon", "langsung": "Datang langsung", "email": "E-mail", "sms": "SMS",
-    "fax": "Faksimile", "website": "Situs web",
-}
 
 #: Status of a case in a recap, in the order the recap shows them.
 STATUS_LABELS: dict[str, str] = {

@@ -28,7 +28,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from bridge.reports.recap import CHANNEL_LABELS, month_of, page_csv, recap_of_days
+from bridge.locale import CHANNEL_LABELS, local_time, short_date
+from bridge.reports.recap import month_of, page_csv, recap_of_days
 from bridge.services.actions import (
     ActionError,
     ActionNotAllowed,
@@ -49,7 +50,6 @@ from bridge.services.queue import (
 )
 from bridge.store.models import Case, OutboxRow
 from bridge.sync.quarantine import AlarmState, alarm_state
-from bridge.timefmt import local_date, local_time
 from bridge.web import csrf, forms
 from bridge.web.auth import (
     LoginLimiter,
@@ -866,7 +866,7 @@ def template_filters(tz: str, clock: Callable[[], float]) -> dict[str, Callable[
         return local_time(dt, tz)
 
     def tanggal(dt: datetime | None) -> str:
-        return local_date(dt, tz)
+        return short_date(dt, tz)
 
     def ukuran(n: object) -> str:
         try:
