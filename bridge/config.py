@@ -27,13 +27,15 @@ from pydantic import (
     field_validator,
 )
 
+from bridge.errors import BridgeError
+
 ENV_BEARER = "LAPOR_BRIDGE_BEARER"
 ENV_TOKEN = "LAPOR_BRIDGE_TOKEN"
 ENV_DB_PASSWORD = "LAPOR_BRIDGE_DB_PASSWORD"
 ENV_SECRETS_FILE = "LAPOR_BRIDGE_SECRETS_FILE"
 
 
-class ConfigError(Exception):
+class ConfigError(BridgeError):
     """A configuration problem, with a one-line message naming file, key and expectation."""
 
     def __init__(self, file: str | os.PathLike[str], key: str, problem: str) -> None:

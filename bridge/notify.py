@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bridge.config import ConfigError, Settings, register_section
 from bridge.domain import CaseSnapshot, Notification
+from bridge.errors import BridgeError
 from bridge.locale import BULAN, HARI, ZONE_ABBREV
 
 register_section("notifications")
@@ -64,7 +65,7 @@ ROLE_LABELS: dict[str, str] = {
 
 
 
-class NotificationError(Exception):
+class NotificationError(BridgeError):
     """A template is missing, does not parse, or asks for something it may not see."""
 
 

@@ -48,6 +48,7 @@ from bridge.domain import (
     RoutingDecision,
     WorkingDays,
 )
+from bridge.errors import BridgeError
 from bridge.hookspecs import EVENT_HOOKS, PROJECT_NAME, hookimpl
 
 log = logging.getLogger("bridge.plugins")
@@ -97,7 +98,7 @@ class PluginsSettings(BaseModel):
 # -- errors and results ----------------------------------------------------------------
 
 
-class PluginError(Exception):
+class PluginError(BridgeError):
     """A plugin cannot be used: raised at start, names the plugin and the problem."""
 
     def __init__(self, plugin: str, problem: str) -> None:

@@ -90,8 +90,7 @@ def run_cycle(rt: Runtime, push: bool = True, refresh_all: bool = False) -> dict
                                                      report=report)
         lines.extend(pull_lines)
         if pulled is not None:
-            report["pull"] = {k: v for k, v in vars(pulled).items()
-                              if k not in ("created_ids", "updated_ids")}
+            report["pull"] = pulled.as_json()
         else:
             report["inbox"] = "not available: tracking known cases only"
         if tracked is not None:

@@ -158,19 +158,8 @@ def run_pull(spec: dict[str, Any]) -> dict[str, Any]:
         with rt.sessions() as session:
             stored = int(session.scalar(select(func.count()).select_from(Case)) or 0)
         rt.close()
-    return {
-        "seconds": seconds,
-        "cpu_seconds": cpu,
-        "requests": requests,
-        "pages": result.pages,
-        "received": result.received,
-        "created": result.created,
-        "updated": result.updated,
-        "unchanged": result.unchanged,
-        "stale": result.stale,
-        "quarantined": result.quarantined,
-        "stored": stored,
-    }
+    return {**result.as_json(), "seconds": seconds, "cpu_seconds": cpu, "requests": requests,
+            "stored": stored}
 
 
 #: What the baseline keeps of each report: the same fields the bridge keeps.

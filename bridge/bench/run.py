@@ -26,6 +26,7 @@ import httpx
 
 from bridge.bench.phases import RESULT_PREFIX
 from bridge.bench.whole import run_time_to_queue
+from bridge.errors import BridgeError
 
 #: The targets (2-core machine), see docs/benchmarks.md.
 PULL_RATE_TARGET = 2_000.0
@@ -50,7 +51,7 @@ TTQ_NAME = "time to queue"
 PHASE_TIMEOUT_S = 1800
 
 
-class BenchError(Exception):
+class BenchError(BridgeError):
     """A phase failed or its counts are wrong."""
 
 

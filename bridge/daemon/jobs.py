@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from bridge.errors import BridgeError
 from bridge.store.models import (
     RemoteInstitution,
     RemoteTemplate,
@@ -56,16 +57,7 @@ def pull(ctx: JobContext, window: timedelta | None = None) -> Counts:
 
     with ctx.rt.client() as client:
         result, tracked, _lines = pull_and_track(ctx.rt, client, stop=ctx.stop, window=window)
-    counts: Counts = {"inbox": "unavailable"} if result is None else {
-        "pages": result.pages,
-        "received": result.received,
-        "created": result.created,
-        "updated": result.updated,
-        "unchanged": result.unchanged,
-        "stale": result.stale,
-        "quarantined": result.quarantined,
-        "stopped": result.stopped,
-    }
+    counts: Counts = {"inbox": "unavailable"} if result is None else result.as_json()
     if tracked is not None:
         counts.update({"tracked_polled": tracked.polled, "tracked_changed": tracked.changed,
                        "tracked_failed": tracked.failed, "tracked_left": tracked.left})
@@ -101,7 +93,7 @@ def push(ctx: JobContext) -> Counts:
     }
 
 
-class PushAborted(Exception):
+class PushAborted(BridgeError):
     """The push run stopped before the outbox was worked through."""
 
 

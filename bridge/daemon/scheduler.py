@@ -60,6 +60,7 @@ from bridge.daemon.health import HealthServer, Metrics, collect, health_token, s
 from bridge.daemon.lease import LeaseManager, make_holder
 from bridge.daemon.settings import DaemonSettings, daemon_settings
 from bridge.daemon.status import LEADER, STANDBY, STARTING, STOPPED, forget_old, write_status
+from bridge.errors import BridgeError
 from bridge.store.models import utcnow
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ Counts = dict[str, Any]
 Body = Callable[[jobs.JobContext], Counts | None]
 
 
-class JobFailed(Exception):
+class JobFailed(BridgeError):
     """A job run raised; carries how long it ran (for the failure's log line)."""
 
     def __init__(self, job: str, seconds: float, cause: BaseException) -> None:
@@ -81,14 +82,14 @@ class JobFailed(Exception):
         self.cause = cause
 
 
-class JobTimedOut(Exception):
+class JobTimedOut(BridgeError):
     def __init__(self, job: str, seconds: float, message: str) -> None:
         super().__init__(message)
         self.job = job
         self.seconds = seconds
 
 
-class JobOverrun(Exception):
+class JobOverrun(BridgeError):
     """The previous run of the job is still going (past its deadline); this one skipped."""
 
 
@@ -108,7 +109,10 @@ def _expected(exc: BaseException) -> bool:
 
 
 @dataclass
-class JobSpec:
+class ScheduledJob:
+    """One job the daemon schedules: its own (pull, push, ...) or a plugin's
+    :class:`bridge.domain.JobSpec`, wrapped with its kind, trigger and lock."""
+
     id: str
     #: Which ``[daemon.timeouts]`` entry applies, and the metrics label.
     kind: str
@@ -134,7 +138,7 @@ class JobRunner:
     """What APScheduler calls: runs the body in its own thread, bounded by a deadline."""
 
     daemon: Daemon
-    spec: JobSpec
+    spec: ScheduledJob
     timeout: float
     thread: threading.Thread | None = None
     last: dict[str, Any] = field(default_factory=dict)
@@ -358,7 +362,7 @@ class Daemon:
                                    next_run_time=None if spec.leader_only else _now())
         self.lease = LeaseManager(rt.engine, self.cfg.lease_ttl, holder=self.holder)
 
-    def _job_specs(self, rt: Runtime, tz: ZoneInfo) -> list[JobSpec]:
+    def _job_specs(self, rt: Runtime, tz: ZoneInfo) -> list[ScheduledJob]:
         c = self.cfg
 
         def every(seconds: float) -> IntervalTrigger:
@@ -366,18 +370,18 @@ class Daemon:
 
         inbox = threading.Lock()
         specs = [
-            JobSpec("pull", "pull", every(c.pull_interval), jobs.pull, lock=inbox,
+            ScheduledJob("pull", "pull", every(c.pull_interval), jobs.pull, lock=inbox,
                     run_on_promotion=True),
-            JobSpec("push", "push", every(c.push_interval), jobs.push, run_on_promotion=True),
-            JobSpec("events", "events", every(c.events_interval), jobs.events,
+            ScheduledJob("push", "push", every(c.push_interval), jobs.push, run_on_promotion=True),
+            ScheduledJob("events", "events", every(c.events_interval), jobs.events,
                     run_on_promotion=True),
-            JobSpec("deadlines", "deadlines", every(c.deadline_interval),
+            ScheduledJob("deadlines", "deadlines", every(c.deadline_interval),
                     lambda ctx: jobs.deadlines(ctx, c.deadline_near_hours),
                     run_on_promotion=True),
-            JobSpec("refresh", "refresh", every(c.refresh_interval), jobs.refresh),
-            JobSpec("reconcile", "reconcile", every(c.reconcile_interval),
+            ScheduledJob("refresh", "refresh", every(c.refresh_interval), jobs.refresh),
+            ScheduledJob("reconcile", "reconcile", every(c.reconcile_interval),
                     lambda ctx: jobs.reconcile(ctx, c.reconcile_window_days), lock=inbox),
-            JobSpec("health", "health", every(c.health_log_interval), self._health_job,
+            ScheduledJob("health", "health", every(c.health_log_interval), self._health_job,
                     quiet=True),
         ]
         hook = jobs.recap_hook()
@@ -387,13 +391,13 @@ class Daemon:
                          ".run_recap) is not installed")
         else:
             for kind, expr in self._recap_schedules(c).items():
-                specs.append(JobSpec(
+                specs.append(ScheduledJob(
                     f"recap:{kind}", "recap", CronTrigger.from_crontab(expr, timezone=tz),
                     lambda ctx, kind=kind: jobs.recap(ctx, kind, hook)))  # type: ignore[misc]
         if c.plugin_jobs:
             for pj in rt.plugins.scheduler_jobs():
                 func = pj.func
-                specs.append(JobSpec(pj.id, "plugin", pj.make_trigger(),
+                specs.append(ScheduledJob(pj.id, "plugin", pj.make_trigger(),
                                      lambda ctx, func=func: _plugin_run(func)))  # type: ignore[misc]
         return specs
 
@@ -714,4 +718,4 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-__all__ = ["Daemon", "JobFailed", "JobOverrun", "JobRunner", "JobSpec", "JobTimedOut"]
+__all__ = ["Daemon", "JobFailed", "JobOverrun", "JobRunner", "ScheduledJob", "JobTimedOut"]

@@ -27,6 +27,7 @@ from typing import Any, Protocol, cast
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bridge.errors import BridgeError
 from bridge.lapor.models import Page, RejectedItem, RemoteComplaint
 from bridge.store import register
 from bridge.store.models import Case, CaseEvent, SyncCursor, utcnow
@@ -71,7 +72,7 @@ class InboxSource(Protocol):
 EventSink = Callable[[Session, str, int, dict[str, Any]], None]
 
 
-class PaginationError(Exception):
+class PaginationError(BridgeError):
     """LAPOR!'s paging went wrong (a loop, an empty page with a next link)."""
 
 
@@ -94,6 +95,11 @@ class PullResult:
     alarm: str | None = None
     created_ids: list[int] = field(default_factory=list)
     updated_ids: list[int] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """The counts as plain values, without the case id lists: what ``sync --json``
+        prints, the daemon records for its pull job and the bench reports."""
+        return {k: v for k, v in vars(self).items() if k not in ("created_ids", "updated_ids")}
 
     def summary(self) -> str:
         return (

@@ -16,8 +16,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bridge.errors import BridgeError
 
-class NoPostgres(RuntimeError):
+
+class NoPostgres(BridgeError, RuntimeError):
     """No PostgreSQL server binaries on this machine."""
 
 

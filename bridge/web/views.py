@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from bridge.errors import BridgeError
 from bridge.locale import CHANNEL_LABELS, local_time, short_date
 from bridge.reports.recap import month_of, page_csv, recap_of_days
 from bridge.services.actions import (
@@ -99,7 +100,7 @@ STALE_MESSAGE = ("Pengaduan ini baru saja diubah oleh pengguna lain atau oleh LA
                  "terbaru di bawah, lalu kirim lagi bila masih perlu.")
 
 
-class PageError(Exception):
+class PageError(BridgeError):
     """Show an Indonesian error page with this status (nothing was changed)."""
 
     def __init__(self, status: int, title: str, message: str) -> None:
@@ -109,7 +110,7 @@ class PageError(Exception):
         self.message = message
 
 
-class SignInRequired(Exception):
+class SignInRequired(BridgeError):
     def __init__(self, next_url: str, expired: bool = False) -> None:
         super().__init__(next_url)
         self.next_url = next_url
