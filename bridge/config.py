@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -77,7 +78,6 @@ class RegencySettings(_Section):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
         try:
             ZoneInfo(value)
@@ -205,6 +205,7 @@ class DatabaseSettings(_Section):
     @field_validator("url")
     @classmethod
     def _db_url(cls, value: str) -> str:
+        # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
 
@@ -341,6 +342,7 @@ def section_settings(settings: Settings, name: str, model: type[M],
 
 
 def _read_secrets(path: Path, source: str) -> dict[str, str]:
+    # Here, not at the top: bridge.filemodes builds on this module (it reads [files]).
     from bridge.filemodes import open_to_others
 
     try:

@@ -31,6 +31,7 @@ class FilesSettings(BaseModel):
 
 def file_mode(settings: Any) -> int:
     """The mode for the deployment's files (raises ConfigError naming ``files.<key>``)."""
+    # Here, not at the top: bridge.config imports this module for its checks.
     from bridge.config import section_settings
 
     return GROUP_READ if section_settings(settings, "files", FilesSettings).group_read \

@@ -15,6 +15,7 @@ import contextvars
 import difflib
 import importlib
 import importlib.metadata
+import inspect
 import logging
 import queue
 import threading
@@ -619,6 +620,7 @@ def build_host(
             raise PluginError(src.name, f"is the same object as plugin {seen[id(src.obj)]!r}; "
                               "load it once")
         seen[id(src.obj)] = src.name
+        _check_arguments(src)
         try:
             pm.register(src.obj, name=src.name)
         except pluggy.PluginValidationError as exc:
@@ -692,14 +694,33 @@ def _check_unknown_hooks(pm: pluggy.PluginManager) -> None:
     pm.check_pending()
 
 
+def _check_arguments(src: PluginSource) -> None:
+    """Refuse an implementation that asks for an argument its hook does not have (pluggy
+    would too, in words meant for developers; this names the hook's own arguments)."""
+    marker = f"{PROJECT_NAME}_impl"
+    for attr in dir(src.obj):
+        function = getattr(src.obj, attr, None)
+        options = getattr(function, marker, None)
+        if not callable(function) or not isinstance(options, Mapping):
+            continue
+        hook = options.get("specname") or attr
+        if hook not in hookspecs.hook_names():
+            continue  # an unknown hook: reported with a suggestion after registration
+        wanted = [p.name for p in inspect.signature(function).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                  and p.default is p.empty]
+        allowed = hookspecs.hook_arguments(hook)
+        extra = [a for a in wanted if a not in allowed]
+        if extra:
+            bad = "{" + ", ".join(repr(a) for a in extra) + "}"
+            raise PluginError(src.name, f"hook {hook}: argument(s) {bad} do not exist; the "
+                              f"hook takes ({', '.join(allowed)})")
+
+
 def _explain_validation(plugin: str, pm: pluggy.PluginManager, exc: Exception) -> str:
     text = str(exc)
     for hook in hookspecs.hook_names():
         if f"hook {hook!r}" in text:
-            args = ", ".join(hookspecs.hook_arguments(hook))
-            if "can not be found in the hookspec" in text:
-                bad = text.split("Argument(s) ", 1)[1].split(" are declared", 1)[0]
-                return f"hook {hook}: argument(s) {bad} do not exist; the hook takes ({args})"
             return f"hook {hook}: {text.splitlines()[-1]}"
     return text.replace("\n", "; ")
 

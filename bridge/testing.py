@@ -85,6 +85,7 @@ _TITLES = (
 
 
 def _jakarta(dt: datetime) -> str:
+    # Lazy: this pytest plugin loads in every test session of every project.
     from bridge.lapor.models import JAKARTA
 
     return dt.astimezone(JAKARTA).replace(microsecond=0).isoformat()
@@ -136,6 +137,7 @@ def make_case(**overrides: Any) -> CaseSnapshot:
 
     ``reporter`` may be given as a dict (``{"name": ..., "phone": ...}``).
     """
+    # Lazy: this pytest plugin loads in every test session of every project.
     from bridge.domain import CaseSnapshot, ReporterInfo
 
     cid = int(overrides.pop("id", next(_ids)))
@@ -175,6 +177,7 @@ def make_host(
     ``sections`` are the config tables by section name, as in the TOML file. The same
     checks as at daemon start apply (unknown hooks, bad config...).
     """
+    # Lazy: this pytest plugin loads in every test session of every project.
     from bridge.plugins import PluginSource, PluginsSettings, _object_name, _version_of, build_host
 
     sources = []
@@ -198,6 +201,7 @@ class RecordingChannel:
 
 
 def _recording_plugin(channel: RecordingChannel) -> object:
+    # Lazy: this pytest plugin loads in every test session of every project.
     from bridge.hookspecs import hookimpl
 
     class _Recorder:
@@ -259,6 +263,7 @@ def run_hooks(
     built-in templates and handed to every channel. ``config`` is ``plugin``'s own
     section; ``sections`` gives more tables by name. Failures are collected, not raised.
     """
+    # Lazy: this pytest plugin loads in every test session of every project.
     from bridge.notify import NotificationRenderer
 
     all_sections = dict(sections or {})
@@ -368,6 +373,7 @@ class FakeLapor:
         institution_id: int = FAKE_INSTITUTION_ID,
         paths: Mapping[str, str] | None = None,
     ) -> None:
+        # Lazy: this pytest plugin loads in every test session of every project.
         from bridge.config import ENDPOINT_OF_PATH
         from bridge.lapor.api_profile import load_profile
 
@@ -404,6 +410,7 @@ class FakeLapor:
 
     def change_report(self, report_id: int, **fields: Any) -> dict[str, Any]:
         """Change fields of a report; ``updated_at`` moves on by a second unless given."""
+        # Lazy: this pytest plugin loads in every test session of every project.
         from bridge.lapor.models import parse_remote_time
 
         with self._lock:
@@ -436,6 +443,7 @@ class FakeLapor:
         route("GET", "templates_path", self._templates)
 
     def _guard(self, handler: Any) -> Any:
+        # Lazy: this pytest plugin loads in every test session of every project.
         import httpx
 
         def side_effect(request: httpx.Request, **params: Any) -> httpx.Response:
@@ -452,6 +460,7 @@ class FakeLapor:
 
     @staticmethod
     def _json(data: Any, status: int = 200) -> httpx.Response:
+        # Lazy: this pytest plugin loads in every test session of every project.
         import httpx
 
         return httpx.Response(status, json=data)
@@ -472,6 +481,7 @@ class FakeLapor:
                                        "total": len(items)}})
 
     def _inbox(self, request: httpx.Request, **_: Any) -> httpx.Response:
+        # Lazy: this pytest plugin loads in every test session of every project.
         from bridge.lapor.models import parse_remote_time
 
         query = parse_qs(urlsplit(str(request.url)).query)
@@ -502,6 +512,7 @@ class FakeLapor:
         return self._page(request, list(self.followups.get(int(rid), [])))
 
     def _add_followup(self, request: httpx.Request, **_: Any) -> httpx.Response:
+        # Lazy: this pytest plugin loads in every test session of every project.
         from bridge.lapor.models import JAKARTA, LAPOR_LOCAL_FORMAT
 
         form = _form(request)
@@ -584,6 +595,7 @@ def lapor_mock() -> Iterator[FakeLapor]:
     servers the test runs itself; a request to any other host fails the test instead of
     leaving the machine.
     """
+    # Lazy: this pytest plugin loads in every test session of every project.
     import respx
 
     fake = FakeLapor()
@@ -598,6 +610,7 @@ def settings_for_tests(
     base_url: str = FAKE_BASE_URL, extra: Mapping[str, Any] | None = None
 ) -> Settings:
     """Settings of an imaginary regency pointing at ``base_url`` with the fake secrets."""
+    # Lazy: this pytest plugin loads in every test session of every project.
     from bridge.config import settings_from_mapping
 
     data: dict[str, Any] = {
@@ -633,6 +646,7 @@ class TempStore:
 @pytest.fixture
 def bridge_store(tmp_path: Path) -> Iterator[TempStore]:
     """A fresh SQLite store, migrated to the current schema."""
+    # Lazy: this pytest plugin loads in every test session of every project.
     from bridge.store.db import make_engine, session_factory, upgrade
 
     url = f"sqlite:///{tmp_path / 'bridge-test.db'}"
@@ -657,6 +671,7 @@ class SmtpSink:
 @pytest.fixture
 def smtp_sink() -> Iterator[SmtpSink]:
     """aiosmtpd on 127.0.0.1 (a free port), keeping each message as ``email.message``."""
+    # Lazy: this pytest plugin loads in every test session of every project.
     from email import message_from_bytes
 
     from aiosmtpd.controller import Controller

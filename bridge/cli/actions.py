@@ -16,24 +16,31 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from bridge.cli.common import config_option, fail, runtime
+from bridge.cli.words import ACTION_COMMANDS, explain
+from bridge.locale import local_time
+
 if TYPE_CHECKING:
     from bridge.services.actions import ActionResult, Actor, CaseActions, NewCase, Upload
 
 
 # The services load SQLAlchemy (~0.3 s); these three keep them out of --help.
 def _actor(name: str, role: str) -> Actor:
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.services.actions import Actor
 
     return Actor(name, role)
 
 
 def _upload(path: str) -> Upload:
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.services.actions import Upload
 
     return Upload.from_path(path)
 
 
 def _new_case(**fields: Any) -> NewCase:
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.services.actions import NewCase
 
     return NewCase(**fields)
@@ -51,7 +58,6 @@ def _actor_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def _run(ctx: click.Context, fn: Callable[[CaseActions], ActionResult], as_json: bool = False
          ) -> None:
-    from bridge.cli.common import fail, runtime
     from bridge.services.actions import ActionError  # lazy: see _actor
     from bridge.services.queue import CaseNotFound
 
@@ -59,10 +65,10 @@ def _run(ctx: click.Context, fn: Callable[[CaseActions], ActionResult], as_json:
         try:
             result = fn(rt.actions())
         except (ActionError, CaseNotFound) as exc:
-            from bridge.cli.words import explain
 
             fail(explain(str(exc)))
         if result.action == "new":
+            # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
             from bridge.services.triage import triage_new_cases
 
             triage_new_cases(rt, [result.case_id])
@@ -71,14 +77,12 @@ def _run(ctx: click.Context, fn: Callable[[CaseActions], ActionResult], as_json:
         click.echo(json.dumps(result.__dict__, ensure_ascii=False))
     else:
         queued = f"; queued for LAPOR!: {result.outbox_ids}" if result.outbox_ids else ""
-        from bridge.cli.words import ACTION_COMMANDS
 
         done = ACTION_COMMANDS.get(result.action, result.action).removeprefix("case ")
         click.echo(f"{result.register_no}: {done} done, stage now {result.stage!r}{queued}")
 
 
 def add_case_commands(case_group: click.Group, main: click.Group) -> None:
-    from bridge.cli.common import config_option
 
     def action_command(name: str, help_text: str) -> Callable[[Callable[..., Any]], Any]:
         def deco(f: Callable[..., Any]) -> Any:
@@ -124,12 +128,10 @@ def add_case_commands(case_group: click.Group, main: click.Group) -> None:
         unknown = set(data) - {"title", "content", "channel", "category", "location",
                                "is_anonymous", "is_secret"}
         if unknown:
-            from bridge.cli.common import fail
 
             fail(f"{file_ or 'case'}: unknown field(s) {', '.join(sorted(unknown))}")
         missing = [k for k in ("title", "content", "channel") if not data.get(k)]
         if missing:
-            from bridge.cli.common import fail
 
             fail(f"missing {', '.join(missing)} (give --{missing[0]} or put it in --file)")
 
@@ -261,8 +263,7 @@ def add_case_commands(case_group: click.Group, main: click.Group) -> None:
         """What LAPOR! has still to learn: pending, waiting (behind a dead letter), dead."""
         if ctx.invoked_subcommand is not None:
             return
-        from bridge.cli.common import runtime
-        from bridge.locale import local_time
+        # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
         from bridge.services.outbox import list_outbox
 
         states = ("pending", "waiting", "dead", "done") if show_all else (
@@ -291,7 +292,7 @@ def add_case_commands(case_group: click.Group, main: click.Group) -> None:
     def outbox_retry(ctx: click.Context, row_id: int | None, all_dead: bool, actor: str
                      ) -> None:
         """Put a dead letter (or all of them) back in line after fixing the cause."""
-        from bridge.cli.common import fail, runtime
+        # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
         from bridge.services.outbox import NoSuchRow, retry, retry_all_dead
 
         if (row_id is None) == (not all_dead):
@@ -306,7 +307,6 @@ def add_case_commands(case_group: click.Group, main: click.Group) -> None:
 
 
 def _read_case_file(path: Path) -> dict[str, Any]:
-    from bridge.cli.common import fail
 
     try:
         raw = path.read_bytes()

@@ -76,6 +76,7 @@ def bench_cmd(sizes: list[int], followups: int, page_size: int, concurrency: int
     each target with PASS or MISS. Exits 1 if a count is wrong (a lost or doubled report
     or follow-up); a missed target only shows as MISS.
     """
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.bench.run import BenchError, BenchOptions, run_bench, text_lines
 
     opts = BenchOptions(sizes=sizes, followups=followups, page_size=page_size,

@@ -21,6 +21,7 @@ from bridge.cli.common import config_option, fail, runtime
 def queue_cmd(ctx: click.Context, stage: str | None, text: str | None, overdue: bool,
               limit: int, as_json: bool) -> None:
     """The staff's queue: register no., LAPOR! id, received, title, stage, deadline."""
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.cli.render import print_queue
     from bridge.services.queue import QueueFilter, list_queue
 
@@ -47,6 +48,7 @@ def case_group() -> None:
 @click.pass_context
 def case_show(ctx: click.Context, ref: str, as_json: bool) -> None:
     """A case's detail and history (REF: local id, register number or LAPOR! id)."""
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.cli.render import print_case
     from bridge.services.queue import CaseNotFound, case_detail
 

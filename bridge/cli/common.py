@@ -15,6 +15,7 @@ import click
 
 from bridge.config import ConfigError, Settings, load_settings
 from bridge.deployment import DEFAULT_CONFIG
+from bridge.plugins import PluginError
 
 if TYPE_CHECKING:
     from bridge.runtime import Runtime
@@ -48,7 +49,6 @@ def load(ctx: click.Context) -> Settings:
 def runtime(ctx: click.Context) -> Iterator[Runtime]:
     # Lazy: the runtime loads SQLAlchemy, the plugins and the client (~0.5 s), which
     # --help and the commands that need no database must not pay for.
-    from bridge.plugins import PluginError
     from bridge.runtime import Runtime
 
     settings = load(ctx)

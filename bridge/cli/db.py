@@ -8,6 +8,7 @@ import click
 
 from bridge.cli.common import config_option, fail, first_line, load
 from bridge.config import ConfigError, load_settings
+from bridge.plugins import PluginError
 
 
 @click.command("check-config")
@@ -16,8 +17,8 @@ from bridge.config import ConfigError, load_settings
 @click.pass_context
 def check_config(ctx: click.Context, file: str | None) -> None:
     """Validate a config file; exit 2 with the file, key and problem when it is wrong."""
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.cli.checks import check_settings
-    from bridge.plugins import PluginError
 
     path = file or ctx.obj["config"]
     try:
@@ -40,6 +41,7 @@ def db_group() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context, revision: str) -> None:
     """Upgrade the database schema (the other commands do this on an empty database)."""
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.filemodes import file_mode
     from bridge.store.db import current_revision, make_engine, upgrade
 

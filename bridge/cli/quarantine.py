@@ -38,6 +38,7 @@ def quarantine_group(ctx: click.Context, as_json: bool, resolved: bool, limit: i
     """
     if ctx.invoked_subcommand is not None:
         return
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.locale import local_time
     from bridge.sync.quarantine import alarm_state, list_groups
 
@@ -91,6 +92,7 @@ def retry_cmd(ctx: click.Context, ids: tuple[int, ...], all_: bool, as_json: boo
     the others stay with their new reason. Exit 0 when every item passed, 1 when some
     still fail.
     """
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.app.quarantine_cycle import retry_quarantined
     from bridge.sync.quarantine import QuarantineError
 
@@ -124,6 +126,7 @@ def retry_cmd(ctx: click.Context, ids: tuple[int, ...], all_: bool, as_json: boo
 @click.pass_context
 def dismiss_cmd(ctx: click.Context, ids: tuple[int, ...], all_: bool) -> None:
     """Set items aside that no config will make valid (kept, marked dismissed)."""
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.sync.quarantine import QuarantineError, dismiss
 
     chosen = _chosen(ids, all_)

@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from bridge.cli.common import config_option, fail, load
 
@@ -28,8 +29,8 @@ from bridge.cli.common import config_option, fail, load
 def sandbox_cmd(host: str, port: int, seed: int, reports: int, bearer: str | None,
                 token: str | None, faults_json: str | None, dialect: str) -> None:
     """Run the built-in LAPOR! sandbox server (fake credentials, loopback only)."""
-    from pydantic import ValidationError
 
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.lapor.sandbox import Faults, serve_forever
 
     options: dict[str, Any] = {"dialect": dialect}
@@ -63,6 +64,7 @@ def sandbox_cmd(host: str, port: int, seed: int, reports: int, bearer: str | Non
 def demo_cmd(ctx: click.Context, once: bool, seed: int, reports: int, interval: float,
              as_json: bool) -> None:
     """See the whole flow with no credentials: sandbox + temporary database + sync."""
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.cli.demo import run_demo
 
     settings = load(ctx)

@@ -18,6 +18,7 @@ from bridge.cli.common import config_option, fail, runtime
 @click.pass_context
 def sync_cmd(ctx: click.Context, once: bool, as_json: bool, refresh_all: bool) -> None:
     """Pull new and changed LAPOR! reports, poll tracked ones, then push local actions."""
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.app.cycle import run_cycle
     from bridge.lapor.errors import LaporError
 

@@ -7,6 +7,7 @@ and stop at the next page (pull) or row (push) boundary once ``ctx.stop`` is set
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from collections.abc import Callable
@@ -17,7 +18,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from bridge.app.cycle import pull_and_track
 from bridge.errors import BridgeError
+from bridge.events import dispatch_pending
+from bridge.services.sweep import sweep_deadlines
+from bridge.services.triage import triage_pending
 from bridge.store.models import (
     RemoteInstitution,
     RemoteTemplate,
@@ -53,7 +58,6 @@ Counts = dict[str, Any]
 def pull(ctx: JobContext, window: timedelta | None = None) -> Counts:
     """Read LAPOR!'s inbox from the cursor (or re-read ``window`` back: reconciliation),
     then poll the tracked cases that are due (an unavailable inbox leaves tracking alone)."""
-    from bridge.app.cycle import pull_and_track
 
     with ctx.rt.client() as client:
         result, tracked, _lines = pull_and_track(ctx.rt, client, stop=ctx.stop, window=window)
@@ -108,7 +112,6 @@ def record_stream(rt: Runtime, stream: str, error: str | None = None) -> None:
 def events(ctx: JobContext, batch: int = 200) -> Counts:
     """Dispatch plugin events recorded by the sync and staff actions (leader only: one
     dispatcher per deployment keeps them in order)."""
-    from bridge.events import dispatch_pending
 
     dispatched = dropped = failures = 0
     while not ctx.stop.is_set():
@@ -130,8 +133,6 @@ def deadlines(ctx: JobContext, near_hours: float) -> Counts:
     Each deadline is reported once (the sweep remembers it on the case); the plugin
     events it records are dispatched by the events job.
     """
-    from bridge.services.sweep import sweep_deadlines
-    from bridge.services.triage import triage_pending
 
     now = utcnow()
     # Cases that reached a stage where the system may act on a plugin's earlier advice.
@@ -200,7 +201,6 @@ RecapHook = Callable[["Runtime", str], Any]
 
 def recap_hook() -> RecapHook | None:
     """``bridge.reports.jobs.run_recap`` if the reports feature is installed, else None."""
-    import importlib
 
     try:
         report_jobs = importlib.import_module("bridge.reports.jobs")

@@ -53,6 +53,8 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from bridge.config import ConfigError, Settings
 from bridge.daemon import jobs
@@ -61,7 +63,12 @@ from bridge.daemon.lease import LeaseManager, make_holder
 from bridge.daemon.settings import DaemonSettings, daemon_settings
 from bridge.daemon.status import LEADER, STANDBY, STARTING, STOPPED, forget_old, write_status
 from bridge.errors import BridgeError
+from bridge.lapor.errors import LaporError
+from bridge.plugins import PluginError
+from bridge.reports.settings import recap_schedules
+from bridge.runtime import Runtime
 from bridge.store.models import utcnow
+from bridge.sync.pull import PaginationError
 
 if TYPE_CHECKING:
     from bridge.runtime import Runtime
@@ -99,10 +106,7 @@ def _first_line(exc: BaseException) -> str:
 
 def _expected(exc: BaseException) -> bool:
     """Failures an operator can act on from the message alone (no traceback needed)."""
-    from sqlalchemy.exc import DBAPIError
 
-    from bridge.lapor.errors import LaporError
-    from bridge.sync.pull import PaginationError
 
     return isinstance(exc, LaporError | DBAPIError | PaginationError | jobs.PushAborted
                       | JobTimedOut | JobOverrun | OSError)
@@ -265,7 +269,6 @@ class Daemon:
         if self.install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
-        from bridge.plugins import PluginError
 
         try:
             try:
@@ -305,10 +308,7 @@ class Daemon:
 
     def _open_runtime(self) -> Runtime | None:
         """The Runtime, retrying an unreachable database with backoff for start_timeout."""
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import DBAPIError
 
-        from bridge.runtime import Runtime
 
         where = make_url(self.settings.database.url).render_as_string(hide_password=True)
         give_up = time.monotonic() + self.cfg.start_timeout
@@ -630,7 +630,6 @@ class Daemon:
         """The profile's own recap schedule ([reports] schedules) when it names one;
         otherwise [daemon] recaps."""
         if "schedules" in self.settings.section("reports"):
-            from bridge.reports.settings import recap_schedules
 
             return recap_schedules(self.settings)
         return dict(c.recaps)

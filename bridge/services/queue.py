@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from bridge.errors import BridgeError
@@ -92,7 +92,6 @@ def queue_query(flt: QueueFilter, now: datetime | None = None) -> Select[Case]:
         # What staff type is text: % and _ are literal, not LIKE wildcards.
         typed = flt.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         like = f"%{typed}%"
-        from sqlalchemy import func
 
         stmt = stmt.where(
             or_(

@@ -28,7 +28,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from bridge.app.cycle import adopt
 from bridge.errors import BridgeError
+from bridge.lapor.errors import LaporError
 from bridge.locale import CHANNEL_LABELS, local_time, short_date
 from bridge.reports.recap import month_of, page_csv, recap_of_days
 from bridge.services.actions import (
@@ -51,12 +53,14 @@ from bridge.services.queue import (
 )
 from bridge.store.models import Case, OutboxRow
 from bridge.sync.quarantine import AlarmState, alarm_state
+from bridge.sync.track import Adopted
 from bridge.web import csrf, forms
 from bridge.web.auth import (
     LoginLimiter,
     WebUser,
     authenticate,
     end_sessions_of,
+    find_user,
     known_roles,
     load_user,
 )
@@ -312,7 +316,6 @@ class StaffPage:
             raise PageError(404, "Tautan tidak berlaku",
                             "Tautan masuk ini tidak dikenal atau sudah tidak berlaku.")
         with self.rt.sessions() as s:
-            from bridge.web.auth import find_user
 
             found = find_user(s, username)
             user = load_user(s, found.id) if found else None
@@ -450,9 +453,6 @@ class StaffPage:
         return await run_in_threadpool(self._track, request, form)
 
     def _track(self, request: Request, form: FormData) -> Response:
-        from bridge.app.cycle import adopt
-        from bridge.lapor.errors import LaporError
-        from bridge.sync.track import Adopted
 
         csrf.check(request.session, form.get(csrf.FIELD))
         user = self.require_user(request)
