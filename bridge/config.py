@@ -28,22 +28,17 @@ from pydantic import (
     field_validator,
 )
 
-from bridge.errors import BridgeError
+from bridge.deployment import read_deployment
+
+# ConfigError lives in bridge.errors so that bridge.deployment can raise it without
+# importing this module, which builds on it.
+from bridge.errors import ConfigError as ConfigError
+from bridge.filemodes import open_to_others
 
 ENV_BEARER = "LAPOR_BRIDGE_BEARER"
 ENV_TOKEN = "LAPOR_BRIDGE_TOKEN"
 ENV_DB_PASSWORD = "LAPOR_BRIDGE_DB_PASSWORD"
 ENV_SECRETS_FILE = "LAPOR_BRIDGE_SECRETS_FILE"
-
-
-class ConfigError(BridgeError):
-    """A configuration problem, with a one-line message naming file, key and expectation."""
-
-    def __init__(self, file: str | os.PathLike[str], key: str, problem: str) -> None:
-        self.file = str(file)
-        self.key = key
-        self.problem = problem
-        super().__init__(f"{self.file}: {key}: {problem}")
 
 
 def _positive_seconds(value: float) -> float:
@@ -290,6 +285,10 @@ class Settings(_Section):
         value = (self.model_extra or {}).get(name, {})
         return dict(value) if isinstance(value, Mapping) else {}
 
+    def section_as(self, name: str, model: type[M]) -> M:
+        """Section ``name`` validated with ``model`` (see :func:`section_settings`)."""
+        return section_settings(self, name, model)
+
 
 #: Sections that features other than the core read; anything else at top level is a typo
 #: unless a plugin declares it.
@@ -342,9 +341,6 @@ def section_settings(settings: Settings, name: str, model: type[M],
 
 
 def _read_secrets(path: Path, source: str) -> dict[str, str]:
-    # Here, not at the top: bridge.filemodes builds on this module (it reads [files]).
-    from bridge.filemodes import open_to_others
-
     try:
         problem = open_to_others(path)
         with path.open("rb") as fh:
@@ -412,7 +408,6 @@ def settings_from_mapping(
 def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate a deployment's TOML file, or a shipped config by name, with the
     profile it names merged in (:mod:`bridge.deployment`). Raises :class:`ConfigError`."""
-    from bridge.deployment import read_deployment  # it builds on this module
 
     found = read_deployment(path)
     return settings_from_mapping(found.data, source=found.source, env=env,

@@ -8,9 +8,23 @@ value, a missing row) derive from that too, so ``except ValueError`` keeps worki
 
 from __future__ import annotations
 
+import os
+
 
 class BridgeError(Exception):
     """Base of every error the bridge raises on purpose; its message is one line."""
 
 
-__all__ = ["BridgeError"]
+class ConfigError(BridgeError):
+    """A configuration problem, with a one-line message naming file, key and expectation.
+
+    Re-exported by :mod:`bridge.config`, where it is usually imported from."""
+
+    def __init__(self, file: str | os.PathLike[str], key: str, problem: str) -> None:
+        self.file = str(file)
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{self.file}: {key}: {problem}")
+
+
+__all__ = ["BridgeError", "ConfigError"]

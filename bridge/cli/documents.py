@@ -36,7 +36,7 @@ def add_document_command(case_group: click.Group) -> None:
         by an outgoing-letter register takes its number on first print."""
         # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
         from bridge.documents.render import write_atomic
-        from bridge.documents.service import Documents, check_kind
+        from bridge.services.documents import Documents, check_kind
         from bridge.services.queue import CaseNotFound
 
         try:
