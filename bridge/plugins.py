@@ -22,7 +22,7 @@ import threading
 import warnings
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from types import ModuleType
 from typing import Any, Generic, Literal, NamedTuple, TypeVar
@@ -31,6 +31,7 @@ import pluggy
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bridge import hookspecs
+from bridge.bounded import BoundedCall
 from bridge.config import (
     ConfigError,
     Settings,
@@ -172,14 +173,6 @@ class PluginSource:
     obj: object
     origin: str
     version: str
-
-
-@dataclass
-class _CallState:
-    done: threading.Event = field(default_factory=threading.Event)
-    abandoned: bool = False
-    value: Any = None
-    error: BaseException | None = None
 
 
 class _Worker:
@@ -465,24 +458,19 @@ class PluginHost:
                 "their time limit", case_id)
         args = [self._configs.get(name) if arg == "config" else kwargs[arg]
                 for arg in impl.argnames]
-        state = _CallState()
+        def finish(call: BoundedCall) -> None:
+            with self._lock:
+                call.done.set()
+                if call.abandoned:
+                    self._stuck[name] -= 1
 
-        def run() -> None:
-            try:
-                state.value = impl.function(*args)
-            except BaseException as exc:  # noqa: BLE001 - a plugin must not kill the host
-                state.error = exc
-            finally:
-                with self._lock:
-                    state.done.set()
-                    if state.abandoned:
-                        self._stuck[name] -= 1
-
+        # A plugin's exception is kept for the host to report: it must not kill the host.
+        state = BoundedCall(lambda: impl.function(*args), finish)
         context = contextvars.copy_context()
         limit = self.timeout_for(name)
         worker = self._worker(name)
-        worker.jobs.put(lambda: context.run(run))
-        if state.done.wait(limit):
+        worker.jobs.put(lambda: context.run(state.run))
+        if state.wait(limit):
             self._idle(name, worker)
         else:
             with self._lock:

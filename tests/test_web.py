@@ -699,7 +699,7 @@ def test_unknown_page_and_server_error(env: Env, monkeypatch: pytest.MonkeyPatch
     def broken(*_a: Any, **_k: Any) -> Any:
         raise RuntimeError("boom: internal detail")
 
-    monkeypatch.setattr("bridge.web.views.list_queue", broken)
+    monkeypatch.setattr("bridge.web.routes.queue.list_queue", broken)
     bad = env.client(raise_errors=False)
     bad.cookies.update(c.cookies)
     r = bad.get("/antrean")

@@ -56,6 +56,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from bridge.bounded import BoundedCall
 from bridge.config import ConfigError, Settings
 from bridge.daemon import jobs
 from bridge.daemon.health import HealthServer, Metrics, collect, health_token, summary_line
@@ -157,16 +158,9 @@ class JobRunner:
                              f"{self.timeout:g} s; this run is skipped")
         assert d.rt is not None
         ctx = jobs.JobContext(rt=d.rt, job=self.spec.id)
-        box: dict[str, Any] = {}
-
-        def target() -> None:
-            try:
-                box["result"] = self._body(ctx)
-            except BaseException as exc:  # noqa: BLE001 - reported by the watcher
-                box["error"] = exc
-
+        call = BoundedCall(lambda: self._body(ctx))
         started = time.monotonic()
-        thread = threading.Thread(target=target, name=f"job:{self.spec.id}", daemon=True)
+        thread = threading.Thread(target=call.run, name=f"job:{self.spec.id}", daemon=True)
         d.register(ctx)
         self.thread = thread
         thread.start()
@@ -187,9 +181,9 @@ class JobRunner:
             raise JobTimedOut(self.spec.id, seconds,
                               f"did not finish within its deadline of {self.timeout:g} s "
                               f"({state})")
-        if "error" in box:
-            raise JobFailed(self.spec.id, seconds, box["error"]) from box["error"]
-        counts: Counts = box.get("result") or {}
+        if call.error is not None:
+            raise JobFailed(self.spec.id, seconds, call.error) from call.error
+        counts: Counts = call.value or {}
         d.job_succeeded(self, counts, seconds)
         return counts
 
