@@ -73,7 +73,6 @@ class RegencySettings(_Section):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):

@@ -79,7 +79,6 @@ def _check_plugin_names(settings: Settings, host: PluginHost) -> None:
     options = host.options
     findable = set(host.plugin_names) | set(options.modules)
     if options.entry_points:
-
         findable |= {ep.name for ep in importlib.metadata.entry_points(group=PROJECT_NAME)}
     for key, names in (("plugins.disable", list(options.disable)),
                        ("plugins.timeouts", list(options.timeouts))):

@@ -276,7 +276,6 @@ def _load_cases(session: Session, ids: set[int], load_case: CaseLoader
 
 
 def pending_count(sessions: sessionmaker[Session]) -> int:
-
     with sessions() as session:
         return int(session.scalar(select(func.count()).select_from(PendingEvent)) or 0)
 

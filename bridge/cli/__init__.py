@@ -62,12 +62,13 @@ def attach(command: click.Command) -> None:
     main.add_command(command)
 
 
-for _module in (db, sync, cases, sandbox, plugins, daemon, web, reports, bench, probe, init,
-                quarantine):
+for _module in (db, sync, cases, actions, sandbox, plugins, daemon, web, reports, bench, probe,
+                init, quarantine):
     for _command in _module.commands():
         main.add_command(_command)
 
-actions.add_case_commands(cases.case_group, main)
+for _command in actions.case_commands():
+    cases.case_group.add_command(_command)
 track.add_track_command(cases.case_group)
 documents.add_document_command(cases.case_group)
 

@@ -83,7 +83,6 @@ def _extra_faces(rt: Runtime, sandbox: Any) -> None:
 
 
 def _watch(rt: Runtime, sandbox: Any, interval: float, tz: str) -> int:
-
     stop = threading.Event()
 
     def _stop(_signum: int, _frame: Any) -> None:

@@ -71,7 +71,6 @@ def report_cmd(period_text: str, out_dir: str | None, notify: bool) -> None:
 
 
 def commands() -> list[click.Command]:
-
     return [config_option(report_cmd)]
 
 

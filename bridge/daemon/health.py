@@ -245,7 +245,6 @@ def judge(r: HealthReport, cfg: DaemonSettings) -> list[str]:
 
 
 def render_text(report: HealthReport, tz: str) -> list[str]:
-
     zone = ZoneInfo(tz)
     now = report.checked_at
 

@@ -370,7 +370,6 @@ class Daemon(LeaderElection):
         """The profile's own recap schedule ([reports] schedules) when it names one;
         otherwise [daemon] recaps."""
         if "schedules" in self.settings.section("reports"):
-
             return recap_schedules(self.settings)
         return dict(c.recaps)
 

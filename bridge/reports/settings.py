@@ -84,7 +84,6 @@ class ReportsSettings(_Model):
 
     @model_validator(mode="after")
     def _crontabs(self) -> Self:
-
         for kind, expr in self.schedules.items():
             try:
                 CronTrigger.from_crontab(expr)

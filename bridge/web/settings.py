@@ -71,7 +71,6 @@ class WebSettings(BaseModel):
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-
         parse_networks(value)
         return value
 

@@ -111,7 +111,6 @@ class QueueRoutes(PageBase):
         return await run_in_threadpool(self._track, request, form)
 
     def _track(self, request: Request, form: FormData) -> Response:
-
         csrf.check(request.session, form.get(csrf.FIELD))
         user = self.require_user(request)
         if user.role not in self.track_roles:

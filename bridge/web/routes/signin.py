@@ -90,7 +90,6 @@ class SignInRoutes(PageBase):
             raise PageError(404, "Tautan tidak berlaku",
                             "Tautan masuk ini tidak dikenal atau sudah tidak berlaku.")
         with self.rt.sessions() as s:
-
             found = find_user(s, username)
             user = load_user(s, found.id) if found else None
         if user is None:
