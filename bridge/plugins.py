@@ -27,6 +27,7 @@ from datetime import datetime
 from types import ModuleType
 from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
+import click
 import pluggy
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -369,6 +370,31 @@ class PluginHost:
                                     func=self._guard_job(name, spec.id, spec.func),
                                     trigger_args=dict(spec.trigger_args), plugin=name))
         return jobs
+
+    def cli_commands(self, taken: Iterable[str] = ()) -> list[Any]:
+        """Every plugin's extra commands (``click.Command``); raises :class:`PluginError`
+        on a bad answer or a name in ``taken`` or already given by another plugin."""
+        names = set(taken)
+        commands: list[Any] = []
+        for impl in self._impls("cli_commands"):
+            name = impl.plugin_name
+            value, failure = self._call(impl, "cli_commands", {}, None)
+            if failure is not None:
+                raise PluginError(name, f"cli_commands failed: {failure.message}")
+            if value is None:
+                continue
+            if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+                raise PluginError(name, "cli_commands must return a list of click commands, "
+                                  f"got {type(value).__name__}")
+            for command in value:
+                if not isinstance(command, click.Command) or not command.name:
+                    raise PluginError(name, "cli_commands must return named click commands, "
+                                      f"got {type(command).__name__}")
+                if command.name in names:
+                    raise PluginError(name, f"command {command.name!r} is already taken")
+                names.add(command.name)
+                commands.append(command)
+        return commands
 
     def describe(self) -> list[PluginInfo]:
         """(name, version, hooks implemented, origin) of every loaded plugin, by name."""

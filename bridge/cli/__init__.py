@@ -37,9 +37,30 @@ from bridge.cli import (
 )
 from bridge.cli.common import default_config
 from bridge.cli.errors import OneLineErrors
+from bridge.config import ConfigError, load_settings
+from bridge.plugins import PluginError, load_plugins
 
 
-@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+class CommandLine(OneLineErrors):
+    """The root group: the built-in commands, then the commands the deployment's plugins
+    add through the ``cli_commands`` hook. The plugins load only for a name the bridge
+    does not have itself, so ``--help`` and every built-in command stay as fast as before."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or ctx.resilient_parsing:
+            return command
+        try:
+            settings = load_settings(ctx.params.get("config") or default_config())
+            added = load_plugins(settings).cli_commands(taken=self.commands)
+        except (ConfigError, PluginError) as exc:
+            # Not a command of ours; why the plugins' could not be asked, on one line.
+            raise click.UsageError(f"no such command {cmd_name!r} (the plugins' commands "
+                                   f"could not be read: {exc})", ctx) from None
+        return next((c for c in added if c.name == cmd_name), None)
+
+
+@click.group(cls=CommandLine, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config", metavar="FILE", default=None,
               help="Deployment config (TOML file, or a shipped name such as 'klaten'). "
                    "Default: $LAPOR_BRIDGE_CONFIG or the shipped 'demo'.")
