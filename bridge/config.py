@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -29,20 +30,17 @@ from pydantic import (
     field_validator,
 )
 
+from bridge.deployment import read_deployment
+
+# ConfigError lives in bridge.errors so that bridge.deployment can raise it without
+# importing this module, which builds on it.
+from bridge.errors import ConfigError as ConfigError
+from bridge.filemodes import open_to_others
+
 ENV_BEARER = "LAPOR_BRIDGE_BEARER"
 ENV_TOKEN = "LAPOR_BRIDGE_TOKEN"
 ENV_DB_PASSWORD = "LAPOR_BRIDGE_DB_PASSWORD"
 ENV_SECRETS_FILE = "LAPOR_BRIDGE_SECRETS_FILE"
-
-
-class ConfigError(Exception):
-    """A configuration problem, with a one-line message naming file, key and expectation."""
-
-    def __init__(self, file: str | os.PathLike[str], key: str, problem: str) -> None:
-        self.file = str(file)
-        self.key = key
-        self.problem = problem
-        super().__init__(f"{self.file}: {key}: {problem}")
 
 
 def _positive_seconds(value: float) -> float:
@@ -79,8 +77,6 @@ class RegencySettings(_Section):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
@@ -219,6 +215,7 @@ class DatabaseSettings(_Section):
     @field_validator("url")
     @classmethod
     def _db_url(cls, value: str) -> str:
+        # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
 
@@ -303,6 +300,10 @@ class Settings(_Section):
         value = (self.model_extra or {}).get(name, {})
         return dict(value) if isinstance(value, Mapping) else {}
 
+    def section_as(self, name: str, model: type[M]) -> M:
+        """Section ``name`` validated with ``model`` (see :func:`section_settings`)."""
+        return section_settings(self, name, model)
+
 
 #: Sections that features other than the core read; anything else at top level is a typo
 #: unless a plugin declares it.
@@ -355,8 +356,6 @@ def section_settings(settings: Settings, name: str, model: type[M],
 
 
 def _read_secrets(path: Path, source: str) -> dict[str, str]:
-    from bridge.filemodes import open_to_others
-
     try:
         problem = open_to_others(path)
         with path.open("rb") as fh:
@@ -424,7 +423,6 @@ def settings_from_mapping(
 def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate a deployment's TOML file, or a shipped config by name, with the
     profile it names merged in (:mod:`bridge.deployment`). Raises :class:`ConfigError`."""
-    from bridge.deployment import read_deployment  # it builds on this module
 
     found = read_deployment(path)
     return settings_from_mapping(found.data, source=found.source, env=env,

@@ -20,9 +20,13 @@ from collections.abc import Iterator
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
+import jinja2
+from jinja2 import meta, nodes
 from pydantic import BaseModel
 
 from bridge.config import ConfigError, Settings
+from bridge.hookspecs import PROJECT_NAME
+from bridge.notify import CaseView, renderer_from_settings
 
 if TYPE_CHECKING:
     from bridge.plugins import PluginHost
@@ -75,8 +79,6 @@ def _check_plugin_names(settings: Settings, host: PluginHost) -> None:
     options = host.options
     findable = set(host.plugin_names) | set(options.modules)
     if options.entry_points:
-        from bridge.hookspecs import PROJECT_NAME
-
         findable |= {ep.name for ep in importlib.metadata.entry_points(group=PROJECT_NAME)}
     for key, names in (("plugins.disable", list(options.disable)),
                        ("plugins.timeouts", list(options.timeouts))):
@@ -89,10 +91,7 @@ def _check_plugin_names(settings: Settings, host: PluginHost) -> None:
 
 
 def _check_templates(settings: Settings) -> None:
-    import jinja2
-    from jinja2 import meta, nodes
 
-    from bridge.notify import CaseView, renderer_from_settings
 
     renderer = renderer_from_settings(settings)  # raises ConfigError for a bad directory
     if renderer.template_dir is None:

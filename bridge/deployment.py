@@ -23,7 +23,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from bridge.config import ConfigError
+from bridge.errors import ConfigError
 from bridge.resources import DEMO, profile_names, shipped_config, shipped_configs
 
 #: The config used when neither ``--config`` nor ``$LAPOR_BRIDGE_CONFIG`` names one.

@@ -341,6 +341,7 @@ class JobSpec:
 
     def make_trigger(self) -> Any:
         """The APScheduler trigger object; raises ``ValueError``/``TypeError`` on bad args."""
+        # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
         from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.date import DateTrigger
         from apscheduler.triggers.interval import IntervalTrigger

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from bridge.domain import CaseSnapshot, Notification, snapshot_from_row
@@ -276,8 +276,6 @@ def _load_cases(session: Session, ids: set[int], load_case: CaseLoader
 
 
 def pending_count(sessions: sessionmaker[Session]) -> int:
-    from sqlalchemy import func
-
     with sessions() as session:
         return int(session.scalar(select(func.count()).select_from(PendingEvent)) or 0)
 

@@ -31,10 +31,7 @@ class FilesSettings(BaseModel):
 
 def file_mode(settings: Any) -> int:
     """The mode for the deployment's files (raises ConfigError naming ``files.<key>``)."""
-    from bridge.config import section_settings
-
-    return GROUP_READ if section_settings(settings, "files", FilesSettings).group_read \
-        else PRIVATE
+    return GROUP_READ if settings.section_as("files", FilesSettings).group_read else PRIVATE
 
 
 def set_mode(path: str | os.PathLike[str], mode: int) -> None:

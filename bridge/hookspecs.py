@@ -109,6 +109,27 @@ def scheduler_jobs(config: Any) -> Sequence[JobSpec] | None:
     """
 
 
+@hookspec
+def cli_commands(config: Any) -> Sequence[Any] | None:
+    """Add commands of the plugin's own to the ``lapor-bridge`` command line.
+
+    Called: when ``lapor-bridge`` is asked for a command it does not have itself; the
+    plugins of the deployment named by the top-level ``--config`` (or
+    ``$LAPOR_BRIDGE_CONFIG``) are loaded then, so ``lapor-bridge --help`` stays fast and
+    lists the built-in commands only.
+
+    Arguments:
+        config: the plugin's validated config section, or ``None``.
+
+    Returns: a list of ``click.Command`` objects (``@click.command("name")``), or ``None``
+    for none. A command reads the deployment's path from ``ctx.find_root().obj["config"]``.
+
+    Errors: raising, returning something that is not a list of click commands, or a name
+    that the command line or another plugin already has ends the command with a one-line
+    error naming the plugin (exit code 2).
+    """
+
+
 # -- decisions (first result) ---------------------------------------------------------
 
 

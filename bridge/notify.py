@@ -31,6 +31,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bridge.config import ConfigError, Settings, register_section
 from bridge.domain import CaseSnapshot, Notification
+from bridge.errors import BridgeError
+from bridge.locale import BULAN, HARI, ZONE_ABBREV
 
 register_section("notifications")
 
@@ -61,14 +63,9 @@ ROLE_LABELS: dict[str, str] = {
     "analis": "JFT Analis Kebijakan",
 }
 
-_HARI = ("Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu", "Minggu")
-_BULAN = ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus",
-          "September", "Oktober", "November", "Desember")
-_ZONE_NAMES = {"Asia/Jakarta": "WIB", "Asia/Pontianak": "WIB", "Asia/Makassar": "WITA",
-               "Asia/Jayapura": "WIT"}
 
 
-class NotificationError(Exception):
+class NotificationError(BridgeError):
     """A template is missing, does not parse, or asks for something it may not see."""
 
 
@@ -130,10 +127,10 @@ def format_tanggal(value: date | datetime | None, tz: str = "Asia/Jakarta") -> s
         if value.tzinfo is None:
             raise NotificationError(f"naive datetime {value.isoformat()} in a notification")
         local = value.astimezone(ZoneInfo(tz))
-        zone = _ZONE_NAMES.get(tz, tz)
-        return (f"{_HARI[local.weekday()]}, {local.day} {_BULAN[local.month - 1]} "
+        zone = ZONE_ABBREV.get(tz, tz)
+        return (f"{HARI[local.weekday()]}, {local.day} {BULAN[local.month - 1]} "
                 f"{local.year} pukul {local:%H.%M} {zone}")
-    return f"{_HARI[value.weekday()]}, {value.day} {_BULAN[value.month - 1]} {value.year}"
+    return f"{HARI[value.weekday()]}, {value.day} {BULAN[value.month - 1]} {value.year}"
 
 
 def role_label(role: str) -> str:

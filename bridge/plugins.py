@@ -15,21 +15,24 @@ import contextvars
 import difflib
 import importlib
 import importlib.metadata
+import inspect
 import logging
 import queue
 import threading
 import warnings
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from types import ModuleType
 from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
+import click
 import pluggy
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bridge import hookspecs
+from bridge.bounded import BoundedCall
 from bridge.config import (
     ConfigError,
     Settings,
@@ -48,6 +51,7 @@ from bridge.domain import (
     RoutingDecision,
     WorkingDays,
 )
+from bridge.errors import BridgeError
 from bridge.hookspecs import EVENT_HOOKS, PROJECT_NAME, hookimpl
 
 log = logging.getLogger("bridge.plugins")
@@ -97,7 +101,7 @@ class PluginsSettings(BaseModel):
 # -- errors and results ----------------------------------------------------------------
 
 
-class PluginError(Exception):
+class PluginError(BridgeError):
     """A plugin cannot be used: raised at start, names the plugin and the problem."""
 
     def __init__(self, plugin: str, problem: str) -> None:
@@ -170,14 +174,6 @@ class PluginSource:
     obj: object
     origin: str
     version: str
-
-
-@dataclass
-class _CallState:
-    done: threading.Event = field(default_factory=threading.Event)
-    abandoned: bool = False
-    value: Any = None
-    error: BaseException | None = None
 
 
 class _Worker:
@@ -375,6 +371,31 @@ class PluginHost:
                                     trigger_args=dict(spec.trigger_args), plugin=name))
         return jobs
 
+    def cli_commands(self, taken: Iterable[str] = ()) -> list[Any]:
+        """Every plugin's extra commands (``click.Command``); raises :class:`PluginError`
+        on a bad answer or a name in ``taken`` or already given by another plugin."""
+        names = set(taken)
+        commands: list[Any] = []
+        for impl in self._impls("cli_commands"):
+            name = impl.plugin_name
+            value, failure = self._call(impl, "cli_commands", {}, None)
+            if failure is not None:
+                raise PluginError(name, f"cli_commands failed: {failure.message}")
+            if value is None:
+                continue
+            if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+                raise PluginError(name, "cli_commands must return a list of click commands, "
+                                  f"got {type(value).__name__}")
+            for command in value:
+                if not isinstance(command, click.Command) or not command.name:
+                    raise PluginError(name, "cli_commands must return named click commands, "
+                                      f"got {type(command).__name__}")
+                if command.name in names:
+                    raise PluginError(name, f"command {command.name!r} is already taken")
+                names.add(command.name)
+                commands.append(command)
+        return commands
+
     def describe(self) -> list[PluginInfo]:
         """(name, version, hooks implemented, origin) of every loaded plugin, by name."""
         infos = []
@@ -463,24 +484,19 @@ class PluginHost:
                 "their time limit", case_id)
         args = [self._configs.get(name) if arg == "config" else kwargs[arg]
                 for arg in impl.argnames]
-        state = _CallState()
+        def finish(call: BoundedCall) -> None:
+            with self._lock:
+                call.done.set()
+                if call.abandoned:
+                    self._stuck[name] -= 1
 
-        def run() -> None:
-            try:
-                state.value = impl.function(*args)
-            except BaseException as exc:  # noqa: BLE001 - a plugin must not kill the host
-                state.error = exc
-            finally:
-                with self._lock:
-                    state.done.set()
-                    if state.abandoned:
-                        self._stuck[name] -= 1
-
+        # A plugin's exception is kept for the host to report: it must not kill the host.
+        state = BoundedCall(lambda: impl.function(*args), finish)
         context = contextvars.copy_context()
         limit = self.timeout_for(name)
         worker = self._worker(name)
-        worker.jobs.put(lambda: context.run(run))
-        if state.done.wait(limit):
+        worker.jobs.put(lambda: context.run(state.run))
+        if state.wait(limit):
             self._idle(name, worker)
         else:
             with self._lock:
@@ -541,13 +557,6 @@ class PluginHost:
         job.__name__ = f"{plugin}:{job_id}"
         job.__qualname__ = job.__name__
         return job
-
-
-def cli_commands() -> list[Any]:
-    """The click commands ``plugins`` and ``plugin new`` for the main command group."""
-    from bridge.cli_plugins import commands
-
-    return list(commands())
 
 
 def _wrong_type(value: Any, expected: str) -> str:
@@ -625,6 +634,7 @@ def build_host(
             raise PluginError(src.name, f"is the same object as plugin {seen[id(src.obj)]!r}; "
                               "load it once")
         seen[id(src.obj)] = src.name
+        _check_arguments(src)
         try:
             pm.register(src.obj, name=src.name)
         except pluggy.PluginValidationError as exc:
@@ -698,14 +708,33 @@ def _check_unknown_hooks(pm: pluggy.PluginManager) -> None:
     pm.check_pending()
 
 
+def _check_arguments(src: PluginSource) -> None:
+    """Refuse an implementation that asks for an argument its hook does not have (pluggy
+    would too, in words meant for developers; this names the hook's own arguments)."""
+    marker = f"{PROJECT_NAME}_impl"
+    for attr in dir(src.obj):
+        function = getattr(src.obj, attr, None)
+        options = getattr(function, marker, None)
+        if not callable(function) or not isinstance(options, Mapping):
+            continue
+        hook = options.get("specname") or attr
+        if hook not in hookspecs.hook_names():
+            continue  # an unknown hook: reported with a suggestion after registration
+        wanted = [p.name for p in inspect.signature(function).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                  and p.default is p.empty]
+        allowed = hookspecs.hook_arguments(hook)
+        extra = [a for a in wanted if a not in allowed]
+        if extra:
+            bad = "{" + ", ".join(repr(a) for a in extra) + "}"
+            raise PluginError(src.name, f"hook {hook}: argument(s) {bad} do not exist; the "
+                              f"hook takes ({', '.join(allowed)})")
+
+
 def _explain_validation(plugin: str, pm: pluggy.PluginManager, exc: Exception) -> str:
     text = str(exc)
     for hook in hookspecs.hook_names():
         if f"hook {hook!r}" in text:
-            args = ", ".join(hookspecs.hook_arguments(hook))
-            if "can not be found in the hookspec" in text:
-                bad = text.split("Argument(s) ", 1)[1].split(" are declared", 1)[0]
-                return f"hook {hook}: argument(s) {bad} do not exist; the hook takes ({args})"
             return f"hook {hook}: {text.splitlines()[-1]}"
     return text.replace("\n", "; ")
 
@@ -826,7 +855,6 @@ __all__ = [
     "PluginSource",
     "PluginsSettings",
     "build_host",
-    "cli_commands",
     "describe_validation_error",
     "hookimpl",
     "load_plugins",

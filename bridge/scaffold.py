@@ -12,13 +12,15 @@ from pathlib import Path
 
 import jinja2
 
+from bridge.errors import BridgeError
+
 #: Read with importlib.resources wherever the package is installed.
 TEMPLATES = jinja2.PackageLoader("bridge", "scaffold_template")
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:[_-][a-z0-9]+)*$")
 
 
-class ScaffoldError(Exception):
+class ScaffoldError(BridgeError):
     """The name is not usable or the destination already exists."""
 
 

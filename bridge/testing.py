@@ -85,6 +85,7 @@ _TITLES = (
 
 
 def _jakarta(dt: datetime) -> str:
+    # Lazy: this pytest plugin loads in every test session of every project.
     from bridge.lapor.models import JAKARTA
 
     return dt.astimezone(JAKARTA).replace(microsecond=0).isoformat()
@@ -142,6 +143,7 @@ def make_case(**overrides: Any) -> CaseSnapshot:
 
     ``reporter`` may be given as a dict (``{"name": ..., "phone": ...}``).
     """
+    # Lazy: this pytest plugin loads in every test session of every project.
     from bridge.domain import CaseSnapshot, ReporterInfo
 
     cid = int(overrides.pop("id", next(_ids)))
@@ -181,6 +183,7 @@ def make_host(
     ``sections`` are the config tables by section name, as in the TOML file. The same
     checks as at daemon start apply (unknown hooks, bad config...).
     """
+    # Lazy: this pytest plugin loads in every test session of every project.
     from bridge.plugins import PluginSource, PluginsSettings, _object_name, _version_of, build_host
 
     sources = []
@@ -204,6 +207,7 @@ class RecordingChannel:
 
 
 def _recording_plugin(channel: RecordingChannel) -> object:
+    # Lazy: this pytest plugin loads in every test session of every project.
     from bridge.hookspecs import hookimpl
 
     class _Recorder:
@@ -265,6 +269,7 @@ def run_hooks(
     built-in templates and handed to every channel. ``config`` is ``plugin``'s own
     section; ``sections`` gives more tables by name. Failures are collected, not raised.
     """
+    # Lazy: this pytest plugin loads in every test session of every project.
     from bridge.notify import NotificationRenderer
 
     all_sections = dict(sections or {})
@@ -374,6 +379,7 @@ class FakeLapor:
         institution_id: int = FAKE_INSTITUTION_ID,
         paths: Mapping[str, str] | None = None,
     ) -> None:
+        # Lazy: this pytest plugin loads in every test session of every project.
         from bridge.config import ENDPOINT_OF_PATH
         from bridge.lapor.api_profile import load_profile
 
@@ -414,6 +420,7 @@ class FakeLapor:
 
     def change_report(self, report_id: int, **fields: Any) -> dict[str, Any]:
         """Change fields of a report; ``updated_at`` moves on by a second unless given."""
+        # Lazy: this pytest plugin loads in every test session of every project.
         from bridge.lapor.models import parse_remote_time
 
         with self._lock:
@@ -446,6 +453,7 @@ class FakeLapor:
         route("GET", "templates_path", self._templates)
 
     def _guard(self, handler: Any) -> Any:
+        # Lazy: this pytest plugin loads in every test session of every project.
         import httpx
 
         def side_effect(request: httpx.Request, **params: Any) -> httpx.Response:
@@ -462,6 +470,7 @@ class FakeLapor:
 
     @staticmethod
     def _json(data: Any, status: int = 200) -> httpx.Response:
+        # Lazy: this pytest plugin loads in every test session of every project.
         import httpx
 
         return httpx.Response(status, json=data)
@@ -482,6 +491,7 @@ class FakeLapor:
                                        "total": len(items)}})
 
     def _inbox(self, request: httpx.Request, **_: Any) -> httpx.Response:
+        # Lazy: this pytest plugin loads in every test session of every project.
         from bridge.lapor.models import parse_remote_time
 
         query = parse_qs(urlsplit(str(request.url)).query)
@@ -512,6 +522,7 @@ class FakeLapor:
         return self._page(request, list(self.followups.get(int(rid), [])))
 
     def _add_followup(self, request: httpx.Request, **_: Any) -> httpx.Response:
+        # Lazy: this pytest plugin loads in every test session of every project.
         from bridge.lapor.models import JAKARTA, LAPOR_LOCAL_FORMAT
 
         form = _form(request)
@@ -601,6 +612,7 @@ def lapor_mock() -> Iterator[FakeLapor]:
     servers the test runs itself; a request to any other host fails the test instead of
     leaving the machine.
     """
+    # Lazy: this pytest plugin loads in every test session of every project.
     import respx
 
     fake = FakeLapor()
@@ -615,6 +627,7 @@ def settings_for_tests(
     base_url: str = FAKE_BASE_URL, extra: Mapping[str, Any] | None = None
 ) -> Settings:
     """Settings of an imaginary regency pointing at ``base_url`` with the fake secrets."""
+    # Lazy: this pytest plugin loads in every test session of every project.
     from bridge.config import settings_from_mapping
 
     data: dict[str, Any] = {
@@ -650,6 +663,7 @@ class TempStore:
 @pytest.fixture
 def bridge_store(tmp_path: Path) -> Iterator[TempStore]:
     """A fresh SQLite store, migrated to the current schema."""
+    # Lazy: this pytest plugin loads in every test session of every project.
     from bridge.store.db import make_engine, session_factory, upgrade
 
     url = f"sqlite:///{tmp_path / 'bridge-test.db'}"
@@ -674,6 +688,7 @@ class SmtpSink:
 @pytest.fixture
 def smtp_sink() -> Iterator[SmtpSink]:
     """aiosmtpd on 127.0.0.1 (a free port), keeping each message as ``email.message``."""
+    # Lazy: this pytest plugin loads in every test session of every project.
     from email import message_from_bytes
 
     from aiosmtpd.controller import Controller

@@ -13,13 +13,13 @@ import respx
 from click.testing import CliRunner
 from sqlalchemy import inspect, select, text
 
+from bridge.app.cycle import run_cycle
 from bridge.cli import main
 from bridge.config import ConfigError
 from bridge.lapor.api_profile import load_profile, profile_of, shipped_profiles
 from bridge.lapor.client import LaporClient
 from bridge.lapor.models import NewComplaintRequest, RemoteComplaint
 from bridge.lapor.sandbox import SandboxServer
-from bridge.sync.cycle import run_cycle
 from tests.support.settings import TEST_BEARER, TEST_TOKEN, make_settings
 
 BASE = "https://lapor.test/api"

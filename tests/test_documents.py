@@ -20,9 +20,9 @@ from sqlalchemy import func, select
 
 from bridge.cli import main
 from bridge.documents import CASE_KINDS, DocumentError, numbering
-from bridge.documents.service import SECRET, Documents
 from bridge.documents.settings import DocumentsSettings
 from bridge.services.actions import BadInput, NewCase
+from bridge.services.documents import SECRET, Documents
 from bridge.store.models import OutgoingLetter, RegisterCounter
 from bridge.testing import FakeLapor
 from tests.support.profiles import make_deployment

@@ -81,3 +81,13 @@ def test_tutorial_code_passes_its_own_tests(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 passed" in proc.stdout
+
+
+def test_reference_is_the_rendered_hookspec_docstrings(tmp_path: Path) -> None:
+    from bridge.hookref import rewrite
+
+    copy = tmp_path / "plugins.md"
+    copy.write_text(DOC.read_text(encoding="utf-8"), encoding="utf-8")
+    assert not rewrite(copy), (
+        "docs/plugins.md's hook reference differs from the hookspec docstrings: "
+        "run `python -m bridge.hookref`")

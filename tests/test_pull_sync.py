@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from bridge.app.cycle import run_cycle
 from bridge.lapor.sandbox import SandboxServer
 from bridge.store.models import Case, CaseEvent, QuarantinedItem, SyncCursor
-from bridge.sync.cycle import run_cycle
 from tests.support.settings import TEST_BEARER, TEST_TOKEN
 from tests.support.sync import pull
 

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
+from bridge.app.quarantine_cycle import retry_quarantined
 from bridge.cli import main
 from bridge.daemon.health import Metrics, collect
 from bridge.daemon.settings import daemon_settings
@@ -26,7 +27,6 @@ from bridge.sync.quarantine import (
     list_groups,
     reason_group,
 )
-from bridge.sync.quarantine_cycle import retry_quarantined
 from tests.support.settings import TEST_BEARER, TEST_TOKEN, make_settings
 from tests.support.sync import pull
 

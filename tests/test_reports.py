@@ -288,13 +288,12 @@ def test_report_command(tmp_path: Path) -> None:
 
 
 def test_web_page_uses_the_official_figures(runtime_factory: Any) -> None:
-    page = pytest.importorskip("bridge.web.recap")
-    from bridge.reports import web_figures
+    from bridge.reports.recap import Recap, recap_of_days
 
     rt = runtime_factory()
     fill(rt)
     with rt.sessions() as s:
-        figures = web_figures(s, date(2026, 10, 1), date(2026, 10, 31), rt.settings,
-                              rt.workflow, now=wib(2026, 11, 3))
-    assert isinstance(figures, page.Recap)
-    assert (figures.total, figures.finished, figures.overdue) == (4, 3, 1)
+        figures = recap_of_days(s, rt.settings, rt.workflow, date(2026, 10, 1),
+                                date(2026, 10, 31), now=wib(2026, 11, 3))
+    assert isinstance(figures, Recap)
+    assert (figures.received, figures.finished, figures.open_overdue) == (4, 3, 1)

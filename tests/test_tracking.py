@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
+from bridge.app.cycle import adopt, run_cycle
 from bridge.cli import main
 from bridge.lapor.sandbox import SandboxServer
 from bridge.services.actions import Actor, NewCase
 from bridge.store.models import Case, CaseEvent, QuarantinedItem, SyncCursor, TrackedCase, utcnow
-from bridge.sync.cycle import adopt, run_cycle
 from bridge.sync.track import NO_INBOX, NO_INBOX_TEXT, Adopted, AdoptError
 from tests.support.settings import TEST_BEARER, TEST_TOKEN
 

@@ -582,27 +582,6 @@ def test_recap_page_and_csv(env: Env) -> None:
     assert c.get("/rekap.csv?dari=x").status_code == 400
 
 
-def test_recap_counts_by_itself_without_the_reports_feature(
-        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("bridge.web.recap._external", lambda: None)
-    old = env.case(title="Lama", category="Perizinan",
-                   received_at=datetime.now(UTC) - timedelta(days=40))
-    env.case(title="Baru", category="Perizinan", channel="telepon")
-    env.to_verified(old)
-    c = env.login("kabid")
-    start = (datetime.now(ZoneInfo("Asia/Jakarta")) - timedelta(days=60)).date()
-    page = c.get(f"/rekap?dari={start.isoformat()}")
-    assert page.status_code == 200 and "sumber: antrean lokal" in page.text
-    assert page.text.count("<svg") == 4
-    lines = c.get(f"/rekap.csv?dari={start.isoformat()}").text.lstrip("\ufeff").splitlines()
-    assert "ringkasan,diterima,Pengaduan diterima,2" in lines
-    assert "ringkasan,lewat_tenggat,Melewati tenggat,1" in lines
-    assert "kanal,telepon,Telepon,1" in lines and "kanal,surat,Surat,1" in lines
-    assert "kategori,Perizinan,Perizinan,2" in lines
-    assert "tahap,verified,Berkas lengkap dan terverifikasi,1" in lines
-    assert "klasifikasi,,(tidak diisi),2" in lines
-
-
 def test_unknown_page_and_server_error(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     c = env.login("kasi")
     r = c.get("/tidak-ada")
@@ -612,7 +591,7 @@ def test_unknown_page_and_server_error(env: Env, monkeypatch: pytest.MonkeyPatch
     def broken(*_a: Any, **_k: Any) -> Any:
         raise RuntimeError("boom: internal detail")
 
-    monkeypatch.setattr("bridge.web.views.list_queue", broken)
+    monkeypatch.setattr("bridge.web.routes.queue.list_queue", broken)
     bad = env.client(raise_errors=False)
     bad.cookies.update(c.cookies)
     r = bad.get("/antrean")

@@ -169,8 +169,8 @@ def test_web_command_serves_the_page(tmp_path: Path) -> None:
 
 
 def test_demo_page_signs_in_and_pushes(tmp_path: Path) -> None:
+    from bridge.app.cycle import run_cycle
     from bridge.lapor.sandbox import SandboxServer
-    from bridge.sync.cycle import run_cycle
     from bridge.web.demo import start_demo_web
 
     with SandboxServer(seed=3, reports=3, bearer=TEST_BEARER, token=TEST_TOKEN) as sandbox:

@@ -36,6 +36,7 @@ def peak_rss_mb() -> float:
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
+    # Lazy: each bench phase runs in its own process and loads only what it measures.
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -51,6 +52,7 @@ class Target:
 
 
 def bench_settings(spec: dict[str, Any], target: Target) -> Any:
+    # Lazy: each bench phase runs in its own process and loads only what it measures.
     from bridge.config import settings_from_mapping
 
     data = {
@@ -84,6 +86,7 @@ def sandbox(spec: dict[str, Any]) -> Iterator[Target]:
     if "url" in sb:
         yield Target(str(sb["url"]), str(sb["bearer"]), str(sb["token"]))
         return
+    # Lazy: each bench phase runs in its own process and loads only what it measures.
     from bridge.lapor.sandbox import SandboxServer
 
     server = SandboxServer(int(sb.get("seed", 0)), int(sb["reports"]))
@@ -97,6 +100,7 @@ def _profiled(spec: dict[str, Any]) -> Any:
     path = spec.get("profile")
     if not path:
         return None
+    # Lazy: each bench phase runs in its own process and loads only what it measures.
     import cProfile
 
     return cProfile.Profile(), str(path)
@@ -104,6 +108,7 @@ def _profiled(spec: dict[str, Any]) -> Any:
 
 def _profile_threads(pusher: Any) -> list[Any]:
     """Profile the push's worker threads too (cProfile sees only the thread it runs in)."""
+    # Lazy: each bench phase runs in its own process and loads only what it measures.
     import cProfile
     import threading
 
@@ -127,6 +132,7 @@ def _profile_threads(pusher: Any) -> list[Any]:
 
 
 def _dump(prof: Any, more: list[Any]) -> None:
+    # Lazy: each bench phase runs in its own process and loads only what it measures.
     import pstats
 
     stats = pstats.Stats(prof[0])
@@ -136,6 +142,7 @@ def _dump(prof: Any, more: list[Any]) -> None:
 
 
 def run_pull(spec: dict[str, Any]) -> dict[str, Any]:
+    # Lazy: each bench phase runs in its own process and loads only what it measures.
     from sqlalchemy import func, select
 
     from bridge.runtime import Runtime
@@ -158,19 +165,8 @@ def run_pull(spec: dict[str, Any]) -> dict[str, Any]:
         with rt.sessions() as session:
             stored = int(session.scalar(select(func.count()).select_from(Case)) or 0)
         rt.close()
-    return {
-        "seconds": seconds,
-        "cpu_seconds": cpu,
-        "requests": requests,
-        "pages": result.pages,
-        "received": result.received,
-        "created": result.created,
-        "updated": result.updated,
-        "unchanged": result.unchanged,
-        "stale": result.stale,
-        "quarantined": result.quarantined,
-        "stored": stored,
-    }
+    return {**result.as_json(), "seconds": seconds, "cpu_seconds": cpu, "requests": requests,
+            "stored": stored}
 
 
 #: What the baseline keeps of each report: the same fields the bridge keeps.
@@ -183,6 +179,7 @@ _BASELINE_COLUMNS = (
 
 def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
     """Plain paging and one bulk insert per page: the floor of what a pull must cost."""
+    # Lazy: each bench phase runs in its own process and loads only what it measures.
     import httpx
     from sqlalchemy import create_engine, text
 
@@ -245,6 +242,7 @@ def _name(value: Any) -> Any:
 
 def run_push(spec: dict[str, Any]) -> dict[str, Any]:
     """Queue ``followups`` follow-ups over the store's cases, then push until drained."""
+    # Lazy: each bench phase runs in its own process and loads only what it measures.
     from sqlalchemy import func, insert, select
 
     from bridge.runtime import Runtime
@@ -309,6 +307,7 @@ def run_push(spec: dict[str, Any]) -> dict[str, Any]:
 def run_sync_once_phase(spec: dict[str, Any]) -> dict[str, Any]:
     """``lapor-bridge sync --once`` as a child of this otherwise childless process (so
     that the children's peak RSS is the command's own)."""
+    # Lazy: each bench phase runs in its own process and loads only what it measures.
     from pathlib import Path
 
     from bridge.bench.whole import run_sync_once

@@ -27,6 +27,7 @@ import httpx
 
 from bridge.bench.phases import RESULT_PREFIX
 from bridge.bench.whole import run_time_to_queue
+from bridge.errors import BridgeError
 from bridge.sync.track_sim import human_span
 
 #: The targets (2-core machine), see docs/benchmarks.md.
@@ -52,7 +53,7 @@ TTQ_NAME = "time to queue"
 PHASE_TIMEOUT_S = 1800
 
 
-class BenchError(Exception):
+class BenchError(BridgeError):
     """A phase failed or its counts are wrong."""
 
 
@@ -203,6 +204,7 @@ class Databases:
         self.kinds = ["sqlite"]
         self.cluster: Any = None
         if postgres:
+            # Lazy: each bench phase runs in its own process and loads only what it measures.
             from bridge.tools.pg_cluster import NoPostgres, start_cluster
 
             try:
@@ -445,6 +447,7 @@ def _targets(report: BenchReport, sizes: list[int]) -> None:
 
 
 def _spread(values: list[float]) -> dict[str, float]:
+    # Lazy: each bench phase runs in its own process and loads only what it measures.
     import statistics
 
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
@@ -520,6 +523,7 @@ def _run_tracked(opts: BenchOptions, report: BenchReport,
     requests spent and the change-to-visible time of tracked cases at 5 requests/s. A
     week of polling cannot be run for real; the simulation drives the same pure planning
     functions the daemon uses."""
+    # Lazy: each bench phase runs in its own process and loads only what it measures.
     from bridge.sync.track_sim import SimParams, simulate
 
     active = max(1, opts.tracked_cases * 3 // 100)

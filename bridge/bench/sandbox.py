@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faults", default=None, help="fault switches as JSON")
     args = parser.parse_args(argv)
 
+    # Lazy: each bench phase runs in its own process and loads only what it measures.
     from bridge.lapor.sandbox import SandboxServer
 
     started = time.perf_counter()

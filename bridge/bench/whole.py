@@ -79,6 +79,7 @@ def run_sync_once(box: Any, workdir: Path, name: str, page_size: int) -> dict[st
 
 
 def _store_counts(db_url: str) -> dict[str, int]:
+    # Lazy: each bench phase runs in its own process and loads only what it measures.
     from sqlalchemy import create_engine, text
 
     engine = create_engine(db_url)
@@ -144,6 +145,7 @@ def run_time_to_queue(box: Any, workdir: Path, *, seeded: int, reports: int, rat
     config = write_bench_config(workdir / "ttq.toml", base_url=box["url"], db_url=db_url,
                                 page_size=page_size, extra=extra)
     env = {**os.environ, **bench_env(box["bearer"], box["token"])}
+    # Lazy: each bench phase runs in its own process and loads only what it measures.
     from bridge.config import load_settings
     from bridge.daemon.settings import daemon_settings
 
@@ -239,6 +241,7 @@ def run_time_to_queue(box: Any, workdir: Path, *, seeded: int, reports: int, rat
 
 def _start_web(config: Path, env: dict[str, str]) -> tuple[Any, httpx.Client]:
     """The staff page on the daemon's database, signed in (the demo's sign-in links)."""
+    # Lazy: each bench phase runs in its own process and loads only what it measures.
     from bridge.config import load_settings
     from bridge.runtime import Runtime
     from bridge.web.demo import start_demo_web

@@ -21,6 +21,7 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import generate_latest
@@ -244,8 +245,6 @@ def judge(r: HealthReport, cfg: DaemonSettings) -> list[str]:
 
 
 def render_text(report: HealthReport, tz: str) -> list[str]:
-    from zoneinfo import ZoneInfo
-
     zone = ZoneInfo(tz)
     now = report.checked_at
 

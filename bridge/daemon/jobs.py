@@ -7,6 +7,7 @@ and stop at the next page (pull) or row (push) boundary once ``ctx.stop`` is set
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from collections.abc import Callable
@@ -17,6 +18,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from bridge.app.cycle import pull_and_track
+from bridge.errors import BridgeError
+from bridge.events import dispatch_pending
+from bridge.services.sweep import sweep_deadlines
+from bridge.services.triage import triage_pending
 from bridge.store.models import (
     RemoteInstitution,
     RemoteTemplate,
@@ -52,20 +58,10 @@ Counts = dict[str, Any]
 def pull(ctx: JobContext, window: timedelta | None = None) -> Counts:
     """Read LAPOR!'s inbox from the cursor (or re-read ``window`` back: reconciliation),
     then poll the tracked cases that are due (an unavailable inbox leaves tracking alone)."""
-    from bridge.sync.cycle import pull_and_track
 
     with ctx.rt.client() as client:
         result, tracked, _lines = pull_and_track(ctx.rt, client, stop=ctx.stop, window=window)
-    counts: Counts = {"inbox": "unavailable"} if result is None else {
-        "pages": result.pages,
-        "received": result.received,
-        "created": result.created,
-        "updated": result.updated,
-        "unchanged": result.unchanged,
-        "stale": result.stale,
-        "quarantined": result.quarantined,
-        "stopped": result.stopped,
-    }
+    counts: Counts = {"inbox": "unavailable"} if result is None else result.as_json()
     if tracked is not None:
         counts.update({"tracked_polled": tracked.polled, "tracked_changed": tracked.changed,
                        "tracked_failed": tracked.failed, "tracked_left": tracked.left})
@@ -101,7 +97,7 @@ def push(ctx: JobContext) -> Counts:
     }
 
 
-class PushAborted(Exception):
+class PushAborted(BridgeError):
     """The push run stopped before the outbox was worked through."""
 
 
@@ -116,7 +112,6 @@ def record_stream(rt: Runtime, stream: str, error: str | None = None) -> None:
 def events(ctx: JobContext, batch: int = 200) -> Counts:
     """Dispatch plugin events recorded by the sync and staff actions (leader only: one
     dispatcher per deployment keeps them in order)."""
-    from bridge.events import dispatch_pending
 
     dispatched = dropped = failures = 0
     while not ctx.stop.is_set():
@@ -138,8 +133,6 @@ def deadlines(ctx: JobContext, near_hours: float) -> Counts:
     Each deadline is reported once (the sweep remembers it on the case); the plugin
     events it records are dispatched by the events job.
     """
-    from bridge.services.sweep import sweep_deadlines
-    from bridge.services.triage import triage_pending
 
     now = utcnow()
     # Cases that reached a stage where the system may act on a plugin's earlier advice.
@@ -208,7 +201,6 @@ RecapHook = Callable[["Runtime", str], Any]
 
 def recap_hook() -> RecapHook | None:
     """``bridge.reports.jobs.run_recap`` if the reports feature is installed, else None."""
-    import importlib
 
     try:
         report_jobs = importlib.import_module("bridge.reports.jobs")

@@ -31,10 +31,9 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from apscheduler.events import (
@@ -50,164 +49,42 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.schedulers.blocking import BlockingScheduler
-from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from bridge.config import ConfigError, Settings
 from bridge.daemon import jobs
 from bridge.daemon.health import HealthServer, Metrics, collect, health_token, summary_line
 from bridge.daemon.lease import LeaseManager, make_holder
 from bridge.daemon.settings import DaemonSettings, daemon_settings
-from bridge.daemon.status import LEADER, STANDBY, STARTING, STOPPED, forget_old, write_status
+from bridge.daemon.status import LEADER, STARTING, STOPPED, forget_old
+from bridge.plugins import PluginError
+from bridge.reports.settings import recap_schedules
+from bridge.runtime import Runtime
 from bridge.store.models import utcnow
 
 if TYPE_CHECKING:
     from bridge.runtime import Runtime
 
+from bridge.daemon.leader import LeaderElection, _now
+from bridge.daemon.runner import (
+    Counts,
+    JobFailed,
+    JobOverrun,
+    JobRunner,
+    JobTimedOut,
+    ScheduledJob,
+    _expected,
+    _first_line,
+    _Streak,
+)
+
 log = logging.getLogger("bridge.daemon")
 
-Counts = dict[str, Any]
-Body = Callable[[jobs.JobContext], Counts | None]
 
-
-class JobFailed(Exception):
-    """A job run raised; carries how long it ran (for the failure's log line)."""
-
-    def __init__(self, job: str, seconds: float, cause: BaseException) -> None:
-        super().__init__(f"{type(cause).__name__}: {_first_line(cause)}")
-        self.job = job
-        self.seconds = seconds
-        self.cause = cause
-
-
-class JobTimedOut(Exception):
-    def __init__(self, job: str, seconds: float, message: str) -> None:
-        super().__init__(message)
-        self.job = job
-        self.seconds = seconds
-
-
-class JobOverrun(Exception):
-    """The previous run of the job is still going (past its deadline); this one skipped."""
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [""])[0][:500]
-
-
-def _expected(exc: BaseException) -> bool:
-    """Failures an operator can act on from the message alone (no traceback needed)."""
-    from sqlalchemy.exc import DBAPIError
-
-    from bridge.lapor.errors import LaporError
-    from bridge.sync.pull import PaginationError
-
-    return isinstance(exc, LaporError | DBAPIError | PaginationError | jobs.PushAborted
-                      | JobTimedOut | JobOverrun | OSError)
-
-
-@dataclass
-class JobSpec:
-    id: str
-    #: Which ``[daemon.timeouts]`` entry applies, and the metrics label.
-    kind: str
-    trigger: BaseTrigger
-    body: Body
-    leader_only: bool = True
-    #: Jobs sharing a lock never run at the same time (pull and reconcile).
-    lock: threading.Lock | None = None
-    #: Run as soon as this daemon becomes leader (instead of one interval later).
-    run_on_promotion: bool = False
-    #: Log the per-run line at DEBUG (the health job writes its own summary).
-    quiet: bool = False
-
-
-@dataclass
-class _Streak:
-    failures: int = 0
-    since: datetime | None = None
-
-
-@dataclass
-class JobRunner:
-    """What APScheduler calls: runs the body in its own thread, bounded by a deadline."""
-
-    daemon: Daemon
-    spec: JobSpec
-    timeout: float
-    thread: threading.Thread | None = None
-    last: dict[str, Any] = field(default_factory=dict)
-
-    def __call__(self) -> Counts | None:
-        d = self.daemon
-        if d.stopping.is_set() or (self.spec.leader_only and not d.is_leader):
-            return None
-        prev = self.thread
-        if prev is not None and prev.is_alive():
-            raise JobOverrun(f"the previous run is still finishing past its deadline of "
-                             f"{self.timeout:g} s; this run is skipped")
-        assert d.rt is not None
-        ctx = jobs.JobContext(rt=d.rt, job=self.spec.id)
-        box: dict[str, Any] = {}
-
-        def target() -> None:
-            try:
-                box["result"] = self._body(ctx)
-            except BaseException as exc:  # noqa: BLE001 - reported by the watcher
-                box["error"] = exc
-
-        started = time.monotonic()
-        thread = threading.Thread(target=target, name=f"job:{self.spec.id}", daemon=True)
-        d.register(ctx)
-        self.thread = thread
-        thread.start()
-        try:
-            finished = self._wait(thread, started + self.timeout)
-            if not finished:
-                ctx.stop.set()
-                log.error("job %s passed its deadline of %g s; told to stop at the next "
-                          "page or row", self.spec.id, self.timeout,
-                          extra={"job": self.spec.id, "event": "job_deadline"})
-                self._wait(thread, time.monotonic() + d.cfg.stop_timeout)
-        finally:
-            if not thread.is_alive():
-                d.unregister(ctx)
-        seconds = time.monotonic() - started
-        if not finished:
-            state = "still running" if thread.is_alive() else "stopped"
-            raise JobTimedOut(self.spec.id, seconds,
-                              f"did not finish within its deadline of {self.timeout:g} s "
-                              f"({state})")
-        if "error" in box:
-            raise JobFailed(self.spec.id, seconds, box["error"]) from box["error"]
-        counts: Counts = box.get("result") or {}
-        d.job_succeeded(self, counts, seconds)
-        return counts
-
-    def _wait(self, thread: threading.Thread, until: float) -> bool:
-        d = self.daemon
-        while thread.is_alive():
-            now = time.monotonic()
-            if now >= until or (d.stopping.is_set() and now >= d.stop_deadline):
-                return False
-            thread.join(min(0.25, until - now))
-        return True
-
-    def _body(self, ctx: jobs.JobContext) -> Counts | None:
-        lock = self.spec.lock
-        if lock is None:
-            return self.spec.body(ctx)
-        while not lock.acquire(timeout=0.2):
-            if ctx.stop.is_set():
-                return {"skipped": "stopped while another inbox job ran"}
-        try:
-            return self.spec.body(ctx)
-        finally:
-            lock.release()
-
-
-class Daemon:
+class Daemon(LeaderElection):
     """One ``lapor-bridge run`` process. ``run()`` blocks and returns the exit code."""
 
     def __init__(self, settings: Settings, *, cfg: DaemonSettings | None = None,
@@ -261,7 +138,6 @@ class Daemon:
         if self.install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
-        from bridge.plugins import PluginError
 
         try:
             try:
@@ -301,10 +177,7 @@ class Daemon:
 
     def _open_runtime(self) -> Runtime | None:
         """The Runtime, retrying an unreachable database with backoff for start_timeout."""
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import DBAPIError
 
-        from bridge.runtime import Runtime
 
         where = make_url(self.settings.database.url).render_as_string(hide_password=True)
         give_up = time.monotonic() + self.cfg.start_timeout
@@ -358,7 +231,7 @@ class Daemon:
                                    next_run_time=None if spec.leader_only else _now())
         self.lease = LeaseManager(rt.engine, self.cfg.lease_ttl, holder=self.holder)
 
-    def _job_specs(self, rt: Runtime, tz: ZoneInfo) -> list[JobSpec]:
+    def _job_specs(self, rt: Runtime, tz: ZoneInfo) -> list[ScheduledJob]:
         c = self.cfg
 
         def every(seconds: float) -> IntervalTrigger:
@@ -366,18 +239,18 @@ class Daemon:
 
         inbox = threading.Lock()
         specs = [
-            JobSpec("pull", "pull", every(c.pull_interval), jobs.pull, lock=inbox,
+            ScheduledJob("pull", "pull", every(c.pull_interval), jobs.pull, lock=inbox,
                     run_on_promotion=True),
-            JobSpec("push", "push", every(c.push_interval), jobs.push, run_on_promotion=True),
-            JobSpec("events", "events", every(c.events_interval), jobs.events,
+            ScheduledJob("push", "push", every(c.push_interval), jobs.push, run_on_promotion=True),
+            ScheduledJob("events", "events", every(c.events_interval), jobs.events,
                     run_on_promotion=True),
-            JobSpec("deadlines", "deadlines", every(c.deadline_interval),
+            ScheduledJob("deadlines", "deadlines", every(c.deadline_interval),
                     lambda ctx: jobs.deadlines(ctx, c.deadline_near_hours),
                     run_on_promotion=True),
-            JobSpec("refresh", "refresh", every(c.refresh_interval), jobs.refresh),
-            JobSpec("reconcile", "reconcile", every(c.reconcile_interval),
+            ScheduledJob("refresh", "refresh", every(c.refresh_interval), jobs.refresh),
+            ScheduledJob("reconcile", "reconcile", every(c.reconcile_interval),
                     lambda ctx: jobs.reconcile(ctx, c.reconcile_window_days), lock=inbox),
-            JobSpec("health", "health", every(c.health_log_interval), self._health_job,
+            ScheduledJob("health", "health", every(c.health_log_interval), self._health_job,
                     quiet=True),
         ]
         hook = jobs.recap_hook()
@@ -387,13 +260,13 @@ class Daemon:
                          ".run_recap) is not installed")
         else:
             for kind, expr in self._recap_schedules(c).items():
-                specs.append(JobSpec(
+                specs.append(ScheduledJob(
                     f"recap:{kind}", "recap", CronTrigger.from_crontab(expr, timezone=tz),
                     lambda ctx, kind=kind: jobs.recap(ctx, kind, hook)))  # type: ignore[misc]
         if c.plugin_jobs:
             for pj in rt.plugins.scheduler_jobs():
                 func = pj.func
-                specs.append(JobSpec(pj.id, "plugin", pj.make_trigger(),
+                specs.append(ScheduledJob(pj.id, "plugin", pj.make_trigger(),
                                      lambda ctx, func=func: _plugin_run(func)))  # type: ignore[misc]
         return specs
 
@@ -413,135 +286,6 @@ class Daemon:
             thread = threading.Thread(target=target, name=f"daemon-{name}", daemon=True)
             self._threads.append(thread)
             thread.start()
-
-    # -- the lease ---------------------------------------------------------------------
-
-    def _lease_loop(self) -> None:
-        while not self.stopping.is_set():
-            self._lease_tick()
-            wait = (self.cfg.lease_renew_interval if self.is_leader
-                    else self.cfg.standby_poll_interval)
-            self.stopping.wait(wait)
-        self._shutdown_scheduler()
-
-    def _lease_tick(self) -> None:
-        lease = self.lease
-        assert lease is not None
-        try:
-            held = lease.acquire()
-        except Exception as exc:
-            self._db_trouble(exc)
-            return
-        if self._db_trouble_since is not None:
-            log.info("the database is reachable again", extra={"event": "database_back"})
-            self._db_trouble_since = None
-        if held and not self.is_leader:
-            self._promote()
-        elif not held and self.is_leader:
-            self._demote("another daemon holds the lease")
-        elif not held and self.role == STARTING:
-            current = lease.current()
-            with self._role_lock:
-                self.role = STANDBY
-            log.info("standby: %s holds the sync lease; polling every %g s",
-                     current.holder if current else "another daemon",
-                     self.cfg.standby_poll_interval, extra={"event": "standby"})
-        self._heartbeat()
-
-    def _db_trouble(self, exc: BaseException) -> None:
-        now = time.monotonic()
-        if self._db_trouble_since is None:
-            self._db_trouble_since = now
-            self._db_trouble_logged = 0.0
-        if now - self._db_trouble_logged >= 60:
-            self._db_trouble_logged = now
-            log.error("cannot reach the database to renew the sync lease (%s: %s); "
-                      "failing for %.0f s", type(exc).__name__, _first_line(exc),
-                      now - self._db_trouble_since, extra={"event": "lease_error"})
-        if self.is_leader and self.lease is not None and not self.lease.still_valid():
-            self._demote("the lease could not be renewed")
-
-    def _watchdog_loop(self) -> None:
-        tick = min(0.5, self.cfg.lease_renew_interval / 4)
-        while not self.stopping.wait(tick):
-            if self.is_leader and self.lease is not None and not self.lease.still_valid():
-                self._demote("the lease could not be renewed in time")
-
-    def _promote(self) -> None:
-        rt = self.rt
-        sched = self.scheduler
-        assert rt is not None and sched is not None
-        with self._role_lock:
-            if self.stopping.is_set() or self.is_leader:
-                return
-            self.role = LEADER
-            self.metrics.leader.set(1)
-            log.info("leader: this daemon holds the sync lease; sync jobs start",
-                     extra={"event": "leader", "instance": self.holder})
-            now = _now()
-            stale_refresh = self._refresh_is_stale()
-            for job_id, runner in self.runners.items():
-                if not runner.spec.leader_only:
-                    continue
-                try:
-                    sched.resume_job(job_id)
-                    if runner.spec.run_on_promotion or (job_id == "refresh" and stale_refresh):
-                        sched.modify_job(job_id, next_run_time=now)
-                except Exception:  # the scheduler is shutting down
-                    log.debug("could not resume job %s", job_id, exc_info=True)
-        self.became_leader.set()
-
-    def _refresh_is_stale(self) -> bool:
-        assert self.rt is not None
-        try:
-            age = jobs.refresh_age(self.rt)
-        except Exception:
-            return True
-        return age is None or age.total_seconds() >= self.cfg.refresh_interval
-
-    def _demote(self, reason: str) -> None:
-        sched = self.scheduler
-        with self._role_lock:
-            if not self.is_leader:
-                return
-            self.role = STANDBY
-            self.metrics.leader.set(0)
-            log.error("lost the sync lease (%s): sync jobs stopped, standby now", reason,
-                      extra={"event": "lost_lease"})
-            if sched is not None:
-                for job_id, runner in self.runners.items():
-                    if runner.spec.leader_only:
-                        try:
-                            sched.pause_job(job_id)
-                        except Exception:
-                            log.debug("could not pause job %s", job_id, exc_info=True)
-        self._stop_all_runs(include_rt=False)
-
-    def _heartbeat(self) -> None:
-        rt = self.rt
-        if rt is None:
-            return
-        try:
-            write_status(rt.engine, self.holder, self.role, self.started_at,
-                         self.next_runs(), self._info())
-        except Exception as exc:
-            log.debug("heartbeat not written: %s", exc)
-
-    def next_runs(self) -> dict[str, str | None]:
-        sched = self.scheduler
-        if sched is None:
-            return {}
-        out: dict[str, str | None] = {}
-        for job in sched.get_jobs():
-            moment = getattr(job, "next_run_time", None)
-            out[job.id] = moment.astimezone(UTC).isoformat() if moment else None
-        return out
-
-    def _info(self) -> dict[str, Any]:
-        return {
-            "http_port": self.http.port if self.http else None,
-            "last_runs": {job: r.last for job, r in self.runners.items() if r.last},
-        }
 
     # -- job outcomes ------------------------------------------------------------------
 
@@ -626,8 +370,6 @@ class Daemon:
         """The profile's own recap schedule ([reports] schedules) when it names one;
         otherwise [daemon] recaps."""
         if "schedules" in self.settings.section("reports"):
-            from bridge.reports.settings import recap_schedules
-
             return recap_schedules(self.settings)
         return dict(c.recaps)
 
@@ -710,8 +452,4 @@ def _plugin_run(func: Callable[[], object]) -> Counts:
     return {}
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-__all__ = ["Daemon", "JobFailed", "JobOverrun", "JobRunner", "JobSpec", "JobTimedOut"]
+__all__ = ["Daemon", "JobFailed", "JobOverrun", "JobRunner", "ScheduledJob", "JobTimedOut"]

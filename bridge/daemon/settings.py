@@ -74,6 +74,7 @@ DEFAULT_RECAPS = {
 
 
 def _crontab_problem(kind: str, expr: str, timezone: str) -> str | None:
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from apscheduler.triggers.cron import CronTrigger
 
     if not kind.replace("_", "").isalnum():

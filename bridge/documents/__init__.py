@@ -8,6 +8,8 @@ Layering: reads the store, config and workflow; writes only the agenda of outgoi
 
 from __future__ import annotations
 
+from bridge.errors import BridgeError
+
 #: Every document kind, with its Indonesian name.
 KINDS: dict[str, str] = {
     "surat_jawaban": "Surat Jawaban",
@@ -21,7 +23,7 @@ KINDS: dict[str, str] = {
 CASE_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k != "surat_pengantar")
 
 
-class DocumentError(Exception):
+class DocumentError(BridgeError):
     """A document that cannot be made: ``str()`` is one line in English for logs and the
     command line, :attr:`pesan` the same in Bahasa Indonesia for the web page."""
 

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bridge.config import ENDPOINT_OF_PATH, ConfigError, LaporSettings
+from bridge.errors import BridgeError
 
 DEFAULT_PROFILE = "lapor-v3"
 
@@ -56,7 +57,7 @@ FIELD_KINDS: dict[str, tuple[str, ...]] = {
 _SEGMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$|^\d+$")
 
 
-class ProfileError(Exception):
+class ProfileError(BridgeError):
     """A profile that cannot work, with the dotted key and the problem."""
 
     def __init__(self, key: str, problem: str) -> None:

@@ -44,6 +44,7 @@ from pydantic import SecretStr, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from bridge.config import ENV_BEARER, ENV_TOKEN, ConfigError, LaporSettings, Secrets
+from bridge.errors import BridgeError
 from bridge.lapor.api_profile import ApiProfile, profile_of
 from bridge.lapor.budget import RequestBudget
 from bridge.lapor.errors import (
@@ -190,7 +191,7 @@ class _Retry(Exception):
         self.retry_after = retry_after
 
 
-class NonFiniteNumber(ValueError):
+class NonFiniteNumber(BridgeError, ValueError):
     """NaN, Infinity or a number beyond a double in a body: not JSON, and no store
     could keep it (PostgreSQL's JSON refuses it; orjson would write null)."""
 

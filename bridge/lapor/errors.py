@@ -16,14 +16,20 @@ How a caller should react:
   no earlier than ``retry_after`` seconds if set.
 - :class:`OutcomeUnknown`: a POST may or may not have taken effect. Read back (the
   follow-ups of the complaint, looking for the bridge's marker) before posting again.
+  It is a sibling of :class:`TransientError` (both are :class:`FailedAttempts`), never a
+  subclass, so an ``except TransientError`` that sends again cannot catch it.
+
+Every one is a :class:`bridge.errors.BridgeError`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from bridge.errors import BridgeError
 
-class LaporError(Exception):
+
+class LaporError(BridgeError):
     """Base of every failure the LAPOR! client raises."""
 
     def __init__(
@@ -75,8 +81,11 @@ class MalformedResponse(LaporError):
     """LAPOR! answered 2xx, but the body is not JSON or not the expected envelope."""
 
 
-class TransientError(LaporError):
-    """Network failure, 429 or 5xx that outlasted the retries; the request was not applied."""
+class FailedAttempts(LaporError):
+    """A request that got no usable answer after ``attempts`` attempts; ``retry_after`` is
+    LAPOR!'s hint (seconds) when it gave one. The base of the two ways it can end, which
+    a caller must tell apart: :class:`TransientError` (not applied, safe to send again)
+    and :class:`OutcomeUnknown` (maybe applied: read back first)."""
 
     def __init__(
         self,
@@ -93,9 +102,16 @@ class TransientError(LaporError):
         self.attempts = attempts
 
 
-class OutcomeUnknown(TransientError):
+class TransientError(FailedAttempts):
+    """Network failure, 429 or 5xx that outlasted the retries; the request was not applied."""
+
+
+class OutcomeUnknown(FailedAttempts):
     """A POST that may have been applied (read timeout, 5xx, connection dropped after
-    sending). LAPOR! takes no idempotency key: read back before posting again."""
+    sending). LAPOR! takes no idempotency key: read back before posting again.
+
+    Not a :class:`TransientError`: an ``except TransientError`` that sends the request again
+    must never catch an uncertain POST."""
 
 
 class MalformedOutcome(OutcomeUnknown, MalformedResponse):
@@ -107,6 +123,7 @@ class MalformedOutcome(OutcomeUnknown, MalformedResponse):
 __all__ = [
     "AuthError",
     "ClientRequestError",
+    "FailedAttempts",
     "LaporError",
     "MalformedOutcome",
     "MalformedResponse",

@@ -33,6 +33,8 @@ from typing import Any
 
 import httpx
 
+from bridge.errors import BridgeError
+
 #: Most output one inflate step produces: what decompression holds beyond the body.
 STEP = 64 * 1024
 
@@ -45,15 +47,15 @@ ERROR_BODY_BYTES = 64 * 1024
 ACCEPT_ENCODING = "gzip, deflate"
 
 
-class BodyTooLarge(Exception):
+class BodyTooLarge(BridgeError):
     """The answer is over a size limit; the message names the limit and its setting."""
 
 
-class UndecodableBody(Exception):
+class UndecodableBody(BridgeError):
     """The answer's Content-Encoding is unknown or its compressed data is broken."""
 
 
-class DeadlineExceeded(Exception):
+class DeadlineExceeded(BridgeError):
     """The attempt ran out of time."""
 
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-JAKARTA = ZoneInfo("Asia/Jakarta")
+from bridge.locale import JAKARTA
 
 #: LAPOR!'s follow-up timestamps: local time (Asia/Jakarta) as ``d-m-Y H:i:s``.
 LAPOR_LOCAL_FORMAT = "%d-%m-%Y %H:%M:%S"

@@ -12,6 +12,7 @@ import jinja2
 
 from bridge.domain import Notification
 from bridge.filemodes import file_mode
+from bridge.locale import local_time
 from bridge.reports.pdf import write_recap_pdf
 from bridge.reports.period import Period, previous_period
 from bridge.reports.recap import Recap, compute_recap
@@ -24,7 +25,6 @@ from bridge.reports.settings import (
     reports_settings,
 )
 from bridge.runtime import Runtime
-from bridge.timefmt import local_time
 
 log = logging.getLogger("bridge.reports")
 

@@ -7,11 +7,11 @@ from datetime import datetime
 from pathlib import Path
 
 from bridge.documents.render import write_atomic
-from bridge.documents.service import Documents, RecapLetter
 from bridge.reports.recap import Recap
 from bridge.reports.render import file_stem
 from bridge.reports.settings import Recipient
 from bridge.runtime import Runtime
+from bridge.services.documents import Documents, RecapLetter
 
 
 def write_recap_pdf(rt: Runtime, recap: Recap, out_dir: str | Path,

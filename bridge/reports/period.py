@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from bridge.errors import BridgeError
 from bridge.workflow.calendar import BULAN, WorkingCalendar, format_tanggal
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -16,7 +17,7 @@ _YEAR = re.compile(r"^(\d{4})$")
 _DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 
 
-class PeriodError(ValueError):
+class PeriodError(BridgeError, ValueError):
     """A period that cannot be read; the message says what is expected."""
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,16 +19,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge.config import Settings
-from bridge.reports.period import Period, month
+from bridge.locale import CHANNEL_LABELS
+from bridge.reports.csvsafe import csv_text
+from bridge.reports.period import Period, days, month
 from bridge.services.deadlines import FOLLOWUP_KINDS, CaseDeadlines
 from bridge.store.models import Case, CaseEvent
+from bridge.workflow.calendar import calendar_from_mapping
 from bridge.workflow.deadlines import overall_deadline
-
-CHANNEL_LABELS: dict[str, str] = {
-    "lapor": "SP4N-LAPOR!", "surat": "Surat", "kotak": "Kotak pengaduan",
-    "telepon": "Telepon", "langsung": "Datang langsung", "email": "E-mail", "sms": "SMS",
-    "fax": "Faksimile", "website": "Situs web",
-}
+from bridge.workflow.profile import Workflow
 
 #: Status of a case in a recap, in the order the recap shows them.
 STATUS_LABELS: dict[str, str] = {
@@ -57,6 +55,11 @@ class Group:
     @property
     def total(self) -> int:
         return sum(b.count for b in self.bars)
+
+    @property
+    def top(self) -> int:
+        """The largest bar (the staff page scales its chart to it)."""
+        return max((b.count for b in self.bars), default=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,3 +276,33 @@ __all__ = [
     "Recap",
     "compute_recap",
 ]
+
+
+def month_of(today: date) -> tuple[date, date]:
+    """The first and last day of ``today``'s month (the staff page's default span)."""
+    first = today.replace(day=1)
+    nxt = (first + timedelta(days=32)).replace(day=1)
+    return first, nxt - timedelta(days=1)
+
+
+def recap_of_days(session: Session, settings: Settings, workflow: Workflow, start: date,
+                  end: date, now: datetime | None = None) -> Recap:
+    """The recap of any span of days, as the staff page shows it: the same computation as
+    the recap files, so that the page and the files never disagree."""
+    calendar = calendar_from_mapping(settings.section("calendar"),
+                                     tz=settings.regency.timezone)
+    return compute_recap(session, settings, CaseDeadlines(workflow, calendar),
+                         days(start, end), as_of=now or datetime.now(UTC))
+
+
+def page_csv(recap: Recap) -> str:
+    """The staff page's CSV download: the headline figures and each group's bars."""
+    rows: list[Sequence[object]] = [
+        ["kelompok", "kunci", "label", "jumlah"],
+        ["ringkasan", "diterima", "Pengaduan diterima", recap.received],
+        ["ringkasan", "selesai", "Selesai / diteruskan", recap.finished],
+        ["ringkasan", "lewat_tenggat", "Melewati tenggat", recap.open_overdue],
+    ]
+    rows.extend([g.key, b.key, b.label, b.count] for g in recap.groups
+                if g.key != "status" for b in g.bars)
+    return csv_text(rows)

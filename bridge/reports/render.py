@@ -19,9 +19,9 @@ from markupsafe import Markup
 
 from bridge.documents.render import write_atomic
 from bridge.filemodes import PRIVATE
+from bridge.locale import local_time
 from bridge.reports.csvsafe import csv_text
 from bridge.reports.recap import STATUS_LABELS, Group, Recap
-from bridge.timefmt import local_time
 from bridge.workflow.calendar import format_tanggal
 
 #: Read with importlib.resources wherever the package is installed.

@@ -28,6 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Self
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bridge.config import ConfigError, Settings, section_settings
@@ -83,8 +84,6 @@ class ReportsSettings(_Model):
 
     @model_validator(mode="after")
     def _crontabs(self) -> Self:
-        from apscheduler.triggers.cron import CronTrigger
-
         for kind, expr in self.schedules.items():
             try:
                 CronTrigger.from_crontab(expr)

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.config import OpdSettings, Settings
+from bridge.errors import BridgeError
 from bridge.services.queue import CaseNotFound, find_case
 from bridge.services.receipt import BadReceipt, check_received_at
 from bridge.store import register
@@ -28,7 +29,7 @@ from bridge.workflow.errors import WorkflowError
 from bridge.workflow.profile import Move, Workflow
 
 
-class ActionError(Exception):
+class ActionError(BridgeError):
     """An action that cannot be done as asked; the message says why, for staff and logs."""
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bridge.errors import BridgeError
 from bridge.store.models import Case, CaseEvent, OutboxRow, utcnow
 
 
@@ -34,7 +35,7 @@ class OutboxView:
         return out
 
 
-class NoSuchRow(LookupError):
+class NoSuchRow(BridgeError, LookupError):
     pass
 
 

@@ -6,9 +6,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from bridge.errors import BridgeError
 from bridge.services.history import unescape
 from bridge.store.models import Case, CaseEvent, utcnow
 
@@ -17,7 +18,7 @@ HIDDEN_ANONYMOUS = "(anonim)"
 HIDDEN_SECRET = "(rahasia)"
 
 
-class CaseNotFound(LookupError):
+class CaseNotFound(BridgeError, LookupError):
     def __init__(self, ref: str) -> None:
         super().__init__(f"no case {ref!r} (give a local id, a register number, a LAPOR! "
                          "tracking id or lapor:<LAPOR! id>)")
@@ -91,7 +92,6 @@ def queue_query(flt: QueueFilter, now: datetime | None = None) -> Select[Case]:
         # What staff type is text: % and _ are literal, not LIKE wildcards.
         typed = flt.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         like = f"%{typed}%"
-        from sqlalchemy import func
 
         stmt = stmt.where(
             or_(

@@ -48,7 +48,7 @@ from bridge.workflow.profile import Workflow
 
 if TYPE_CHECKING:
     from bridge.notify import NotificationRenderer
-    from bridge.runtime import Runtime
+    from bridge.services.context import ServiceContext as Runtime
 
 log = logging.getLogger("bridge.triage")
 

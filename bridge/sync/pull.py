@@ -27,6 +27,7 @@ from typing import Any, Protocol, cast
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bridge.errors import BridgeError
 from bridge.lapor.models import Page, RejectedItem, RemoteComplaint
 from bridge.store import register
 from bridge.store.models import Case, CaseEvent, SyncCursor, utcnow
@@ -79,7 +80,7 @@ class DeadlineFor(Protocol):
                  filed_at: datetime | None = ...) -> datetime | None: ...
 
 
-class PaginationError(Exception):
+class PaginationError(BridgeError):
     """LAPOR!'s paging went wrong (a loop, an empty page with a next link)."""
 
 
@@ -102,6 +103,11 @@ class PullResult:
     alarm: str | None = None
     created_ids: list[int] = field(default_factory=list)
     updated_ids: list[int] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """The counts as plain values, without the case id lists: what ``sync --json``
+        prints, the daemon records for its pull job and the bench reports."""
+        return {k: v for k, v in vars(self).items() if k not in ("created_ids", "updated_ids")}
 
     def summary(self) -> str:
         return (
@@ -146,6 +152,65 @@ def raw_payload(item: RemoteComplaint, source: dict[str, Any] | None = None
 
 def _key(item: RemoteComplaint) -> tuple[datetime, int]:
     return (item.updated_at, item.id)
+
+
+class PageWalker:
+    """The walk through LAPOR!'s inbox, without I/O: which page to ask for next, which
+    items of a page are new to this run, and which shared seconds must be read again.
+
+    :meth:`step` takes each page as it comes and raises :class:`PaginationError` when the
+    paging loops; :attr:`since` and :attr:`page` are then the next request.
+    """
+
+    def __init__(self, since: datetime | None) -> None:
+        self.since = since
+        self.page = 1
+        self._prev_ids: list[int] | None = None
+        # The largest key taken in this run: each new request starts at that key's
+        # timestamp, so its first items repeat what was just read and are skipped.
+        self._run_key: tuple[datetime, int] | None = None
+        # Stepping through page numbers at one shared second is offset paging: a report
+        # read there that changes meanwhile leaves the second, the later pages shift left,
+        # and one report is skipped. We remember who was read at each such second; seeing
+        # one of them again, newer, means that second must be read once more.
+        self.tie_ids: dict[datetime, set[int]] = {}
+        self.rescan: set[datetime] = set()
+
+    def step(self, batch: Page[RemoteComplaint]) -> tuple[list[RemoteComplaint], bool]:
+        """The items of ``batch`` new to this run, and whether it was the last page."""
+        page, since = self.page, self.since
+        ids = [item.id for item in batch.items]
+        if page > 1 and self._prev_ids is not None and ids and ids == self._prev_ids:
+            raise PaginationError(
+                f"page {page} repeats the previous page's items (looping pagination)"
+            )
+        run_key = self._run_key
+        fresh = [i for i in batch.items if run_key is None or _key(i) > run_key]
+        if self.tie_ids:
+            self.rescan.update(t for i in fresh for t, seen in self.tie_ids.items()
+                               if i.id in seen and i.updated_at > t)
+        if since is not None and batch.items and (
+                page > 1 or batch.items[-1].updated_at == since):
+            self.tie_ids.setdefault(since, set()).update(
+                i.id for i in batch.items if i.updated_at == since)
+        last = not batch.next_page_url
+        if not last:
+            if not batch.items:
+                if not batch.rejected:
+                    raise PaginationError(
+                        f"an empty page {page} with a next link (since={since})"
+                    )
+                self.page += 1
+            elif batch.items[-1].updated_at == since:
+                # More than a page of reports share this timestamp: step through.
+                self.page += 1
+            else:
+                self.since = batch.items[-1].updated_at
+                self.page = 1
+        if fresh:
+            self._run_key = max(run_key or _key(fresh[0]), *(_key(i) for i in fresh))
+        self._prev_ids = ids
+        return fresh, last
 
 
 class Puller:
@@ -195,17 +260,7 @@ class Puller:
         since: datetime | None = None
         if cursor_key is not None:
             since = cursor_key[0] - (window if window is not None else self.lookback)
-        page = 1
-        prev_ids: list[int] | None = None
-        # The largest key committed in this run: each new request starts at that key's
-        # timestamp, so its first items repeat what was just read and are skipped.
-        run_key: tuple[datetime, int] | None = None
-        # Stepping through page numbers at one shared second is offset paging: a report
-        # read there that changes meanwhile leaves the second, the later pages shift left,
-        # and one report is skipped. We remember who was read at each such second; seeing
-        # one of them again, newer, means that second must be read once more.
-        tie_ids: dict[datetime, set[int]] = {}
-        rescan: set[datetime] = set()
+        walk = PageWalker(since)
         # The next page is asked for while this one is written: LAPOR!'s time to answer
         # and the database's time to write overlap (both wait outside the GIL). The
         # request for a page depends only on the page before it, never on the commit, so
@@ -223,52 +278,23 @@ class Puller:
                         f"more than {self.max_pages} pages in one run; stopping (looping next link?)"
                     )
                 batch = (pending.result() if pending is not None
-                         else self.source.inbox_page(since, page, self.page_size))
+                         else self.source.inbox_page(walk.since, walk.page, self.page_size))
                 pending = None
                 result.requests += 1
                 result.pages += 1
-                ids = [item.id for item in batch.items]
-                if page > 1 and prev_ids is not None and ids and ids == prev_ids:
-                    raise PaginationError(
-                        f"page {page} repeats the previous page's items (looping pagination)"
-                    )
-                fresh = [i for i in batch.items if run_key is None or _key(i) > run_key]
-                if tie_ids:
-                    rescan.update(t for i in fresh for t, seen in tie_ids.items()
-                                  if i.id in seen and i.updated_at > t)
-                if since is not None and batch.items and (
-                        page > 1 or batch.items[-1].updated_at == since):
-                    tie_ids.setdefault(since, set()).update(
-                        i.id for i in batch.items if i.updated_at == since)
-                last = not batch.next_page_url
-                if not last:
-                    if not batch.items:
-                        if not batch.rejected:
-                            raise PaginationError(
-                                f"an empty page {page} with a next link (since={since})"
-                            )
-                        page += 1
-                    elif batch.items[-1].updated_at == since:
-                        # More than a page of reports share this timestamp: step through.
-                        page += 1
-                    else:
-                        since = batch.items[-1].updated_at
-                        page = 1
-                    if not self.stop.is_set() and result.pages < self.max_pages:
-                        pending = ahead.submit(self.source.inbox_page, since, page,
-                                               self.page_size)
+                fresh, last = walk.step(batch)
+                if not last and not self.stop.is_set() and result.pages < self.max_pages:
+                    pending = ahead.submit(self.source.inbox_page, walk.since, walk.page,
+                                           self.page_size)
                 self._commit_page(fresh, batch.rejected, result, batch.sources,
                                   whole_page=not batch.items)
-                if fresh:
-                    run_key = max(run_key or _key(fresh[0]), *(_key(i) for i in fresh))
                 if last:
                     break
-                prev_ids = ids
-            for moment in sorted(rescan):
+            for moment in sorted(walk.rescan):
                 if self.stop.is_set():
                     result.stopped = True
                     break
-                self._rescan_second(moment, tie_ids[moment], result)
+                self._rescan_second(moment, walk.tie_ids[moment], result)
         except Exception as exc:
             self._record_error(exc)
             raise

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bridge.errors import BridgeError
 from bridge.lapor.models import RejectedItem, RemoteComplaint
 from bridge.store.models import Case, QuarantinedItem, utcnow
 
@@ -39,7 +40,7 @@ Parse = Callable[[Any], tuple[RemoteComplaint | None, RejectedItem | None]]
 Store = Callable[[Session, list[RemoteComplaint], dict[str, Any]], None]
 
 
-class QuarantineError(Exception):
+class QuarantineError(BridgeError):
     """A request about the quarantine that cannot be carried out (an unknown id)."""
 
 

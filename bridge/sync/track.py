@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bridge.errors import BridgeError
 from bridge.lapor.errors import AuthError, LaporError, NotFound
 from bridge.lapor.models import Page, RejectedItem, RemoteComplaint, RemoteFollowup
 from bridge.store.models import Case, CaseEvent, SyncCursor, TrackedCase, utcnow
@@ -60,7 +61,7 @@ class TrackSource(Protocol):
     def followup_listing(self, complaint_id: int) -> Page[RemoteFollowup]: ...
 
 
-class AdoptError(Exception):
+class AdoptError(BridgeError):
     """A report could not be adopted; nothing was stored (the reason is the message)."""
 
     def __init__(self, message: str, *, not_found: bool = False) -> None:

@@ -21,8 +21,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bridge.errors import BridgeError
 
-class NoPostgres(RuntimeError):
+
+class NoPostgres(BridgeError, RuntimeError):
     """No PostgreSQL server binaries on this machine."""
 
 
@@ -72,6 +74,7 @@ class PgCluster:
 
         The template must have no open connection (dispose its engine first).
         """
+        # Lazy: only the PostgreSQL tests and the bench need the driver.
         import psycopg
 
         with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",

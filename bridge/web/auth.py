@@ -21,6 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bridge.errors import BridgeError
 from bridge.store.models import User
 from bridge.web.settings import ADMIN_ROLE
 
@@ -35,7 +36,7 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("lapor-bridge-no-such-user")
 
 
-class UserError(ValueError):
+class UserError(BridgeError, ValueError):
     """A user command that cannot be done; the message says why."""
 
 

@@ -13,11 +13,13 @@ import secrets
 from collections.abc import MutableMapping
 from typing import Any
 
+from bridge.errors import BridgeError
+
 FIELD = "csrf_token"
 SESSION_KEY = "csrf"
 
 
-class CsrfRefused(Exception):
+class CsrfRefused(BridgeError):
     """A POST without the session's token."""
 
 

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from bridge.config import ConfigError
 from bridge.documents import CASE_KINDS, KINDS, DocumentError
-from bridge.documents.service import Documents
+from bridge.services.documents import Documents
 from bridge.services.queue import CaseNotFound
 from bridge.web.views import PageError
 

@@ -14,6 +14,7 @@ from typing import Literal
 from starlette.datastructures import FormData, UploadFile
 
 from bridge.config import Settings
+from bridge.errors import BridgeError
 from bridge.services.actions import ActionResult, Actor, CaseActions, Upload
 from bridge.web import filetypes
 from bridge.workflow.errors import TransitionNotAllowed
@@ -28,7 +29,7 @@ SHORT_MAX = 200
 LINES_MAX = 20
 
 
-class FormProblem(ValueError):
+class FormProblem(BridgeError, ValueError):
     """A posted form that cannot be used; the message is for staff (Bahasa Indonesia)."""
 
     def __init__(self, message: str, field: str | None = None) -> None:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bridge.config import ConfigError, Settings, section_settings
 from bridge.filemodes import file_mode, open_to_others
+from bridge.web.proxies import parse_networks
 
 log = logging.getLogger("bridge.web")
 
@@ -70,8 +71,6 @@ class WebSettings(BaseModel):
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        from bridge.web.proxies import parse_networks
-
         parse_networks(value)
         return value
 

@@ -33,17 +33,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 
+# Re-exported: the calendar's date words live in bridge.locale, one place for all.
+from bridge.locale import BULAN as BULAN
+from bridge.locale import HARI as HARI
+from bridge.locale import JAKARTA as JAKARTA
+from bridge.locale import format_tanggal as format_tanggal
+from bridge.locale import local_date as local_date
+from bridge.locale import zone as _zone
 from bridge.workflow.errors import WorkflowProfileError
 
-JAKARTA = ZoneInfo("Asia/Jakarta")
 #: Deadlines fall at the last second of their day, local time.
 END_OF_DAY = time(23, 59, 59)
 
-HARI = ("Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu", "Minggu")
-BULAN = (
-    "Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus",
-    "September", "Oktober", "November", "Desember",
-)
 _WEEKDAY_NAMES = {
     "monday": 0, "tuesday": 1, "wednesday": 2, "thursday": 3, "friday": 4,
     "saturday": 5, "sunday": 6,
@@ -52,39 +53,9 @@ _WEEKDAY_NAMES = {
 CUTI_BERSAMA = "Cuti bersama"
 
 
-def _zone(tz: str | tzinfo) -> tzinfo:
-    if isinstance(tz, str):
-        return ZoneInfo(tz)
-    return tz
-
-
-def local_date(moment: date | datetime, tz: str | tzinfo = JAKARTA) -> date:
-    """The calendar date of ``moment`` in ``tz`` (a ``date`` is returned unchanged).
-
-    Naive datetimes are refused: a deadline computed from one would silently shift by the
-    server's offset.
-    """
-    if isinstance(moment, datetime):
-        if moment.tzinfo is None or moment.utcoffset() is None:
-            raise ValueError(f"naive datetime {moment.isoformat()}: times must be "
-                             "timezone-aware")
-        return moment.astimezone(_zone(tz)).date()
-    if isinstance(moment, date):
-        return moment
-    raise TypeError(f"expected a date or datetime, got {type(moment).__name__}")
-
-
 def end_of_day(day: date, tz: str | tzinfo = JAKARTA) -> datetime:
     """23:59:59 of ``day`` in ``tz``, as an aware datetime."""
     return datetime.combine(day, END_OF_DAY, tzinfo=_zone(tz))
-
-
-def format_tanggal(day: date | datetime, tz: str | tzinfo = JAKARTA, *,
-                   weekday: bool = True) -> str:
-    """A date as staff read it: ``"Senin, 17 Agustus 2026"`` (or without the weekday)."""
-    d = local_date(day, tz)
-    text = f"{d.day} {BULAN[d.month - 1]} {d.year}"
-    return f"{HARI[d.weekday()]}, {text}" if weekday else text
 
 
 class WorkingCalendar:

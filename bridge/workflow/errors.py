@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from bridge.errors import BridgeError
 
-class WorkflowError(Exception):
+
+class WorkflowError(BridgeError):
     """Base class of everything this package raises on purpose."""
 
 

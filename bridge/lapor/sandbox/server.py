@@ -4,16 +4,12 @@ foreground (``lapor-bridge sandbox``)."""
 from __future__ import annotations
 
 import contextlib
-import socket
 import sys
-import threading
-import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any, Self
 
-import uvicorn
 from pydantic import SecretStr
 
 from bridge.config import LaporSettings, Secrets
@@ -25,20 +21,9 @@ from bridge.lapor.sandbox.app import (
 )
 from bridge.lapor.sandbox.faults import Faults
 from bridge.lapor.sandbox.state import SandboxState
+from bridge.serving import ThreadedServer
 
 _START_TIMEOUT_S = 10.0
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server that also releases answers held back by a fault on Ctrl-C."""
-
-    def __init__(self, config: uvicorn.Config, stopping: threading.Event) -> None:
-        super().__init__(config)
-        self.stopping = stopping
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self.stopping.set()
-        super().handle_exit(sig, frame)
 
 
 class SandboxServer:
@@ -89,21 +74,9 @@ class SandboxServer:
         self.app = create_app(self.state, bearer=bearer, token=token,
                               bearer_header=self.bearer_header, paths=paths, prefix=prefix)
         self.host = host
-        self._access_log = access_log
-        family, kind, proto, _, _ = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        # proto must be IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted
-        # connections only then, and without it every answer waits ~40 ms for an ACK.
-        self._sock = socket.socket(family, kind, proto or socket.IPPROTO_TCP)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self._sock.bind((host, port))
-        except OSError:
-            self._sock.close()
-            raise
-        self.port: int = self._sock.getsockname()[1]
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
+        self._http = ThreadedServer(self.app, host, port, name="sandbox",
+                                    access_log=access_log, stopping=self.app.state.stopping)
+        self.port: int = self._http.port
 
     # ------------------------------------------------------------------ addresses
 
@@ -146,57 +119,15 @@ class SandboxServer:
 
     # ------------------------------------------------------------------ running
 
-    def _uvicorn(self) -> uvicorn.Server:
-        quiet_drop_logs()
-        config = uvicorn.Config(
-            self.app,
-            log_config=None,
-            log_level="warning",
-            access_log=self._access_log,
-            lifespan="off",
-            http="h11",
-            loop="asyncio",
-            # Requests held by the slow-answer fault must not hold up a stop.
-            timeout_graceful_shutdown=1,
-        )
-        return _Server(config, self.app.state.stopping)
-
-    def _run(self, server: uvicorn.Server) -> None:
-        try:
-            server.run(sockets=[self._sock])
-        except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
-            self._error = exc
-
     def start(self) -> Self:
         """Serve in a background thread; returns once the server accepts connections."""
-        if self._thread is not None:
-            raise RuntimeError("sandbox already started")
-        self._server = server = self._uvicorn()
-        self._thread = threading.Thread(target=self._run, args=(server,),
-                                        name=f"lapor-sandbox-{self.port}", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while not server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError(f"sandbox failed to start: {self._error!r}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("sandbox did not start within "
-                                   f"{_START_TIMEOUT_S:.0f} s")
-            time.sleep(0.005)
+        quiet_drop_logs()
+        self._http.start(_START_TIMEOUT_S)
         return self
 
     def stop(self) -> None:
         """Stop serving and release the port (idempotent)."""
-        server, thread = self._server, self._thread
-        if server is not None and thread is not None:
-            self.app.state.stopping.set()
-            server.should_exit = True
-            thread.join(timeout=3)
-            if thread.is_alive():
-                server.force_exit = True
-                thread.join(timeout=3)
-        self._sock.close()
+        self._http.stop()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -210,11 +141,8 @@ class SandboxServer:
         for line in self.banner():
             out(line)
         sys.stdout.flush()
-        self._server = self._uvicorn()
-        try:
-            self._server.run(sockets=[self._sock])
-        finally:
-            self._sock.close()
+        quiet_drop_logs()
+        self._http.run_foreground()
 
     def banner(self) -> list[str]:
         s = self.state

@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bridge.errors import BridgeError
 from bridge.lapor.models import RemoteComplaint, format_local_time, parse_remote_time
 from bridge.lapor.sandbox.dialect import Dialect
 from bridge.lapor.sandbox.faults import FaultInjector, Faults
@@ -83,7 +84,7 @@ def _make_dumps() -> Callable[[Any], str]:
 _DUMPS = _make_dumps()
 
 
-class SandboxError(Exception):
+class SandboxError(BridgeError):
     """A request the sandbox refuses; ``status`` and ``body()`` say how LAPOR! would."""
 
     status = 400

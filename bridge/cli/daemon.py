@@ -9,8 +9,11 @@ import sys
 
 import click
 
-from bridge.cli import config_option, load
+from bridge.cli.common import config_option, load, runtime
+from bridge.config import ConfigError
 from bridge.daemon import settings as _settings  # noqa: F401 - registers [daemon], [logging]
+from bridge.daemon.settings import daemon_settings, logging_settings
+from bridge.plugins import PluginError
 
 
 def _config_error(exc: Exception) -> None:
@@ -28,12 +31,10 @@ def run_cmd(ctx: click.Context) -> None:
     wait as standby and take over within lease_ttl + standby_poll_interval when it dies.
     SIGTERM or Ctrl-C finishes the page or row in hand and exits 0.
     """
-    from bridge.checks import check_settings
-    from bridge.config import ConfigError
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
+    from bridge.cli.checks import check_settings
     from bridge.daemon.logging_setup import configure
     from bridge.daemon.scheduler import Daemon
-    from bridge.daemon.settings import daemon_settings, logging_settings
-    from bridge.plugins import PluginError
 
     settings = load(ctx)
     try:
@@ -62,10 +63,8 @@ def status_cmd(ctx: click.Context, as_json: bool) -> None:
     Exit code 0 when healthy, 1 when a threshold of [daemon.health] is crossed (or the
     database cannot be read), 2 for a configuration error: a monitor can call it.
     """
-    from bridge.cli import runtime
-    from bridge.config import ConfigError
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.daemon.health import collect, render_text
-    from bridge.daemon.settings import daemon_settings
 
     settings = load(ctx)
     try:

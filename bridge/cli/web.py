@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from bridge.cli import config_option
+from bridge.cli.common import config_option, fail, runtime
+from bridge.config import ConfigError
 
 
 def commands() -> list[click.Command]:
@@ -26,11 +27,10 @@ def web_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
     The page does not sync with LAPOR! itself: run the daemon (or `sync --once`) beside it.
     The cookie-signing key comes from $LAPOR_BRIDGE_WEB_SECRET or web.secret_file.
     """
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     import uvicorn
     from sqlalchemy import func, select
 
-    from bridge.cli import fail, runtime
-    from bridge.config import ConfigError
     from bridge.store.models import User
     from bridge.web.app import create_app
     from bridge.web.serve import foreground_config
@@ -92,7 +92,7 @@ def _read_password(password_stdin: bool) -> str:
 def user_add(ctx: click.Context, username: str, role: str, full_name: str,
              password_stdin: bool) -> None:
     """Add an account. The password is asked for (never given on the command line)."""
-    from bridge.cli import fail, runtime
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.web.auth import UserError, create_user, known_roles
 
     with runtime(ctx) as rt:
@@ -117,7 +117,7 @@ def user_add(ctx: click.Context, username: str, role: str, full_name: str,
 @click.pass_context
 def user_passwd(ctx: click.Context, username: str, password_stdin: bool) -> None:
     """Set a new password (the account's open sessions end)."""
-    from bridge.cli import fail, runtime
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.web.auth import UserError, find_user, set_password
 
     with runtime(ctx) as rt:
@@ -158,7 +158,7 @@ def user_enable(ctx: click.Context, username: str) -> None:
 @click.pass_context
 def user_role(ctx: click.Context, username: str, role: str) -> None:
     """Give an account another role (its open sessions end)."""
-    from bridge.cli import fail, runtime
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.web.auth import UserError, known_roles, set_role
 
     with runtime(ctx) as rt:
@@ -171,7 +171,7 @@ def user_role(ctx: click.Context, username: str, role: str) -> None:
 
 
 def _set_active(ctx: click.Context, username: str, active: bool) -> None:
-    from bridge.cli import fail, runtime
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.web.auth import UserError, set_active
 
     with runtime(ctx) as rt:
@@ -188,9 +188,9 @@ def _set_active(ctx: click.Context, username: str, active: bool) -> None:
 @click.pass_context
 def user_list(ctx: click.Context) -> None:
     """The accounts: username, role, name, active."""
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from sqlalchemy import select
 
-    from bridge.cli import runtime
     from bridge.store.models import User
 
     with runtime(ctx) as rt, rt.sessions() as s:

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import click
 
-from bridge.documents import CASE_KINDS
+from bridge.cli.common import config_option, fail, runtime
+from bridge.config import ConfigError
+from bridge.documents import CASE_KINDS, DocumentError
 
 
 def add_document_command(case_group: click.Group) -> None:
-    from bridge.cli import config_option
 
     @case_group.command("document")
     @click.argument("ref")
@@ -33,11 +34,9 @@ def add_document_command(case_group: click.Group) -> None:
         """Write a case's document (surat jawaban, BAPP, surat penerusan, lembar
         disposisi, tanda terima) as PDF, from the [documents] templates; a kind counted
         by an outgoing-letter register takes its number on first print."""
-        from bridge.cli import fail, runtime
-        from bridge.config import ConfigError
-        from bridge.documents import DocumentError
+        # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
         from bridge.documents.render import write_atomic
-        from bridge.documents.service import Documents, check_kind
+        from bridge.services.documents import Documents, check_kind
         from bridge.services.queue import CaseNotFound
 
         try:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import click
 
-from bridge.cli import config_option, fail, runtime
+from bridge.cli.common import config_option, fail, runtime
 
 
 def _chosen(ids: Sequence[int], all_: bool) -> list[int] | None:
@@ -38,8 +38,9 @@ def quarantine_group(ctx: click.Context, as_json: bool, resolved: bool, limit: i
     """
     if ctx.invoked_subcommand is not None:
         return
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
+    from bridge.locale import local_time
     from bridge.sync.quarantine import alarm_state, list_groups
-    from bridge.timefmt import local_time
 
     with runtime(ctx) as rt, rt.sessions() as session:
         groups = list_groups(session, resolved=resolved)
@@ -91,8 +92,9 @@ def retry_cmd(ctx: click.Context, ids: tuple[int, ...], all_: bool, as_json: boo
     the others stay with their new reason. Exit 0 when every item passed, 1 when some
     still fail.
     """
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
+    from bridge.app.quarantine_cycle import retry_quarantined
     from bridge.sync.quarantine import QuarantineError
-    from bridge.sync.quarantine_cycle import retry_quarantined
 
     chosen = _chosen(ids, all_)
     with runtime(ctx) as rt:
@@ -124,6 +126,7 @@ def retry_cmd(ctx: click.Context, ids: tuple[int, ...], all_: bool, as_json: boo
 @click.pass_context
 def dismiss_cmd(ctx: click.Context, ids: tuple[int, ...], all_: bool) -> None:
     """Set items aside that no config will make valid (kept, marked dismissed)."""
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.sync.quarantine import QuarantineError, dismiss
 
     chosen = _chosen(ids, all_)

@@ -1,20 +1,19 @@
 """``lapor-bridge plugins`` and ``lapor-bridge plugin new NAME``.
 
-Attached to the main command group through :func:`bridge.plugins.cli_commands`. This
-module does not import :mod:`bridge.cli`, so that either may be imported first.
+Attached to the main command group by :mod:`bridge.cli`; the plugin host does not
+import the command line.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import click
 
+from bridge.cli.common import default_config
 from bridge.config import ConfigError, load_settings
-from bridge.deployment import DEFAULT_CONFIG
 from bridge.plugins import PluginError, load_plugins
 from bridge.scaffold import ScaffoldError, plugin_names, scaffold_plugin
 
@@ -25,7 +24,7 @@ def _config_path(ctx: click.Context, given: str | None) -> str:
     root = ctx.find_root().obj
     if isinstance(root, dict) and root.get("config"):
         return str(root["config"])
-    return os.environ.get("LAPOR_BRIDGE_CONFIG", DEFAULT_CONFIG)
+    return default_config()
 
 
 @click.command("plugins")

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from bridge.config import ConfigError, Settings, check_unknown_sections
+from bridge.config_refs import check_references
+from bridge.daemon.settings import check as check_daemon
+from bridge.filemodes import file_mode
+from bridge.lapor.api_profile import profile_of
+from bridge.plugins import load_plugins
+from bridge.reports.settings import reports_settings
+from bridge.sync.track_plan import tracking_settings
+from bridge.web.settings import check_secret_file, web_settings
+from bridge.workflow.calendar import calendar_from_mapping
+from bridge.workflow.defaults import build_workflow
+from bridge.workflow.errors import WorkflowProfileError
 
 
 def check_settings(settings: Settings) -> None:
     """Raise ConfigError for anything wrong that load_settings alone cannot see."""
-    from bridge.lapor.api_profile import profile_of
-    from bridge.plugins import load_plugins
-    from bridge.sync.track_plan import tracking_settings  # also registers [tracking]
-    from bridge.workflow.calendar import calendar_from_mapping
-    from bridge.workflow.defaults import build_workflow
-    from bridge.workflow.errors import WorkflowProfileError
 
     profile_of(settings.lapor, settings.source)
     try:
@@ -23,14 +28,9 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError(settings.source, exc.key, exc.problem) from None
     host = load_plugins(settings, calendar=calendar)
     check_unknown_sections(settings, set(host.declared_sections))
-    from bridge.config_refs import check_references
 
     check_references(settings, host)
     # Each built-in feature validates its own section (each raises ConfigError).
-    from bridge.daemon.settings import check as check_daemon
-    from bridge.filemodes import file_mode
-    from bridge.reports.settings import reports_settings
-    from bridge.web.settings import check_secret_file, web_settings
 
     check_daemon(settings)
     reports_settings(settings)

@@ -7,9 +7,10 @@ import sys
 
 import click
 
+from bridge.cli.common import config_option, fail, runtime
+
 
 def add_track_command(case_group: click.Group) -> None:
-    from bridge.cli import config_option
 
     @case_group.command("track")
     @click.argument("lapor_ids", nargs=-1, required=True, metavar="LAPOR_ID...")
@@ -22,9 +23,9 @@ def add_track_command(case_group: click.Group) -> None:
 
         An id LAPOR! does not know is named, and nothing is stored for it. Exit 1 when
         any id could not be adopted."""
-        from bridge.cli import fail, runtime
+        # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
+        from bridge.app.cycle import adopt
         from bridge.lapor.errors import LaporError
-        from bridge.sync.cycle import adopt
         from bridge.sync.track import Adopted
 
         ids: list[int] = []

@@ -12,6 +12,7 @@ from typing import Any
 from bridge.lapor.client import LaporClient
 from bridge.lapor.errors import NotFound
 from bridge.runtime import Runtime
+from bridge.services.triage import triage_new_cases
 from bridge.sync.pull import PullResult
 from bridge.sync.streams import PUSH_STREAM, record_stream
 from bridge.sync.track import (
@@ -31,7 +32,6 @@ def pull_and_track(rt: Runtime, client: LaporClient, *, stop: threading.Event | 
     """Read the inbox (when there is one), then poll the tracked cases that are due, and
     triage what arrived. An inbox that answers 404, or ``inbox_path = ""``, is noted once
     and the cycle goes on with tracking alone."""
-    from bridge.services.triage import triage_new_cases
 
     lines: list[str] = []
     pulled: PullResult | None = None
@@ -90,8 +90,7 @@ def run_cycle(rt: Runtime, push: bool = True, refresh_all: bool = False) -> dict
                                                      report=report)
         lines.extend(pull_lines)
         if pulled is not None:
-            report["pull"] = {k: v for k, v in vars(pulled).items()
-                              if k not in ("created_ids", "updated_ids")}
+            report["pull"] = pulled.as_json()
         else:
             report["inbox"] = "not available: tracking known cases only"
         if tracked is not None:
@@ -116,7 +115,6 @@ def run_cycle(rt: Runtime, push: bool = True, refresh_all: bool = False) -> dict
 def adopt(rt: Runtime, lapor_ids: Iterable[int]) -> list[Adopted | AdoptError]:
     """Adopt reports by LAPOR! id (each one on its own: one unknown id does not stop the
     others); new cases are triaged as pulled ones are. Returns each outcome in order."""
-    from bridge.services.triage import triage_new_cases
 
     outcomes: list[Adopted | AdoptError] = []
     with rt.client() as client:

@@ -19,6 +19,7 @@ from typing import Any
 import click
 import jinja2
 
+from bridge.errors import BridgeError
 from bridge.resources import UNITS, profile_names, shipped_config, shipped_dir, unit_text
 
 CONFIG = "lapor-bridge.toml"
@@ -34,7 +35,7 @@ _SHIPPED_EXE = "/opt/lapor-bridge/venv/bin/lapor-bridge"
 _SHIPPED_STATE = "/var/lib/lapor-bridge"
 
 
-class InitError(Exception):
+class InitError(BridgeError):
     """init cannot write the folder; the message says why, ``code`` is the exit code."""
 
     def __init__(self, message: str, code: int = 1) -> None:

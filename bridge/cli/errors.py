@@ -19,6 +19,10 @@ from typing import Any, NoReturn
 
 import click
 
+from bridge.config import ConfigError
+from bridge.lapor.errors import LaporError
+from bridge.plugins import PluginError
+
 
 def _one_line(text: str, limit: int = 300) -> str:
     lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
@@ -32,9 +36,6 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def describe(exc: BaseException) -> tuple[str, int]:
     """``(one-line message, exit code)`` for an exception a command did not handle."""
-    from bridge.config import ConfigError
-    from bridge.lapor.errors import LaporError
-    from bridge.plugins import PluginError
 
     if isinstance(exc, ConfigError | PluginError):
         return _one_line(str(exc)), 2
@@ -46,6 +47,7 @@ def describe(exc: BaseException) -> tuple[str, int]:
         where = f": {exc.filename}" if exc.filename else ""
         return f"{exc.strerror}{where}", 1
     try:
+        # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
         from sqlalchemy.exc import SQLAlchemyError
 
         if isinstance(exc, SQLAlchemyError):

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from bridge.lapor.models import RejectedItem, RemoteComplaint
 from bridge.runtime import Runtime
+from bridge.services.triage import triage_new_cases
 from bridge.sync.pull import INBOX, PullResult
 from bridge.sync.quarantine import RetryResult, retry
 
@@ -18,7 +19,6 @@ def retry_quarantined(rt: Runtime, ids: Sequence[int] | None = None
                       ) -> tuple[RetryResult, PullResult]:
     """Retry ``ids`` (every waiting item when None); returns the retry's outcome and what
     the store did with the items that passed (created, changed, unchanged, stale)."""
-    from bridge.services.triage import triage_new_cases
 
     stored = PullResult(stream=INBOX)
     with rt.client() as client:

@@ -17,13 +17,16 @@ from typing import Any
 import click
 from pydantic import SecretStr
 
+from bridge.app.cycle import run_cycle
+from bridge.cli.render import print_queue
 from bridge.config import Settings
+from bridge.lapor.sandbox import SandboxServer
 from bridge.runtime import Runtime
 from bridge.services.queue import QueueFilter, list_queue
 from bridge.services.triage import triage_new_cases
-from bridge.sync.cycle import run_cycle
+from bridge.web.demo import start_demo_web
 
-log = logging.getLogger("bridge.demo")
+log = logging.getLogger("bridge.cli.demo")
 
 
 def demo_settings(settings: Settings, base_url: str, db_path: Path, bearer: str,
@@ -40,8 +43,6 @@ def demo_settings(settings: Settings, base_url: str, db_path: Path, bearer: str,
 
 def run_demo(settings: Settings, *, once: bool, seed: int, reports: int, interval: float,
              as_json: bool) -> int:
-    from bridge.lapor.sandbox import SandboxServer
-    from bridge.render import print_queue
 
     tz = settings.regency.timezone
     with tempfile.TemporaryDirectory(prefix="lapor-bridge-demo-") as tmp, SandboxServer(
@@ -77,17 +78,11 @@ def _banner(url: str, report: dict[str, Any]) -> None:
 
 
 def _extra_faces(rt: Runtime, sandbox: Any) -> None:
-    """Start the staff page beside the demo when the web face is installed."""
-    try:
-        from bridge.web.demo import start_demo_web
-    except ModuleNotFoundError:
-        return
+    """Start the staff page beside the demo."""
     start_demo_web(rt, sandbox)
 
 
 def _watch(rt: Runtime, sandbox: Any, interval: float, tz: str) -> int:
-    from bridge.render import print_queue
-
     stop = threading.Event()
 
     def _stop(_signum: int, _frame: Any) -> None:

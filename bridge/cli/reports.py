@@ -7,6 +7,10 @@ from datetime import UTC, datetime
 
 import click
 
+from bridge.cli.common import config_option, fail, runtime
+from bridge.config import ConfigError
+from bridge.documents import DocumentError
+
 
 @click.command("report")
 @click.option("--period", "period_text", required=True, metavar="PERIOD",
@@ -19,9 +23,7 @@ import click
 def report_cmd(period_text: str, out_dir: str | None, notify: bool) -> None:
     """Write the recap of PERIOD: received; by channel, category, class and OPD;
     follow-ups; finished on time or late; still open."""
-    from bridge.cli import fail, runtime
-    from bridge.config import ConfigError
-    from bridge.documents import DocumentError
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.filemodes import file_mode
     from bridge.reports.jobs import build_recap, recap_notification
     from bridge.reports.pdf import write_recap_pdf
@@ -69,8 +71,6 @@ def report_cmd(period_text: str, out_dir: str | None, notify: bool) -> None:
 
 
 def commands() -> list[click.Command]:
-    from bridge.cli import config_option
-
     return [config_option(report_cmd)]
 
 

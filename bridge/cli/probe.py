@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from bridge.cli import config_option, load
+from bridge.cli.common import config_option, load
 from bridge.config import ConfigError
 
 
@@ -25,6 +25,7 @@ def probe(ctx: click.Context, case_id: int | None, save: Path | None, as_json: b
 
     Never writes to LAPOR!. Exit 0 when every call matched, 1 when some did not, 2 on a
     bad config."""
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.lapor.client import LaporClient
     from bridge.lapor.probe import Prober, format_result
 

@@ -8,10 +8,10 @@ from datetime import datetime
 from rich.console import Console
 from rich.table import Table
 
+from bridge.locale import local_time, short_date
 from bridge.services.history import describe_event, reporter_text, size_text, unescape, who
 from bridge.services.queue import CaseDetail, QueueRow
 from bridge.store.models import utcnow
-from bridge.timefmt import local_date, local_time
 
 
 def _console() -> Console:
@@ -26,7 +26,7 @@ def queue_table(rows: Sequence[QueueRow], tz: str, title: str | None = None,
         table.add_column(header, overflow="fold")
     now = utcnow()
     for r in rows:
-        deadline = local_date(r.deadline_at, tz) if r.deadline_at else "-"
+        deadline = short_date(r.deadline_at, tz) if r.deadline_at else "-"
         if r.overdue(now):
             deadline += " (lewat)"
         title_text = ("● " if r.is_new else "") + unescape(r.title)
@@ -63,7 +63,7 @@ def print_case(detail: CaseDetail, tz: str, stage_label: Callable[[str], str] = 
         ("Klasifikasi", c.severity or "-"),
         ("Status LAPOR!", c.remote_status_name or "-"),
         ("Disposisi LAPOR!", detail.remote_disposition_name or "-"),
-        ("Tenggat", local_date(c.deadline_at, tz)),
+        ("Tenggat", short_date(c.deadline_at, tz)),
         ("Kategori", unescape(detail.category) or "-"),
         ("Lokasi", unescape(detail.location) or "-"),
         ("Pelapor", reporter_text(detail.reporter)),

@@ -1,0 +1,61 @@
+"""``check-config`` and ``db upgrade``: the configuration and the schema."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from bridge.cli.common import config_option, fail, first_line, load
+from bridge.config import ConfigError, load_settings
+from bridge.plugins import PluginError
+
+
+@click.command("check-config")
+@click.argument("file", required=False)
+@config_option
+@click.pass_context
+def check_config(ctx: click.Context, file: str | None) -> None:
+    """Validate a config file; exit 2 with the file, key and problem when it is wrong."""
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
+    from bridge.cli.checks import check_settings
+
+    path = file or ctx.obj["config"]
+    try:
+        settings = load_settings(path)
+        check_settings(settings)
+    except (ConfigError, PluginError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"{path}: ok ({settings.regency.name}, {settings.regency.code})")
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database schema commands."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@config_option
+@click.pass_context
+def db_upgrade(ctx: click.Context, revision: str) -> None:
+    """Upgrade the database schema (the other commands do this on an empty database)."""
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
+    from bridge.filemodes import file_mode
+    from bridge.store.db import current_revision, make_engine, upgrade
+
+    settings = load(ctx)
+    engine = make_engine(settings.database.url, settings.secrets.database_password,
+                         file_mode=file_mode(settings))
+    try:
+        upgrade(engine, revision)
+        click.echo(f"schema at revision {current_revision(engine)}")
+    except Exception as exc:
+        fail(f"schema upgrade failed: {type(exc).__name__}: {first_line(exc)}")
+    finally:
+        engine.dispose()
+
+
+def commands() -> list[click.Command]:
+    return [check_config, db_group]
