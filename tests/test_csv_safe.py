@@ -53,8 +53,9 @@ def test_no_cell_starts_a_formula_whatever_the_list_separator(delimiter: str) ->
 
 
 def test_recap_files_and_the_page_csv_share_the_guard() -> None:
-    from bridge.reports import render
-    from bridge.web import recap
+    from bridge.reports import recap, render
 
+    # The recap files and the page's /rekap.csv (reports.recap.page_csv) both write
+    # through the one guard.
     assert render.csv_text is csv_text and recap.csv_text is csv_text
     assert not hasattr(render, "_cell") and not hasattr(recap, "_cell")

@@ -11,8 +11,10 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
+from bridge.errors import BridgeError
 
-class BadReceipt(ValueError):
+
+class BadReceipt(BridgeError, ValueError):
     """A date of receipt that cannot be accepted; the message says why."""
 
 
