@@ -69,3 +69,15 @@ def short_date(dt: datetime | None, tz: str = "Asia/Jakarta") -> str:
     if dt is None:
         return "-"
     return f"{dt.astimezone(ZoneInfo(tz)):%d-%m-%Y}"
+
+
+def human_span(seconds: float) -> str:
+    """A duration as operators read it: seconds, minutes, hours or days."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+

@@ -28,7 +28,7 @@ import httpx
 from bridge.bench.phases import RESULT_PREFIX
 from bridge.bench.whole import run_time_to_queue
 from bridge.errors import BridgeError
-from bridge.sync.track_sim import human_span
+from bridge.locale import human_span
 
 #: The targets (2-core machine), see docs/benchmarks.md.
 PULL_RATE_TARGET = 2_000.0

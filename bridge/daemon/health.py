@@ -33,6 +33,7 @@ from bridge.daemon.lease import LeaseInfo, read_lease
 from bridge.daemon.settings import DaemonSettings
 from bridge.daemon.status import STOPPED, InstanceStatus, read_statuses
 from bridge.filemodes import open_to_others
+from bridge.locale import human_span
 from bridge.services.outbox import list_outbox
 from bridge.store.models import PendingEvent, QuarantinedItem, SyncCursor, TrackedCase, utcnow
 from bridge.sync.pull import INBOX
@@ -187,16 +188,6 @@ def collect(engine: Engine, sessions: sessionmaker[Session], cfg: DaemonSettings
     return report
 
 
-def _ago(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
-
-
 def judge(r: HealthReport, cfg: DaemonSettings) -> list[str]:
     h = cfg.health
     now = r.checked_at
@@ -205,11 +196,11 @@ def judge(r: HealthReport, cfg: DaemonSettings) -> list[str]:
         if r.lease is None:
             problems.append("no daemon holds the sync lease (is `lapor-bridge run` running?)")
         else:
-            problems.append(f"the sync lease expired {_ago(_age(now, r.lease.expires_at) or 0)}"
+            problems.append(f"the sync lease expired {human_span(_age(now, r.lease.expires_at) or 0)}"
                             f" ago (holder {r.lease.holder}); no daemon is syncing")
     elif not r.alive.get(r.leader.instance, False):
         problems.append(f"the leader {r.leader.instance} has not written a heartbeat for "
-                        f"{_ago(_age(now, r.leader.heartbeat_at) or 0)}")
+                        f"{human_span(_age(now, r.leader.heartbeat_at) or 0)}")
     for label, stream, limit in (("pull", r.pull, h.max_pull_age),
                                  ("push", r.push, h.max_push_age)):
         age = _age(now, stream.last_success_at)
@@ -218,19 +209,19 @@ def judge(r: HealthReport, cfg: DaemonSettings) -> list[str]:
             problems.append(f"no successful {label} yet{why}")
         elif age > limit:
             why = f"; failing: {stream.last_error}" if stream.failing else ""
-            problems.append(f"last successful {label} was {_ago(age)} ago (limit "
-                            f"{_ago(limit)}){why}")
+            problems.append(f"last successful {label} was {human_span(age)} ago (limit "
+                            f"{human_span(limit)}){why}")
     lag = r.lag_seconds
     # Without an inbox the pull cursor never moves: its age says nothing then.
     if lag is not None and lag > h.max_lag and r.inbox_note is None:
-        problems.append(f"newest LAPOR! change seen is {_ago(lag)} old (limit {_ago(h.max_lag)})")
+        problems.append(f"newest LAPOR! change seen is {human_span(lag)} old (limit {human_span(h.max_lag)})")
     if r.outbox["dead"] > h.max_dead:
         problems.append(f"{r.outbox['dead']} dead letter(s) in the outbox (limit {h.max_dead}); "
                         "see `lapor-bridge outbox`")
     oldest = _age(now, r.oldest_pending_at)
     if oldest is not None and oldest > h.max_outbox_age:
-        problems.append(f"the oldest outbox row has waited {_ago(oldest)} (limit "
-                        f"{_ago(h.max_outbox_age)})")
+        problems.append(f"the oldest outbox row has waited {human_span(oldest)} (limit "
+                        f"{human_span(h.max_outbox_age)})")
     if r.quarantine_alarm is not None:
         problems.append(r.quarantine_alarm.line())
     if h.max_quarantined is not None and r.quarantined > h.max_quarantined:
@@ -252,7 +243,7 @@ def render_text(report: HealthReport, tz: str) -> list[str]:
         if value is None:
             return "never"
         return (f"{value.astimezone(zone).strftime('%Y-%m-%d %H:%M:%S')} "
-                f"({_ago(_age(now, value) or 0)} ago)")
+                f"({human_span(_age(now, value) or 0)} ago)")
 
     def at(value: str | None) -> str:
         if value is None:
@@ -282,7 +273,7 @@ def render_text(report: HealthReport, tz: str) -> list[str]:
             lines.append(f"  failing since {when(stream.last_error_at)}: {stream.last_error}")
     lag = report.lag_seconds
     lines.append(f"newest LAPOR! change seen: {when(report.cursor_at)}"
-                 + ("" if lag is None else f" (lag {_ago(lag)})"))
+                 + ("" if lag is None else f" (lag {human_span(lag)})"))
     o = report.outbox
     lines.append(f"outbox: {o['pending']} pending, {o['waiting']} waiting, {o['dead']} dead")
     lines.append(f"quarantined items: {report.quarantined}")

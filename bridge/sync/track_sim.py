@@ -25,6 +25,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
+from bridge.locale import human_span
 from bridge.sync import track_plan as plan
 
 DAY = 86400.0
@@ -84,15 +85,6 @@ class SimResult:
         out.append(f"  {self.polls:,} polls, {self.budget_used:.0%} of the request budget; "
                    f"backlog after a run {self.backlog:.1f} cases on average")
         return out
-
-
-def human_span(seconds: float) -> str:
-    """A duration as people read it: seconds, minutes or hours."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 @dataclass
