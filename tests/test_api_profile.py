@@ -60,43 +60,38 @@ def test_a_profile_that_cannot_work_is_one_line(tmp_path: Path, overrides: dict[
     assert "\n" not in str(info.value)
 
 
-def test_check_config_names_a_bad_profile_key_and_exits_2(tmp_path: Path) -> None:
-    config = tmp_path / "bridge.toml"
-    config.write_text(f"""
+def minimal_config(path: Path, base_url: str, lapor_extra: str = "") -> Path:
+    """A deployment file with only what is required, plus ``lapor_extra`` lines."""
+    path.write_text(f"""
 [regency]
 name = "Uji"
 code = "UJI"
 [lapor]
-base_url = "{BASE}"
-[lapor.api.fields.complaint]
-category = ["kategori..nama"]
+base_url = "{base_url}"
+{lapor_extra}
 """, encoding="utf-8")
+    return path
+
+
+def test_check_config_names_a_bad_profile_key_and_exits_2(tmp_path: Path) -> None:
+    config = minimal_config(tmp_path / "bridge.toml", BASE,
+                            '[lapor.api.fields.complaint]\ncategory = ["kategori..nama"]')
     result = CliRunner().invoke(main, ["check-config", str(config)])
     assert result.exit_code == 2
     assert "lapor.api.fields" in result.output and "can never match" in result.output
     config.write_text(config.read_text().replace("kategori..nama", "kategori.nama"))
-    other = tmp_path / "mine.toml"
-    other.write_text('extends = "lapor-v3"\nname = "mine"\n')
-    config.write_text(config.read_text() + '\n', encoding="utf-8")
-    assert "lapor-v3" in load_profile(str(other)).extends  # type: ignore[operator]
+    assert CliRunner().invoke(main, ["check-config", str(config)]).exit_code == 0
 
 
 def test_a_profile_file_beside_the_config(tmp_path: Path) -> None:
     (tmp_path / "ours.toml").write_text(
         'name = "ours"\nextends = "lapor-v3"\n[fields.complaint]\ntitle = ["judul"]\n')
-    config = tmp_path / "bridge.toml"
-    config.write_text(f"""
-[regency]
-name = "Uji"
-code = "UJI"
-[lapor]
-base_url = "{BASE}"
-api_profile = "ours.toml"
-""", encoding="utf-8")
+    config = minimal_config(tmp_path / "bridge.toml", BASE, 'api_profile = "ours.toml"')
     from bridge.config import load_settings
 
     settings = load_settings(config, env={})
     assert profile_of(settings.lapor).candidates("complaint", "title") == ("judul",)
+    assert load_profile(str(tmp_path / "ours.toml")).extends == "lapor-v3"
 
 
 # ---------------------------------------------------------------- the v3 shapes
@@ -273,18 +268,11 @@ title = ["judul", "subject"]
 def test_probe_on_a_server_without_inbox(tmp_path: Path) -> None:
     with SandboxServer(seed=2, reports=3, bearer=TEST_BEARER, token=TEST_TOKEN,
                        paths={"inbox_path": ""}) as sandbox:
-        config = tmp_path / "bridge.toml"
-        config.write_text(f"""
-[regency]
-name = "Uji"
-code = "UJI"
-[lapor]
-base_url = "{sandbox.url}"
-""", encoding="utf-8")
+        config = minimal_config(tmp_path / "bridge.toml", sandbox.url)
         result = probe(config)
         assert result.exit_code == 1 and "HTTP 404" in result.output
         assert 'inbox_path = ""' in result.output
-        config.write_text(config.read_text() + 'inbox_path = ""\n', encoding="utf-8")
+        minimal_config(config, sandbox.url, 'inbox_path = ""')
         result = probe(config)
         assert result.exit_code == 0, result.output
         assert "tracking known cases only" in result.output
