@@ -223,6 +223,30 @@ def test_ticket_arrives_live_and_is_forwarded_to_lapor(browser: Any, world: Worl
     ctx.close()
 
 
+def test_a_walk_in_complaint_is_taken_in_on_the_page(browser: Any, world: World) -> None:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    sign_in(page, world.url, "sari")
+    page.click("text=+ Catat pengaduan baru")
+    page.wait_for_url(f"{world.url}/kasus/baru", timeout=WAIT_MS)
+    page.select_option("select[name=kanal]", "langsung")
+    page.fill("input[name=judul]", "Warga datang: jalan desa berlubang")
+    page.fill("textarea[name=isi]", "Pak Darto datang ke loket melaporkan jalan berlubang.")
+    page.fill("input[name=tanggal_terima]", "2026-11-02")
+    page.check("input[name=rahasia]")
+    page.set_input_files("input[name=lampiran]", files=[{
+        "name": "foto.png", "mimeType": "image/png",
+        "buffer": b"\x89PNG\r\n\x1a\n" + b"\x00" * 64}])
+    page.click("text=Simpan dan beri nomor register")
+    page.wait_for_selector("text=Pengaduan dicatat dengan nomor register", timeout=WAIT_MS)
+    body = page.inner_text("body")
+    assert "Warga datang: jalan desa berlubang" in body and "Rahasia" in body
+    with world.rt.sessions() as s:
+        case = s.scalars(select(Case).where(Case.channel == "langsung")).one()
+        assert case.is_secret and [a["name"] for a in case.attachments] == ["foto.png"]
+    ctx.close()
+
+
 def test_phone_sized_screen(browser: Any, world: World, tmp_path: Path) -> None:
     ctx = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
                               has_touch=True)

@@ -203,6 +203,8 @@ def create_app(rt: Any, *, web: WebSettings | None = None, key: SigningKey | Non
         Route("/antrean", page.queue, methods=["GET"]),
         Route("/antrean/data", page.queue_data, methods=["GET"]),
         Route("/antrean/lacak", page.track, methods=["POST"]),
+        Route("/kasus/baru", page.intake_form, methods=["GET"]),
+        Route("/kasus/baru", page.intake, methods=["POST"]),
         Route("/kasus/{case_id:id}", page.case_page, methods=["GET"]),
         Route("/kasus/{case_id:id}/aksi/{key}", page.case_action, methods=["POST"]),
         Route("/kasus/{case_id:id}/dokumen/{kind}", partial(documents.download, page)),

@@ -153,6 +153,14 @@ class PageBase:
         return client_address(peer, request.headers.get("x-forwarded-for"),
                               self.trusted_proxies)
 
+    @property
+    def intake_roles(self) -> frozenset[str]:
+        """Who may take in a case (a new complaint, or a LAPOR! report adopted by id):
+        the roles that may act on the workflow's first stage, and the administrators."""
+        first = self.workflow.initial_stage
+        return frozenset({ADMIN_ROLE}.union(*(r.roles for r in self.workflow.rules
+                                             if first in r.from_stages)))
+
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), ZoneInfo("UTC"))
 

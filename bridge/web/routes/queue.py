@@ -28,7 +28,6 @@ from bridge.web.page import (
     _int,
     log,
 )
-from bridge.web.settings import ADMIN_ROLE
 
 
 class QueueRoutes(PageBase):
@@ -71,7 +70,7 @@ class QueueRoutes(PageBase):
             "classes": [(n, c.label) for n, c in self.workflow.profile.classes.items()],
             "channels": list(CHANNEL_LABELS.items()),
             "opds": [(o.code, o.name) for o in self.settings.opds],
-            "may_track": user.role in self.track_roles,
+            "may_track": user.role in self.intake_roles,
             "poll_seconds": self.web.poll_seconds,
             "poll_url": "/antrean/data?" + urlencode(
                 {**{k: v for k, v in params.items() if v}, "hal": str(page)}),
@@ -98,14 +97,6 @@ class QueueRoutes(PageBase):
 
     # -- tracking a LAPOR! id ----------------------------------------------------------
 
-    @property
-    def track_roles(self) -> frozenset[str]:
-        """Who may adopt a LAPOR! report: the roles that take in new cases (those that
-        may act on the workflow's first stage), and the page's administrators."""
-        first = self.workflow.initial_stage
-        return frozenset({ADMIN_ROLE}.union(*(r.roles for r in self.workflow.rules
-                                             if first in r.from_stages)))
-
     async def track(self, request: Request) -> Response:
         form = await self.read_form(request)
         return await run_in_threadpool(self._track, request, form)
@@ -113,8 +104,8 @@ class QueueRoutes(PageBase):
     def _track(self, request: Request, form: FormData) -> Response:
         csrf.check(request.session, form.get(csrf.FIELD))
         user = self.require_user(request)
-        if user.role not in self.track_roles:
-            who = ", ".join(self.role_label(r) for r in sorted(self.track_roles))
+        if user.role not in self.intake_roles:
+            who = ", ".join(self.role_label(r) for r in sorted(self.intake_roles))
             raise PageError(403, "Tidak berwenang", (
                 f"Peran Anda ({self.role_label(user.role)}) tidak berwenang melacak laporan "
                 f"LAPOR!. Yang berwenang: {who}."))
