@@ -262,12 +262,18 @@ class Notification:
     register_no: str | None = None
     #: Extra structured facts for machine channels (webhook): JSON-able values only.
     data: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: Files the message carries (paths on the bridge's machine), e.g. a recap's PDF; a
+    #: channel that can attach files (e-mail) attaches them, the others may ignore them.
+    attachments: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         _require_text("Notification", "kind", self.kind)
         if isinstance(self.recipients, str):
             raise ValueError("Notification.recipients must be a list, not a string")
+        if isinstance(self.attachments, str):
+            raise ValueError("Notification.attachments must be a list, not a string")
         object.__setattr__(self, "recipients", tuple(self.recipients))
+        object.__setattr__(self, "attachments", tuple(str(a) for a in self.attachments))
         object.__setattr__(self, "data", _frozen_mapping(self.data))
 
     def to_dict(self) -> dict[str, Any]:
@@ -279,6 +285,7 @@ class Notification:
             "case_id": self.case_id,
             "register_no": self.register_no,
             "data": copy.deepcopy(dict(self.data)),
+            "attachments": list(self.attachments),
         }
 
     @classmethod
@@ -291,6 +298,7 @@ class Notification:
             case_id=value.get("case_id"),
             register_no=value.get("register_no"),
             data=value.get("data") or {},
+            attachments=list(value.get("attachments") or ()),
         )
 
 

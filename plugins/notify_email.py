@@ -32,12 +32,14 @@ Configuration::
 
 from __future__ import annotations
 
+import mimetypes
 import os
 import smtplib
 import ssl
 from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -100,6 +102,18 @@ def build_message(notification: Notification, to: list[str], config: Config) -> 
     if notification.register_no:
         message["X-Lapor-Bridge-Case"] = notification.register_no
     message.set_content(notification.body)
+    for name in notification.attachments:
+        path = Path(name)
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            # Never send the message without what it says is attached.
+            raise RuntimeError(f"attachment {path.name} cannot be read: {exc.strerror}"
+                               ) from None
+        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        maintype, _, subtype = kind.partition("/")
+        message.add_attachment(content, maintype=maintype, subtype=subtype,
+                               filename=path.name)
     return message
 
 

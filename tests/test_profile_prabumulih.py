@@ -112,8 +112,16 @@ def test_sedang_handled_by_its_team_with_the_kecamatan_and_kelurahan(
         assert "Agustus 2026" in html and "Menurut klasifikasi" in html
         assert "Pengaduan sedang" in html and "<svg" in html
         (mail,) = d.emails_to("setda@prabumulihkota.go.id")
-        assert "Walikota Prabumulih (melalui Sekretaris Daerah Kota Prabumulih)" in \
-            mail.get_content()
+        text = mail.get_body(preferencelist=("plain",)).get_content()
+        assert "Walikota Prabumulih (melalui Sekretaris Daerah Kota Prabumulih)" in text
+        # The PDF travels with the message; no server path is shown.
+        (pdf,) = [p for p in mail.iter_attachments()]
+        assert pdf.get_content_type() == "application/pdf"
+        assert pdf.get_filename() == paths[-1].name and paths[-1].suffix == ".pdf"
+        assert pdf.get_content().startswith(b"%PDF")
+        assert f"Terlampir surat pengantar dan rekapitulasi lengkap (PDF): {pdf.get_filename()}" \
+            in text
+        assert str(paths[0].parent) not in text
     finally:
         d.rt.close()
 

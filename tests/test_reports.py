@@ -232,7 +232,10 @@ def test_run_recap_writes_and_notifies(runtime_factory: Any, tmp_path: Path,
                               "Oktober 2026"
     assert "Yth. Bupati Uji (melalui Sekretaris Daerah)" in message.body
     assert "Pengaduan diterima                  : 4" in message.body
-    assert str(paths[0]) in message.body
+    # File names, never server paths; the PDF is attached.
+    assert paths[0].name in message.body and str(paths[0].parent) not in message.body
+    assert [a for a in message.attachments if a.endswith(".pdf")] == \
+        [str(p) for p in paths if p.suffix == ".pdf"]
     assert "SMTP server unreachable" in caplog.text  # the broken channel is logged ...
     with pytest.raises(ValueError, match="unknown recap kind"):
         run_recap(rt, "weekly", now=wib(2026, 11, 1, 7))

@@ -43,13 +43,16 @@ def build_recap(rt: Runtime, period: Period, *, now: datetime | None = None,
 
 def recap_notification(rt: Runtime, recap: Recap, recipients: Sequence[Recipient],
                        paths: Sequence[Path], note: str | None = None) -> Notification:
-    """The message that tells the recipients a recap is ready (figures only, no names)."""
+    """The message that tells the recipients a recap is ready (figures only, no names),
+    with the recap's PDF attached."""
     env = jinja2.Environment(loader=TEMPLATES,
                              undefined=jinja2.StrictUndefined, autoescape=False)
     text = env.get_template("notifikasi.txt.j2").render(
         regency=rt.settings.regency.name, recap=recap, note=note,
         salutations=", ".join(r.salutation for r in recipients),
-        as_of=local_time(recap.as_of, recap.timezone), paths=[str(p) for p in paths])
+        as_of=local_time(recap.as_of, recap.timezone),
+        attached=[p.name for p in paths if p.suffix == ".pdf"],
+        kept=[p.name for p in paths if p.suffix != ".pdf"])
     subject, _, body = text.strip().partition("\n")
     return Notification(
         kind=NOTIFICATION_KIND,
@@ -59,7 +62,10 @@ def recap_notification(rt: Runtime, recap: Recap, recipients: Sequence[Recipient
         data={"period": recap.period.code, "period_kind": recap.period.kind,
               "received": recap.received, "finished_on_time": recap.finished_on_time,
               "finished_late": recap.finished_late, "still_open": recap.still_open,
-              "files": [str(p) for p in paths]},
+              "files": [p.name for p in paths]},
+        # The PDF (cover letter, figures, follow-ups) travels with the message; the HTML
+        # and CSV stay on the bridge's machine for whoever works with the figures.
+        attachments=[str(p) for p in paths if p.suffix == ".pdf"],
     )
 
 
