@@ -82,6 +82,7 @@ from bridge.lapor.models import (
     Template,
     WireModel,
     drop_nul,
+    read_flag,
 )
 from bridge.lapor.shapes import MISSING, Shapes, get_path
 from bridge.redact import Scrubber
@@ -254,10 +255,6 @@ def describe_validation(exc: ValidationError) -> str:
     return _one_line(f"{where}: {problem}", 500)
 
 
-#: How LAPOR! (PHP) writes "yes" in a flag.
-_TRUE = (True, 1, "1", "true")
-
-
 def _dotted(path: tuple[str, ...] | None) -> str:
     return ".".join(path) if path else "the body"
 
@@ -395,7 +392,7 @@ class LaporClient:
         logs = get_path(body, logs_at) if logs_at else MISSING
         if isinstance(logs, list):
             fields["data_logs"] = logs
-        if fields.get("is_anonymous") in _TRUE:
+        if read_flag(fields.get("is_anonymous")) is True:
             fields["reporter"] = None
         try:
             return ComplaintDetail.model_validate(fields)
@@ -996,7 +993,7 @@ class LaporClient:
         limit = self.settings.max_content_chars
         if isinstance(content, str) and len(content) > limit:
             return reject(f"content: {len(content):,} characters, over the limit of {limit:,}")
-        if kind == "complaint" and fields.get("is_anonymous") in _TRUE:
+        if kind == "complaint" and read_flag(fields.get("is_anonymous")) is True:
             # An anonim reporter is hidden from everyone, ourselves included.
             fields["reporter"] = None
         try:

@@ -69,6 +69,14 @@ def _flag(value: Any) -> bool:
 Flag = Annotated[bool, BeforeValidator(_flag)]
 
 
+def read_flag(value: Any) -> bool | None:
+    """A LAPOR! flag as a bool, or None when the value is not one."""
+    try:
+        return _flag(value)
+    except ValueError:
+        return None
+
+
 def _int_not_bool(value: Any) -> Any:
     # JSON's true is not the number 1; pydantic's lax mode would take it for 1 (report 1,
     # institution 1 = ours).

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bridge.lapor.api_profile import FIELD_KINDS, ApiProfile, split_path
+from bridge.lapor.models import read_flag
 
 #: A path that matched nothing.
 MISSING: Any = object()
@@ -129,10 +130,6 @@ class Shapes:
         self._identity_fields = frozenset(identity.fields)
         self._hide_anonymous = "anonymous" in identity.hide_when
         self._hide_secret = "secret" in identity.hide_when
-        self._flag_paths = {
-            flag: tuple(split_path(p) for p in profile.candidates("complaint", flag))
-            for flag in ("is_anonymous", "is_secret")
-        }
 
     # -- fields ---------------------------------------------------------------------
 
@@ -191,14 +188,8 @@ class Shapes:
                              ("is_secret", self._hide_secret)):
             if not wanted:
                 continue
-            value = MISSING
-            for path in self._flag_paths[flag]:
-                value = get_path(raw, path)
-                if value is not MISSING:
-                    break
-            if value is MISSING or value is None:
-                continue
-            if value in (0, "0", False, "false"):
+            value = self.first(raw, "complaint", flag)
+            if value is MISSING or value is None or read_flag(value) is False:
                 continue
             return True
         return False
