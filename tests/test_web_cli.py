@@ -19,9 +19,9 @@ from sqlalchemy import select
 from bridge.cli import main
 from bridge.config import ConfigError, load_settings
 from bridge.runtime import Runtime
+from bridge.services.accounts import authenticate
 from bridge.services.actions import Actor
 from bridge.store.models import Case
-from bridge.web.auth import authenticate
 from bridge.web.settings import ENV_WEB_SECRET, signing_key, web_settings
 from tests.support.ports import free_port
 from tests.support.settings import TEST_BEARER, TEST_TOKEN, make_settings

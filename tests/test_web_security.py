@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from starlette.testclient import TestClient
 
 from bridge.cli import main
-from bridge.web.auth import set_active, set_password, set_role
+from bridge.services.accounts import set_active, set_password, set_role
 from bridge.web.sessions import COOKIE_NAME
 from tests.support.web import PASSWORD, Env, build_env, csrf_of
 

@@ -93,7 +93,7 @@ def user_add(ctx: click.Context, username: str, role: str, full_name: str,
              password_stdin: bool) -> None:
     """Add an account. The password is asked for (never given on the command line)."""
     # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
-    from bridge.web.auth import UserError, create_user, known_roles
+    from bridge.services.accounts import UserError, create_user, known_roles
 
     with runtime(ctx) as rt:
         roles = known_roles(rt.workflow.roles)
@@ -118,7 +118,7 @@ def user_add(ctx: click.Context, username: str, role: str, full_name: str,
 def user_passwd(ctx: click.Context, username: str, password_stdin: bool) -> None:
     """Set a new password (the account's open sessions end)."""
     # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
-    from bridge.web.auth import UserError, find_user, set_password
+    from bridge.services.accounts import UserError, find_user, set_password
 
     with runtime(ctx) as rt:
         with rt.sessions() as s:
@@ -159,7 +159,7 @@ def user_enable(ctx: click.Context, username: str) -> None:
 def user_role(ctx: click.Context, username: str, role: str) -> None:
     """Give an account another role (its open sessions end)."""
     # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
-    from bridge.web.auth import UserError, known_roles, set_role
+    from bridge.services.accounts import UserError, known_roles, set_role
 
     with runtime(ctx) as rt:
         try:
@@ -172,7 +172,7 @@ def user_role(ctx: click.Context, username: str, role: str) -> None:
 
 def _set_active(ctx: click.Context, username: str, active: bool) -> None:
     # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
-    from bridge.web.auth import UserError, set_active
+    from bridge.services.accounts import UserError, set_active
 
     with runtime(ctx) as rt:
         try:

@@ -65,6 +65,11 @@ class CaseDeadlines:
     def all(self, session: Session, case: Case) -> list[Deadline]:
         return compute_deadlines(self.workflow, self.calendar, self.timeline(session, case))
 
+    def of_case(self, session: Session, case_id: int) -> list[Deadline]:
+        """Every deadline of the case with id ``case_id`` (none if there is no such case)."""
+        case = session.get(Case, case_id)
+        return [] if case is None else self.all(session, case)
+
     def refresh(self, session: Session, case: Case) -> None:
         """Store the overall deadline on the case (None once it is met), for the queue."""
         due = overall_deadline(self.workflow, self.calendar, self.timeline(session, case))

@@ -69,6 +69,12 @@ def list_outbox(session: Session, states: tuple[str, ...] = ("pending", "waiting
     return out
 
 
+def dead_letters(session: Session) -> int:
+    """How many rows LAPOR! refused for good (waiting for a person), counted in SQL."""
+    return int(session.scalar(select(func.count()).select_from(OutboxRow)
+                              .where(OutboxRow.status == "dead")) or 0)
+
+
 def counts(session: Session) -> dict[str, int]:
     views = list_outbox(session, limit=1_000_000)
     result = {"pending": 0, "waiting": 0, "dead": 0}

@@ -142,6 +142,11 @@ def mark_seen(session: Session, case_id: int) -> bool:
     return bool(getattr(result, "rowcount", 0))
 
 
+def case_version(session: Session, case_id: int) -> int | None:
+    """The case's version (its optimistic lock), or None if there is no such case."""
+    return session.scalar(select(Case.version).where(Case.id == case_id))
+
+
 def find_case(session: Session, ref: str | int) -> Case:
     """A case by register number, local id, LAPOR! tracking id, or ``lapor:<id>``.
 

@@ -42,8 +42,8 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.config import ConfigError
+from bridge.services.accounts import known_roles
 from bridge.web import csrf, documents
-from bridge.web.auth import known_roles
 from bridge.web.sessions import CookieSessions
 from bridge.web.settings import SigningKey, WebSettings, signing_key, web_settings
 from bridge.web.views import PageError, SignInRequired, StaffPage, template_filters

@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
+from bridge.services.accounts import create_user, find_user, known_roles
 from bridge.web.app import create_app
-from bridge.web.auth import create_user, find_user, known_roles
 from bridge.web.serve import ThreadedServer
 from bridge.web.settings import SigningKey, WebSettings
 

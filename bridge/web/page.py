@@ -13,7 +13,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -22,15 +21,11 @@ from starlette.templating import Jinja2Templates
 
 from bridge.errors import BridgeError
 from bridge.locale import CHANNEL_LABELS, local_time, short_date
-from bridge.store.models import OutboxRow
+from bridge.services.accounts import WebUser, known_roles, load_user
+from bridge.services.outbox import dead_letters
 from bridge.sync.quarantine import AlarmState, alarm_state
 from bridge.web import csrf, forms
-from bridge.web.auth import (
-    LoginLimiter,
-    WebUser,
-    known_roles,
-    load_user,
-)
+from bridge.web.auth import LoginLimiter
 from bridge.web.proxies import client_address, parse_networks
 from bridge.web.settings import ADMIN_ROLE, WebSettings
 
@@ -214,8 +209,7 @@ class PageBase:
 
     def _dead_count(self) -> int:
         with self.rt.sessions() as s:
-            return int(s.scalar(select(func.count()).select_from(OutboxRow)
-                                .where(OutboxRow.status == "dead")) or 0)
+            return dead_letters(s)
 
     def _quarantine_alarm(self, user: WebUser | None) -> AlarmState | None:
         # Shown to the roles that look after the bridge (those that may retry deliveries):

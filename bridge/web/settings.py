@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bridge.config import ConfigError, Settings, section_settings
 from bridge.filemodes import file_mode, open_to_others
+from bridge.services.accounts import ADMIN_ROLE
 from bridge.web.proxies import parse_networks
 
 log = logging.getLogger("bridge.web")
@@ -34,7 +35,6 @@ ENV_WEB_SECRET = "LAPOR_BRIDGE_WEB_SECRET"
 #: Shorter keys are refused: the key is all that stands between a cookie and a session.
 MIN_SECRET_LENGTH = 32
 #: The role of accounts that run the page but take no part in the SOP.
-ADMIN_ROLE = "admin"
 
 
 class WebSettings(BaseModel):

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from bridge.locale import CHANNEL_LABELS
+from bridge.services.accounts import WebUser
 from bridge.services.actions import (
     ActionError,
     ActionNotAllowed,
@@ -26,13 +27,10 @@ from bridge.services.queue import (
     CaseDetail,
     CaseNotFound,
     case_detail,
+    case_version,
     mark_seen,
 )
-from bridge.store.models import Case
 from bridge.web import csrf, forms
-from bridge.web.auth import (
-    WebUser,
-)
 from bridge.web.page import (
     CHANGE_LABELS,
     EVENT_LABELS,
@@ -72,19 +70,19 @@ class CaseRoutes(PageBase):
             if detail.case.id != case_id:  # find_case also matches register/LAPOR! ids
                 raise PageError(404, "Pengaduan tidak ditemukan",
                                 f"Tidak ada pengaduan dengan nomor {case_id}.")
-            case = s.get(Case, case_id)
             outbox = list_outbox(s, case_id=case_id)
-            deadlines = self._deadlines(s, case)
-            return detail, {"case_obj": case, "outbox": outbox, "deadlines": deadlines}
+            deadlines = self._deadlines(s, case_id)
+            return detail, {"version": case_version(s, case_id) or 0, "outbox": outbox,
+                            "deadlines": deadlines}
 
-    def _deadlines(self, session: Session, case: Case | None) -> list[DeadlineView]:
+    def _deadlines(self, session: Session, case_id: int) -> list[DeadlineView]:
         calc = getattr(self.rt, "deadlines", None)
-        if case is None or calc is None:
+        if calc is None:
             return []
         try:
-            found = calc.all(session, case)
+            found = calc.of_case(session, case_id)
         except Exception:  # noqa: BLE001 - a broken calendar must not hide the case
-            log.exception("web: deadlines of case %s could not be computed", case.id)
+            log.exception("web: deadlines of case %s could not be computed", case_id)
             return []
         out = []
         for d in found:
@@ -108,7 +106,7 @@ class CaseRoutes(PageBase):
                                          done, on_lapor)
         ctx = {
             "d": detail, "c": c, "forms": action_forms, "error": error,
-            "version": extra["case_obj"].version if extra["case_obj"] else 0,
+            "version": extra["version"],
             "failed_form": failed_form, "values": dict(values or {}),
             "outbox": extra["outbox"], "deadlines": extra["deadlines"],
             "deadline_state": self.deadline_state(c.deadline_at),
@@ -237,8 +235,7 @@ class CaseRoutes(PageBase):
                                     failed_form=key, values=kept)
 
         with self.rt.sessions() as s:
-            current = s.get(Case, case_id)
-            current_version = current.version if current else None
+            current_version = case_version(s, case_id)
         if current_version != version:
             return again(409, STALE_MESSAGE)
         if user.role not in rule.roles:

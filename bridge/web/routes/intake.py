@@ -17,11 +17,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from bridge.locale import CHANNEL_LABELS
+from bridge.services.accounts import WebUser
 from bridge.services.actions import LOCAL_CHANNELS, ActionError, Actor, NewCase, Upload
 from bridge.services.receipt import BadReceipt, check_received_at, parse_received_at
 from bridge.services.triage import triage_new_cases
 from bridge.web import csrf, forms
-from bridge.web.auth import WebUser
 from bridge.web.page import PageBase, PageError, log
 
 #: The form's text fields.

@@ -9,14 +9,8 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from bridge.services.accounts import WebUser, authenticate, end_sessions_of, find_user, load_user
 from bridge.web import csrf
-from bridge.web.auth import (
-    WebUser,
-    authenticate,
-    end_sessions_of,
-    find_user,
-    load_user,
-)
 from bridge.web.page import (
     PageBase,
     PageError,
