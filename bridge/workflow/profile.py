@@ -14,7 +14,7 @@ See ``default_profile.toml`` beside this module for a complete, commented exampl
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -290,103 +290,134 @@ def _names(items: Iterable[str]) -> str:
     return ", ".join(sorted(items)) or "(none)"
 
 
-def _check(p: WorkflowProfile) -> None:  # noqa: C901 - one list of rules, read top to bottom
-    err = WorkflowProfileError
+class _Refs:
+    """A profile's cross-references, each checked under the key that names it."""
+
+    def __init__(self, p: WorkflowProfile) -> None:
+        self.p = p
+
+    def stage(self, key: str, stage: str, *, stay: bool = False) -> None:
+        if stay and stage == STAY:
+            return
+        if stage not in self.p.stages:
+            raise WorkflowProfileError(key, f"unknown stage {stage!r}; known stages: "
+                                       f"{_names(self.p.stages)}")
+
+    def stages(self, key: str, stages: Iterable[str] | None) -> None:
+        for i, stage in enumerate(stages or ()):
+            self.stage(f"{key}[{i}]", stage)
+
+    def role(self, key: str, role: str) -> None:
+        if role not in self.p.roles:
+            raise WorkflowProfileError(key, f"unknown role {role!r}; known roles: "
+                                       f"{_names(self.p.roles)}")
+
+    def roles(self, key: str, roles: Iterable[str]) -> None:
+        for i, role in enumerate(roles):
+            self.role(f"{key}[{i}]", role)
+
+
+def _action(base: str, given: str | None, key: str, allowed: Sequence[str],
+            known: str) -> str:
+    """The action an entry is for (``given``, or else its key), which must be ``allowed``."""
+    action = given or key
+    if action not in allowed:
+        raise WorkflowProfileError(f"{base}.action" if given else base,
+                                   f"unknown action {action!r}; {known}{', '.join(allowed)}")
+    return action
+
+
+def _check_names(p: WorkflowProfile, ref: _Refs) -> None:
     for table in ("stages", "roles", "transitions", "approvals", "classes", "step_kinds",
                   "national"):
         for name in getattr(p, table):
             if not NAME_RE.match(name):
-                raise err(f"{ROOT}.{table}.{name}",
-                          "names are lower-case letters, digits and _, starting with a letter")
+                raise WorkflowProfileError(
+                    f"{ROOT}.{table}.{name}",
+                    "names are lower-case letters, digits and _, starting with a letter")
+
+
+def _check_stages(p: WorkflowProfile, ref: _Refs) -> None:
     if STAY in p.stages:
-        raise err(f"{ROOT}.stages.{STAY}", f"'{STAY}' is reserved (a transition's "
-                  "'to' that keeps the stage)")
-    if p.initial_stage not in p.stages:
-        raise err(f"{ROOT}.initial_stage", f"unknown stage {p.initial_stage!r}; known "
-                  f"stages: {_names(p.stages)}")
+        raise WorkflowProfileError(f"{ROOT}.stages.{STAY}", f"'{STAY}' is reserved (a "
+                                   "transition's 'to' that keeps the stage)")
+    ref.stage(f"{ROOT}.initial_stage", p.initial_stage)
 
-    def stage_ref(key: str, stage: str, *, stay: bool = False) -> None:
-        if stay and stage == STAY:
-            return
-        if stage not in p.stages:
-            raise err(key, f"unknown stage {stage!r}; known stages: {_names(p.stages)}")
 
-    def role_ref(key: str, role: str) -> None:
-        if role not in p.roles:
-            raise err(key, f"unknown role {role!r}; known roles: {_names(p.roles)}")
-
-    # What LAPOR! hears at the end
+def _check_lapor(p: WorkflowProfile, ref: _Refs) -> None:
+    """What LAPOR! hears at the end."""
     for key, message in p.lapor.items():
-        mbase = f"{ROOT}.lapor.{key}"
-        action = message.action or key
-        if action not in LAPOR_MESSAGE_ACTIONS:
-            where = f"{mbase}.action" if message.action else mbase
-            raise err(where, f"unknown action {action!r}; LAPOR! messages are for "
-                      f"{', '.join(LAPOR_MESSAGE_ACTIONS)}")
-        for i, stage in enumerate(message.from_ or ()):
-            stage_ref(f"{mbase}.from[{i}]", stage)
+        base = f"{ROOT}.lapor.{key}"
+        _action(base, message.action, key, LAPOR_MESSAGE_ACTIONS, "LAPOR! messages are for ")
+        ref.stages(f"{base}.from", message.from_)
         try:
             message.text.format(**{f: "x" for f in LAPOR_MESSAGE_FIELDS})
         except KeyError as exc:
-            raise err(f"{mbase}.text", f"unknown field {{{exc.args[0]}}}; fields: "
-                      f"{', '.join(LAPOR_MESSAGE_FIELDS)}") from None
+            raise WorkflowProfileError(f"{base}.text", f"unknown field {{{exc.args[0]}}}; "
+                                       f"fields: {', '.join(LAPOR_MESSAGE_FIELDS)}") from None
         except (IndexError, ValueError) as exc:
-            raise err(f"{mbase}.text", f"not a valid text pattern ({exc})") from None
+            raise WorkflowProfileError(f"{base}.text",
+                                       f"not a valid text pattern ({exc})") from None
 
-    # Transitions
+
+def _check_transition(p: WorkflowProfile, ref: _Refs, base: str, action: str,
+                      t: Transition) -> None:
+    err = WorkflowProfileError
+    ref.stages(f"{base}.from", t.from_)
+    ref.stage(f"{base}.to", t.to, stay=True)
+    ref.roles(f"{base}.roles", t.roles)
+    if action == "approve":
+        if t.document is None:
+            raise err(f"{base}.document", "an approve transition must name the "
+                      f"approval chain it signs; known: {_names(p.approvals)}")
+        if t.document not in p.approvals:
+            raise err(f"{base}.document", f"unknown approval chain {t.document!r}; "
+                      f"known: {_names(p.approvals)}")
+        ref.stage(f"{base}.pending", t.pending, stay=True)
+    else:
+        if t.document is not None:
+            raise err(f"{base}.document", "only approve transitions name a document")
+        if t.pending != STAY:
+            raise err(f"{base}.pending", "only approve transitions have a pending stage")
+        if not t.roles:
+            raise err(f"{base}.roles", "no role may perform this transition; list at "
+                      "least one")
+    if t.step is not None:
+        if action != "followup":
+            raise err(f"{base}.step", "only followup transitions name a step")
+        if t.step not in p.step_kinds:
+            raise err(f"{base}.step", f"unknown step kind {t.step!r}; known: "
+                      f"{_names(p.step_kinds)}")
+
+
+def _check_transitions(p: WorkflowProfile, ref: _Refs) -> None:
     seen: dict[tuple[str, str, str | None, str | None], str] = {}
     for tkey, t in p.transitions.items():
         base = f"{ROOT}.transitions.{tkey}"
-        action = t.action or tkey
-        if action not in ACTIONS:
-            where = f"{base}.action" if t.action else base
-            raise err(where, f"unknown action {action!r}; known actions: "
-                      f"{', '.join(ACTIONS)}")
-        for i, stage in enumerate(t.from_):
-            stage_ref(f"{base}.from[{i}]", stage)
-        stage_ref(f"{base}.to", t.to, stay=True)
-        for i, role in enumerate(t.roles):
-            role_ref(f"{base}.roles[{i}]", role)
-        if action == "approve":
-            if t.document is None:
-                raise err(f"{base}.document", "an approve transition must name the "
-                          f"approval chain it signs; known: {_names(p.approvals)}")
-            if t.document not in p.approvals:
-                raise err(f"{base}.document", f"unknown approval chain {t.document!r}; "
-                          f"known: {_names(p.approvals)}")
-            stage_ref(f"{base}.pending", t.pending, stay=True)
-        else:
-            if t.document is not None:
-                raise err(f"{base}.document", "only approve transitions name a document")
-            if t.pending != STAY:
-                raise err(f"{base}.pending", "only approve transitions have a pending stage")
-            if not t.roles:
-                raise err(f"{base}.roles", "no role may perform this transition; list at "
-                          "least one")
-        if t.step is not None:
-            if action != "followup":
-                raise err(f"{base}.step", "only followup transitions name a step")
-            if t.step not in p.step_kinds:
-                raise err(f"{base}.step", f"unknown step kind {t.step!r}; known: "
-                          f"{_names(p.step_kinds)}")
+        action = _action(base, t.action, tkey, ACTIONS, "known actions: ")
+        _check_transition(p, ref, base, action, t)
         for stage in t.from_:
             ident = (action, stage, t.step, t.document)
             other = seen.get(ident)
             if other is not None:
-                raise err(f"{base}.from", f"action {action!r} from stage {stage!r} is "
-                          f"already defined by transitions.{other}; give them different "
-                          "stages, steps or documents")
+                raise WorkflowProfileError(
+                    f"{base}.from", f"action {action!r} from stage {stage!r} is already "
+                    f"defined by transitions.{other}; give them different stages, steps "
+                    "or documents")
             seen[ident] = tkey
 
-    # Approval chains
+
+def _check_approvals(p: WorkflowProfile, ref: _Refs) -> None:
+    err = WorkflowProfileError
+    fields = "fields: " + ", ".join(NUMBER_FIELDS)
     used_chains = {t.document for t in p.transitions.values() if t.document}
     for ckey, chain in p.approvals.items():
         base = f"{ROOT}.approvals.{ckey}"
         for i, step in enumerate(chain.steps):
-            role_ref(f"{base}.steps[{i}].role", step.role)
+            ref.role(f"{base}.steps[{i}].role", step.role)
         if chain.numbered and not chain.number_format:
-            raise err(f"{base}.number_format", "a numbered document needs a number_format "
-                      "(fields: " + ", ".join(NUMBER_FIELDS) + ")")
+            raise err(f"{base}.number_format", f"a numbered document needs a number_format "
+                      f"({fields})")
         if chain.number_format:
             if "{seq" not in chain.number_format:
                 raise err(f"{base}.number_format", "must contain {seq} so that numbers "
@@ -395,43 +426,59 @@ def _check(p: WorkflowProfile) -> None:  # noqa: C901 - one list of rules, read 
                 _format_number(chain.number_format, ckey, 1, code="X", year=2026, month=1)
             except (KeyError, IndexError, ValueError) as exc:
                 raise err(f"{base}.number_format", f"not a valid format pattern ({exc}); "
-                          "fields: " + ", ".join(NUMBER_FIELDS)) from None
+                          f"{fields}") from None
         if ckey not in used_chains:
             raise err(base, "not used by any approve transition")
 
-    # Classes
+
+def _check_classes(p: WorkflowProfile, ref: _Refs) -> None:
     for ckey, cls in p.classes.items():
         base = f"{ROOT}.classes.{ckey}"
-        for i, role in enumerate(cls.handlers):
-            role_ref(f"{base}.handlers[{i}]", role)
+        ref.roles(f"{base}.handlers", cls.handlers)
         if cls.escalate_to is not None:
-            role_ref(f"{base}.escalate_to", cls.escalate_to)
+            ref.role(f"{base}.escalate_to", cls.escalate_to)
         if cls.deadline is not None:
-            _check_deadline(p, f"{base}.deadline", cls.deadline, stage_ref)
+            _check_deadline(ref, f"{base}.deadline", cls.deadline)
 
-    # Deadlines
-    _check_deadline(p, f"{ROOT}.deadlines.overall", p.deadlines.overall, stage_ref)
+
+def _check_deadlines(p: WorkflowProfile, ref: _Refs) -> None:
+    _check_deadline(ref, f"{ROOT}.deadlines.overall", p.deadlines.overall)
     esc = p.deadlines.escalation
-    ebase = f"{ROOT}.deadlines.escalation"
+    base = f"{ROOT}.deadlines.escalation"
     if esc.counted_from.startswith("entered:"):
-        stage_ref(f"{ebase}.counted_from", esc.counted_from.split(":", 1)[1])
+        ref.stage(f"{base}.counted_from", esc.counted_from.split(":", 1)[1])
     names: set[str] = set()
     previous: EscalationLevel | None = None
     for i, level in enumerate(esc.levels):
-        lbase = f"{ebase}.levels[{i}]"
-        role_ref(f"{lbase}.role", level.role)
+        lbase = f"{base}.levels[{i}]"
+        ref.role(f"{lbase}.role", level.role)
         if level.name in names:
-            raise err(f"{lbase}.name", f"duplicate level name {level.name!r}")
+            raise WorkflowProfileError(f"{lbase}.name", f"duplicate level name {level.name!r}")
         names.add(level.name)
         if previous is not None and level.unit == previous.unit and \
                 level.after <= previous.after:
-            raise err(f"{lbase}.after", f"levels must rise: {level.after} is not after the "
-                      f"previous level's {previous.after}")
+            raise WorkflowProfileError(f"{lbase}.after", f"levels must rise: {level.after} "
+                                       f"is not after the previous level's {previous.after}")
         previous = level
-    for nkey, spec in p.national.items():
-        _check_deadline(p, f"{ROOT}.national.{nkey}", spec, stage_ref)
 
-    # Reachability from the initial stage
+
+def _check_national(p: WorkflowProfile, ref: _Refs) -> None:
+    for nkey, spec in p.national.items():
+        _check_deadline(ref, f"{ROOT}.national.{nkey}", spec)
+
+
+def _check_deadline(ref: _Refs, base: str, spec: DeadlineSpec) -> None:
+    if spec.met_on is not None and spec.pending_in is not None:
+        raise WorkflowProfileError(base, "give either met_on or pending_in, not both")
+    ref.stages(f"{base}.met_on", spec.met_on)
+    ref.stages(f"{base}.pending_in", spec.pending_in)
+    if spec.roll_to_working_day and spec.unit != "calendar_days":
+        raise WorkflowProfileError(f"{base}.roll_to_working_day",
+                                   "only calendar_days deadlines roll to a working day")
+
+
+def _check_reachable(p: WorkflowProfile, ref: _Refs) -> None:
+    """Every stage can be reached from the initial stage."""
     reached = {p.initial_stage}
     frontier = [p.initial_stage]
     while frontier:
@@ -444,10 +491,13 @@ def _check(p: WorkflowProfile) -> None:  # noqa: C901 - one list of rules, read 
                         frontier.append(target)
     for name in p.stages:
         if name not in reached:
-            raise err(f"{ROOT}.stages.{name}", f"unreachable from the initial stage "
-                      f"{p.initial_stage!r}: no transition leads to it")
+            raise WorkflowProfileError(f"{ROOT}.stages.{name}", f"unreachable from the "
+                                       f"initial stage {p.initial_stage!r}: no transition "
+                                       "leads to it")
 
-    # A non-terminal stage must have a way out, or cases would be stuck in it.
+
+def _check_exits(p: WorkflowProfile, ref: _Refs) -> None:
+    """A non-terminal stage must have a way out, or cases would be stuck in it."""
     for name, stage_def in p.stages.items():
         if stage_def.terminal:
             continue
@@ -456,10 +506,13 @@ def _check(p: WorkflowProfile) -> None:  # noqa: C901 - one list of rules, read 
             for t in p.transitions.values()
         )
         if not leaves:
-            raise err(f"{ROOT}.stages.{name}", "non-terminal stage with no transition to "
-                      "another stage (add one, or set terminal = true)")
+            raise WorkflowProfileError(f"{ROOT}.stages.{name}", "non-terminal stage with no "
+                                       "transition to another stage (add one, or set "
+                                       "terminal = true)")
 
-    # Every role must do something, so that a misspelt role name is caught here.
+
+def _check_roles_used(p: WorkflowProfile, ref: _Refs) -> None:
+    """Every role must do something, so that a misspelt role name is caught here."""
     used_roles: set[str] = set()
     for t in p.transitions.values():
         used_roles.update(t.roles)
@@ -469,22 +522,26 @@ def _check(p: WorkflowProfile) -> None:  # noqa: C901 - one list of rules, read 
         used_roles.update(cls.handlers)
         if cls.escalate_to:
             used_roles.add(cls.escalate_to)
-    used_roles.update(level.role for level in esc.levels)
+    used_roles.update(level.role for level in p.deadlines.escalation.levels)
     for name in p.roles:
         if name not in used_roles:
-            raise err(f"{ROOT}.roles.{name}", "not used by any transition, approval step, "
-                      "class or escalation level")
+            raise WorkflowProfileError(f"{ROOT}.roles.{name}", "not used by any transition, "
+                                       "approval step, class or escalation level")
 
 
-def _check_deadline(p: WorkflowProfile, base: str, spec: DeadlineSpec, stage_ref: Any) -> None:
-    if spec.met_on is not None and spec.pending_in is not None:
-        raise WorkflowProfileError(base, "give either met_on or pending_in, not both")
-    for field in ("met_on", "pending_in"):
-        for i, stage in enumerate(getattr(spec, field) or ()):
-            stage_ref(f"{base}.{field}[{i}]", stage)
-    if spec.roll_to_working_day and spec.unit != "calendar_days":
-        raise WorkflowProfileError(f"{base}.roll_to_working_day",
-                                   "only calendar_days deadlines roll to a working day")
+#: The checks, one per section, in the order a profile's first problem is reported: names
+#: first, cross-references next, and last the rules that need every section to be sound.
+_SECTIONS: tuple[Callable[[WorkflowProfile, _Refs], None], ...] = (
+    _check_names, _check_stages, _check_lapor, _check_transitions, _check_approvals,
+    _check_classes, _check_deadlines, _check_national, _check_reachable, _check_exits,
+    _check_roles_used,
+)
+
+
+def _check(p: WorkflowProfile) -> None:
+    ref = _Refs(p)
+    for section in _SECTIONS:
+        section(p, ref)
 
 
 def _format_number(pattern: str, document: str, seq: int, *, code: str, year: int,
