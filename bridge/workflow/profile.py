@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -598,6 +598,17 @@ class Move:
         return self.to_stage == self.from_stage
 
 
+_T = TypeVar("_T")
+
+
+def _known(table: Mapping[str, _T], name: str, unknown: str) -> _T:
+    """``table[name]``; else :class:`TransitionNotAllowed`: ``unknown`` and the known names."""
+    found = table.get(name)
+    if found is None:
+        raise TransitionNotAllowed(unknown + _names(table))
+    return found
+
+
 class Workflow:
     """A checked profile, indexed for the questions services ask. Immutable."""
 
@@ -639,11 +650,8 @@ class Workflow:
         return self.profile.roles
 
     def _stage(self, stage: str) -> Stage:
-        found = self.profile.stages.get(stage)
-        if found is None:
-            raise TransitionNotAllowed(f"stage {stage!r} is not defined in this workflow "
-                                       f"profile; known stages: {_names(self.profile.stages)}")
-        return found
+        return _known(self.profile.stages, stage, f"stage {stage!r} is not defined in this "
+                      "workflow profile; known stages: ")
 
     def is_terminal(self, stage: str) -> bool:
         return self._stage(stage).terminal
@@ -673,11 +681,8 @@ class Workflow:
         return self._class(severity).escalate_to
 
     def _class(self, severity: str) -> SeverityClass:
-        found = self.profile.classes.get(severity)
-        if found is None:
-            raise TransitionNotAllowed(f"unknown class {severity!r}; known classes: "
-                                       f"{_names(self.profile.classes)}")
-        return found
+        return _known(self.profile.classes, severity,
+                      f"unknown class {severity!r}; known classes: ")
 
     def rules_from(self, stage: str, role: str | None = None) -> list[Rule]:
         """Transitions that start in ``stage`` (for ``role``, if given), in profile order."""
@@ -687,11 +692,8 @@ class Workflow:
     # -- approval chains ---------------------------------------------------------------
 
     def approval_chain(self, document: str) -> ApprovalChain:
-        found = self.profile.approvals.get(document)
-        if found is None:
-            raise TransitionNotAllowed(f"unknown document {document!r}; known approval "
-                                       f"chains: {_names(self.profile.approvals)}")
-        return found
+        return _known(self.profile.approvals, document,
+                      f"unknown document {document!r}; known approval chains: ")
 
     def next_approval_step(self, document: str, done: Sequence[str]) -> ApprovalPosition | None:
         """The step after ``done`` (roles that approved, in order); ``None`` when complete.
