@@ -36,9 +36,9 @@ How the host calls hooks (``bridge.plugins.PluginHost``):
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pluggy
 
@@ -59,6 +59,26 @@ PROJECT_NAME = "lapor_bridge"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 #: Mark a function as the implementation of the hook of the same name.
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+#: The last lines of every lifecycle event's docstring but case_received's, written once
+#: and appended by :func:`_event` (the rendered hook reference shows them in full).
+_EVENT_DOC_END = """
+        event_id: the id of the recorded event.
+        config: the plugin's validated config section, or ``None``.
+
+    Returns: ``None``.
+
+    Errors: as :func:`case_received`.
+"""
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _event(spec: _F) -> _F:
+    """Finish a lifecycle event's docstring: its arguments end with ``event_id`` and
+    ``config``, it returns nothing and fails as :func:`case_received` does."""
+    spec.__doc__ = (spec.__doc__ or "").rstrip() + _EVENT_DOC_END
+    return spec
 
 
 # -- start-up -------------------------------------------------------------------------
@@ -294,6 +314,7 @@ def case_received(case: CaseSnapshot, event_id: int, config: Any) -> None:
 
 
 @hookspec
+@_event
 def case_changed(
     case: CaseSnapshot,
     changes: Mapping[str, Any],
@@ -310,16 +331,11 @@ def case_changed(
         case: the case as committed when the event is dispatched.
         changes: ``{field: [old, new]}`` when the recorder gave them, else empty.
         side: ``"remote"`` (LAPOR!), ``"local"`` (staff), ``"system"``; ``None`` if unknown.
-        event_id: the id of the recorded event.
-        config: the plugin's validated config section, or ``None``.
-
-    Returns: ``None``.
-
-    Errors: as :func:`case_received`.
     """
 
 
 @hookspec
+@_event
 def followup_delivered(
     case: CaseSnapshot,
     outbox_id: int | None,
@@ -336,16 +352,11 @@ def followup_delivered(
         case: the case as committed when the event is dispatched.
         outbox_id: the local outbox row that was delivered, if known.
         remote_id: LAPOR!'s id of the new follow-up, if known.
-        event_id: the id of the recorded event.
-        config: the plugin's validated config section, or ``None``.
-
-    Returns: ``None``.
-
-    Errors: as :func:`case_received`.
     """
 
 
 @hookspec
+@_event
 def deadline_near(
     case: CaseSnapshot,
     deadline_at: datetime | None,
@@ -362,16 +373,11 @@ def deadline_near(
         case: the case as committed when the event is dispatched.
         deadline_at: the deadline that is near (timezone-aware), or ``None`` if not given.
         working_days_left: working days left until it, if the recorder computed them.
-        event_id: the id of the recorded event.
-        config: the plugin's validated config section, or ``None``.
-
-    Returns: ``None``.
-
-    Errors: as :func:`case_received`.
     """
 
 
 @hookspec
+@_event
 def deadline_missed(
     case: CaseSnapshot, deadline_at: datetime | None, event_id: int, config: Any
 ) -> None:
@@ -383,16 +389,11 @@ def deadline_missed(
     Arguments:
         case: the case as committed when the event is dispatched.
         deadline_at: the deadline that was missed (timezone-aware), or ``None``.
-        event_id: the id of the recorded event.
-        config: the plugin's validated config section, or ``None``.
-
-    Returns: ``None``.
-
-    Errors: as :func:`case_received`.
     """
 
 
 @hookspec
+@_event
 def dead_letter(
     case: CaseSnapshot,
     outbox_id: int | None,
@@ -411,12 +412,6 @@ def dead_letter(
         outbox_id: the dead outbox row, if known.
         kind: what it was (``"followup"``, ``"forward"``, ``"create"``...), if known.
         error: LAPOR!'s reason or the last error, if known (never contains secrets).
-        event_id: the id of the recorded event.
-        config: the plugin's validated config section, or ``None``.
-
-    Returns: ``None``.
-
-    Errors: as :func:`case_received`.
     """
 
 
