@@ -21,7 +21,7 @@ import queue
 import threading
 import warnings
 from collections import Counter, deque
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import ModuleType
@@ -31,7 +31,7 @@ import click
 import pluggy
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bridge import hookspecs
+from bridge import domain, hookspecs
 from bridge.bounded import BoundedCall
 from bridge.config import (
     ConfigError,
@@ -45,10 +45,8 @@ from bridge.domain import (
     CaseSnapshot,
     Classification,
     ConfigSection,
-    EscalationDecision,
     JobSpec,
     Notification,
-    RoutingDecision,
     WorkingDays,
 )
 from bridge.errors import BridgeError
@@ -251,7 +249,7 @@ class PluginHost:
         case: CaseSnapshot,
         known_opds: Collection[str],
         known_bodies: Collection[int] | None = None,
-    ) -> HookOutcome[RoutingDecision]:
+    ) -> HookOutcome[domain.RoutingDecision]:
         """Ask ``route_case``; refuse decisions naming an OPD not in ``known_opds`` or a
         LAPOR! institution not in ``known_bodies`` (``None``: institutions not checked)."""
         opds = tuple(known_opds)
@@ -259,7 +257,7 @@ class PluginHost:
         bodies = None if known_bodies is None else set(known_bodies)
 
         def check(value: Any) -> str | None:
-            if not isinstance(value, RoutingDecision):
+            if not isinstance(value, domain.RoutingDecision):
                 return _wrong_type(value, "RoutingDecision")
             if value.opd is not None and value.opd not in opd_set:
                 hint = _did_you_mean(value.opd, opds)
@@ -297,13 +295,14 @@ class PluginHost:
                   "calendar": self.calendar}
         return self._first("stage_deadline", kwargs, check, case.id)
 
-    def escalation(self, case: CaseSnapshot, now: datetime) -> HookOutcome[EscalationDecision]:
+    def escalation(self, case: CaseSnapshot,
+                   now: datetime) -> HookOutcome[domain.EscalationDecision]:
         """Ask ``decide_escalation`` whether ``case`` must go up at ``now``."""
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
 
         def check(value: Any) -> str | None:
-            if not isinstance(value, EscalationDecision):
+            if not isinstance(value, domain.EscalationDecision):
                 return _wrong_type(value, "EscalationDecision")
             return None
 
@@ -343,16 +342,7 @@ class PluginHost:
         """Collect every plugin's jobs; raises :class:`PluginError` on a bad job (at start)."""
         jobs: list[JobSpec] = []
         seen: set[str] = set()
-        for impl in self._impls("scheduler_jobs"):
-            name = impl.plugin_name
-            value, failure = self._call(impl, "scheduler_jobs", {}, None)
-            if failure is not None:
-                raise PluginError(name, f"scheduler_jobs failed: {failure.message}")
-            if value is None:
-                continue
-            if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-                raise PluginError(name, "scheduler_jobs must return a list of JobSpec, got "
-                                  f"{type(value).__name__}")
+        for name, value in self._lists("scheduler_jobs", "JobSpec"):
             for spec in value:
                 if not isinstance(spec, JobSpec):
                     raise PluginError(name, "scheduler_jobs must return JobSpec items, got "
@@ -376,16 +366,7 @@ class PluginHost:
         on a bad answer or a name in ``taken`` or already given by another plugin."""
         names = set(taken)
         commands: list[Any] = []
-        for impl in self._impls("cli_commands"):
-            name = impl.plugin_name
-            value, failure = self._call(impl, "cli_commands", {}, None)
-            if failure is not None:
-                raise PluginError(name, f"cli_commands failed: {failure.message}")
-            if value is None:
-                continue
-            if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-                raise PluginError(name, "cli_commands must return a list of click commands, "
-                                  f"got {type(value).__name__}")
+        for name, value in self._lists("cli_commands", "click commands"):
             for command in value:
                 if not isinstance(command, click.Command) or not command.name:
                     raise PluginError(name, "cli_commands must return named click commands, "
@@ -395,6 +376,21 @@ class PluginHost:
                 names.add(command.name)
                 commands.append(command)
         return commands
+
+    def _lists(self, hook: str, items: str) -> Iterator[tuple[str, Iterable[Any]]]:
+        """(plugin, answer) of every plugin whose start-up ``hook`` returned a list of
+        ``items``; raises :class:`PluginError` on a failure or an answer that is no list."""
+        for impl in self._impls(hook):
+            name = impl.plugin_name
+            value, failure = self._call(impl, hook, {}, None)
+            if failure is not None:
+                raise PluginError(name, f"{hook} failed: {failure.message}")
+            if value is None:
+                continue
+            if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+                raise PluginError(name, f"{hook} must return a list of {items}, got "
+                                  f"{type(value).__name__}")
+            yield name, value
 
     def describe(self) -> list[PluginInfo]:
         """(name, version, hooks implemented, origin) of every loaded plugin, by name."""
@@ -430,42 +426,37 @@ class PluginHost:
         # sorted in); keep its order so that the host and a plain pluggy call agree.
         return list(reversed(caller.get_hookimpls()))
 
-    def _first(
-        self,
-        hook: str,
-        kwargs: Mapping[str, Any],
-        check: Callable[[Any], str | None],
-        case_id: int | None,
-    ) -> HookOutcome[Any]:
+    def _first(self, hook: str, kwargs: Mapping[str, Any], check: Callable[[Any], str | None],
+               case_id: int | None) -> HookOutcome[Any]:
+        """The first answer that is not ``None`` and passes ``check``, and the failures
+        before it."""
         failures: list[PluginFailure] = []
-        for impl in self._impls(hook):
-            value, failure = self._call(impl, hook, kwargs, case_id)
-            if failure is None and value is not None:
-                problem = check(value)
-                if problem is None:
-                    return HookOutcome(value, impl.plugin_name, tuple(failures))
-                failure = self._fail(impl.plugin_name, hook, "bad_return", problem, case_id)
+        for plugin, value, failure in self._answers(hook, kwargs, check, case_id, True):
             if failure is not None:
                 failures.append(failure)
+            elif value is not None:
+                return HookOutcome(value, plugin, tuple(failures))
         return HookOutcome(None, None, tuple(failures))
 
-    def _all(
-        self,
-        hook: str,
-        kwargs: Mapping[str, Any],
-        check: Callable[[Any], str | None],
-        case_id: int | None,
-    ) -> list[PluginFailure]:
-        failures: list[PluginFailure] = []
+    def _all(self, hook: str, kwargs: Mapping[str, Any], check: Callable[[Any], str | None],
+             case_id: int | None) -> list[PluginFailure]:
+        """Call every implementation; the failures (``check`` sees every answer)."""
+        return [failure for _, _, failure in self._answers(hook, kwargs, check, case_id, False)
+                if failure is not None]
+
+    def _answers(self, hook: str, kwargs: Mapping[str, Any], check: Callable[[Any], str | None],
+                 case_id: int | None, none_ok: bool,
+                 ) -> Iterator[tuple[str, Any, PluginFailure | None]]:
+        """(plugin, answer, failure) of each implementation in turn, called only as the
+        caller asks for the next; an answer ``check`` refuses is a ``bad_return`` failure
+        (with ``none_ok``, ``None`` is not checked: that plugin had nothing to say)."""
         for impl in self._impls(hook):
             value, failure = self._call(impl, hook, kwargs, case_id)
-            if failure is None:
+            if failure is None and not (none_ok and value is None):
                 problem = check(value)
                 if problem is not None:
                     failure = self._fail(impl.plugin_name, hook, "bad_return", problem, case_id)
-            if failure is not None:
-                failures.append(failure)
-        return failures
+            yield impl.plugin_name, value, failure
 
     def _call(
         self,

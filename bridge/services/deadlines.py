@@ -9,16 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge.store.models import Case, CaseEvent
+from bridge.workflow import deadlines as wd
 from bridge.workflow.calendar import WorkingCalendar
-from bridge.workflow.deadlines import (
-    CaseTimeline,
-    Deadline,
-    EscalationStep,
-    StageVisit,
-    compute_deadlines,
-    escalation_due,
-    overall_deadline,
-)
+from bridge.workflow.deadlines import CaseTimeline, Deadline, EscalationStep, StageVisit
 from bridge.workflow.profile import Workflow
 
 #: History kinds that are follow-ups LAPOR! shows (they meet "first follow-up" limits).
@@ -63,7 +56,7 @@ class CaseDeadlines:
         )
 
     def all(self, session: Session, case: Case) -> list[Deadline]:
-        return compute_deadlines(self.workflow, self.calendar, self.timeline(session, case))
+        return wd.compute_deadlines(self.workflow, self.calendar, self.timeline(session, case))
 
     def of_case(self, session: Session, case_id: int) -> list[Deadline]:
         """Every deadline of the case with id ``case_id`` (none if there is no such case)."""
@@ -72,7 +65,7 @@ class CaseDeadlines:
 
     def refresh(self, session: Session, case: Case) -> None:
         """Store the overall deadline on the case (None once it is met), for the queue."""
-        due = overall_deadline(self.workflow, self.calendar, self.timeline(session, case))
+        due = wd.overall_deadline(self.workflow, self.calendar, self.timeline(session, case))
         case.deadline_at = None if due.met else due.due_at
 
     def for_new(self, received_at: datetime, via_lapor: bool = True,
@@ -86,12 +79,12 @@ class CaseDeadlines:
         filed_day = None if filed_at is None else self.calendar.local_date(filed_at)
         key = (self.calendar.local_date(received_at), filed_day, via_lapor)
         if key not in self._new_by_day:
-            due = overall_deadline(self.workflow, self.calendar,
-                                   CaseTimeline(received_at=received_at, filed_at=filed_at,
-                                                via_lapor=via_lapor))
+            due = wd.overall_deadline(self.workflow, self.calendar,
+                                      CaseTimeline(received_at=received_at, filed_at=filed_at,
+                                                   via_lapor=via_lapor))
             self._new_by_day[key] = due.due_at
         return self._new_by_day[key]
 
     def escalation_due(self, session: Session, case: Case, at: datetime
                        ) -> EscalationStep | None:
-        return escalation_due(self.workflow, self.calendar, self.timeline(session, case), at)
+        return wd.escalation_due(self.workflow, self.calendar, self.timeline(session, case), at)
