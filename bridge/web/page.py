@@ -257,6 +257,14 @@ class PageBase:
                             "Formulir tidak dapat dibaca: terlalu banyak isian atau berkas, "
                             "atau isian terlalu panjang.") from None
 
+    async def read_attachments(self, form: FormData) -> list[forms.Upload]:
+        """The files posted as ``lampiran`` (none when nothing was attached), within the
+        page's limits; :class:`forms.FormProblem` says which limit a file broke."""
+        if not form.getlist("lampiran"):
+            return []
+        return await forms.read_uploads(form, "lampiran", self.web.max_upload_files,
+                                        self.settings.outbox.max_attachment_bytes)
+
     def _too_large(self) -> str:
         limit = self.settings.outbox.max_attachment_bytes // (1024 * 1024)
         return (f"Kiriman melebihi batas. Setiap lampiran paling besar {limit} MB, paling "

@@ -181,15 +181,11 @@ class CaseRoutes(PageBase):
 
     async def case_action(self, request: Request) -> Response:
         form = await self.read_form(request)
-        uploads: list[Any] = []
         csrf.check(request.session, form.get(csrf.FIELD))
-        if form.getlist("lampiran"):
-            try:
-                uploads = await forms.read_uploads(
-                    form, "lampiran", self.web.max_upload_files,
-                    self.settings.outbox.max_attachment_bytes)
-            except forms.FormProblem as exc:
-                return await run_in_threadpool(self._action_problem, request, form, exc)
+        try:
+            uploads = await self.read_attachments(form)
+        except forms.FormProblem as exc:
+            return await run_in_threadpool(self._action_problem, request, form, exc)
         return await run_in_threadpool(self._case_action, request, form, uploads)
 
     def _action_problem(self, request: Request, form: FormData,

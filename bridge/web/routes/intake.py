@@ -59,13 +59,10 @@ class IntakeRoutes(PageBase):
         csrf.check(request.session, form.get(csrf.FIELD))
         uploads: list[Upload] = []
         problem: str | None = None
-        if form.getlist("lampiran"):
-            try:
-                uploads = await forms.read_uploads(
-                    form, "lampiran", self.web.max_upload_files,
-                    self.settings.outbox.max_attachment_bytes)
-            except forms.FormProblem as exc:
-                problem = str(exc)
+        try:
+            uploads = await self.read_attachments(form)
+        except forms.FormProblem as exc:
+            problem = str(exc)
         return await run_in_threadpool(self._intake, request, form, uploads, problem)
 
     def _intake(self, request: Request, form: FormData, uploads: list[Upload],

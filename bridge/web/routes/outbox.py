@@ -9,12 +9,7 @@ from starlette.responses import RedirectResponse, Response
 
 from bridge.services.outbox import NoSuchRow, list_outbox, retry, retry_all_dead
 from bridge.web import csrf
-from bridge.web.page import (
-    OUTBOX_KINDS,
-    STATE_LABELS,
-    PageBase,
-    PageError,
-)
+from bridge.web.page import OUTBOX_KINDS, STATE_LABELS, PageBase, PageError
 
 
 class OutboxRoutes(PageBase):
