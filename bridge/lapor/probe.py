@@ -100,32 +100,38 @@ class Prober:
     def _listing(self, endpoint: str, path: str, model: type[Any],
                  params: dict[str, str | int]) -> ProbeResult:
         result = ProbeResult(endpoint, path)
-        body = self._fetch(result, params)
-        if body is None:
+        found = self._enveloped(result, params, endpoint, "list", list, "list")
+        if found is None:
             return result
-        where = self.shapes.envelope(endpoint, "list")
-        data = get_path(body, where) if where else body
-        if not isinstance(data, list):
-            keys = ", ".join(sorted(map(str, body)))[:200]
-            result.note = (f"no list at {'.'.join(where) if where else 'the body'} "
-                           f"(top-level keys: {keys})")
-            return result
+        data = found[1]
         result.items = len(data)
         self._check_items(result, model, data)
         return result
 
+    def _enveloped(self, result: ProbeResult, params: dict[str, str | int] | None,
+                   endpoint: str, part: str, kind: type[Any], noun: str,
+                   ) -> tuple[dict[str, Any], Any] | None:
+        """The response and the ``kind`` it holds where the API profile's envelope for
+        ``endpoint`` and ``part`` says; ``None`` with ``result.note`` saying what was there
+        instead."""
+        body = self._fetch(result, params)
+        if body is None:
+            return None
+        where = self.shapes.envelope(endpoint, part)
+        data = get_path(body, where) if where else body
+        if not isinstance(data, kind):
+            keys = ", ".join(sorted(map(str, body)))[:200]
+            result.note = (f"no {noun} at {'.'.join(where) if where else 'the body'} "
+                           f"(top-level keys: {keys})")
+            return None
+        return body, data
+
     def _detail(self, path: str) -> ProbeResult:
         result = ProbeResult("complaint", path)
-        body = self._fetch(result, None)
-        if body is None:
+        found = self._enveloped(result, None, "complaint", "item", dict, "object")
+        if found is None:
             return result
-        where = self.shapes.envelope("complaint", "item")
-        data = get_path(body, where) if where else body
-        if not isinstance(data, dict):
-            keys = ", ".join(sorted(map(str, body)))[:200]
-            result.note = (f"no object at {'.'.join(where) if where else 'the body'} "
-                           f"(top-level keys: {keys})")
-            return result
+        body, data = found
         result.items = 1
         self._check_items(result, ComplaintDetail, [data])
         logs_at = self.shapes.envelope("complaint", "logs")
