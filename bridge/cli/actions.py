@@ -166,29 +166,6 @@ def case_new(ctx: click.Context, file_: str | None, title: str | None,
 
     _run(ctx, go, as_json)
 
-@action_command("return", "Return incomplete files to the complainant.")
-@click.argument("ref")
-@click.option("--missing", required=True, help="What the complainant must add.")
-def case_return(ctx: click.Context, ref: str, missing: str, actor: str, role: str,
-                as_json: bool) -> None:
-    _run(ctx, lambda a: a.return_incomplete(ref, _actor(actor, role), missing), as_json)
-
-@action_command("classify", "Classify the case (e.g. ringan, sedang, berat).")
-@click.argument("ref")
-@click.option("--severity", required=True)
-@click.option("--note")
-def case_classify(ctx: click.Context, ref: str, severity: str, note: str | None,
-                  actor: str, role: str, as_json: bool) -> None:
-    _run(ctx, lambda a: a.classify(ref, _actor(actor, role), severity, note), as_json)
-
-@action_command("dispose", "Dispose the case internally to a unit or person.")
-@click.argument("ref")
-@click.option("--to", "to", required=True)
-@click.option("--note")
-def case_dispose(ctx: click.Context, ref: str, to: str, note: str | None, actor: str,
-                 role: str, as_json: bool) -> None:
-    _run(ctx, lambda a: a.dispose(ref, _actor(actor, role), to, note), as_json)
-
 @action_command("forward", "Forward outside our authority to an OPD or body, with tembusan.")
 @click.argument("ref")
 @click.option("--to", "to", required=True, help="OPD code from the config's [[opds]].")
@@ -210,14 +187,6 @@ def case_followup(ctx: click.Context, ref: str, text: str, attach: tuple[str, ..
 
     _run(ctx, go, as_json)
 
-@action_command("step", "Record a handling step of the profile (field inspection...).")
-@click.argument("ref")
-@click.option("--step", "step", required=True, help="A step kind of the profile.")
-@click.option("--note")
-def case_step(ctx: click.Context, ref: str, step: str, note: str | None, actor: str,
-              role: str, as_json: bool) -> None:
-    _run(ctx, lambda a: a.record_step(ref, _actor(actor, role), step, note), as_json)
-
 @action_command("approve", "Record an approval step (paraf or tanda tangan) on a document.")
 @click.argument("ref")
 @click.option("--document", required=True, help="e.g. surat_jawaban, bapp.")
@@ -235,43 +204,62 @@ def case_deliver(ctx: click.Context, ref: str, text: str, actor: str, role: str,
                  as_json: bool) -> None:
     _run(ctx, lambda a: a.answer_delivered(ref, _actor(actor, role), text), as_json)
 
-@action_command("escalate", "Escalate (to TPP, Kepala Dinas, Kepala Daerah...).")
-@click.argument("ref")
-@click.option("--level", required=True)
-@click.option("--reason", required=True)
-def case_escalate(ctx: click.Context, ref: str, level: str, reason: str, actor: str,
-                  role: str, as_json: bool) -> None:
-    _run(ctx, lambda a: a.escalate(ref, _actor(actor, role), level, reason), as_json)
 
-def _note_only_command(call: Callable[[CaseActions, str, Actor, str | None], ActionResult]
-                       ) -> Callable[..., None]:
-    @click.argument("ref")
-    @click.option("--note", help="Why, or what was done (kept in the history).")
-    def command(ctx: click.Context, ref: str, note: str | None, actor: str,
-                role: str, as_json: bool) -> None:
-        _run(ctx, lambda a: call(a, ref, _actor(actor, role), note), as_json)
-
-    return command
+#: A table command's call: the case actions, the case, who acts, the command's options.
+_Call = Callable[["CaseActions", str, "Actor", dict[str, Any]], "ActionResult"]
 
 
-#: Actions that take only the case and an optional note.
-_NOTE_ONLY: list[tuple[str, str, Callable[[CaseActions, str, Actor, str | None],
-                                         ActionResult]]] = [
-    ("register", "Record the case in the register (buku register).",
-     lambda a, ref, who, note: a.register(ref, who, note)),
-    ("complete", "Mark the case's files complete (deadlines may count from now).",
-     lambda a, ref, who, note: a.files_complete(ref, who, note)),
-    ("satisfied", "The complainant is satisfied (puas).",
-     lambda a, ref, who, note: a.satisfaction(ref, who, True, note)),
-    ("not-satisfied", "The complainant is not satisfied (tidak puas).",
-     lambda a, ref, who, note: a.satisfaction(ref, who, False, note)),
-    ("close", "Close the case.", lambda a, ref, who, note: a.close(ref, who, note)),
-    ("archive", "Archive the case.", lambda a, ref, who, note: a.archive(ref, who, note)),
-    ("reopen", "Reopen a closed or forwarded case.",
-     lambda a, ref, who, note: a.reopen(ref, who, note)),
+def _table_command(call: _Call, options: tuple[Callable[..., Any], ...]) -> Callable[..., None]:
+    """A ``case`` command that takes the case and ``options``, and makes one call."""
+
+    def command(ctx: click.Context, ref: str, actor: str, role: str, as_json: bool,
+                **given: Any) -> None:
+        _run(ctx, lambda a: call(a, ref, _actor(actor, role), given), as_json)
+
+    # In the order of decorators written above a function: the first option comes first.
+    for option in reversed(options):
+        command = option(command)
+    return click.argument("ref")(command)
+
+
+_NOTE = click.option("--note")
+_WHY = click.option("--note", help="Why, or what was done (kept in the history).")
+
+#: The actions that take the case and a few options, each with its one call.
+_TABLE: list[tuple[str, str, tuple[Callable[..., Any], ...], _Call]] = [
+    ("return", "Return incomplete files to the complainant.",
+     (click.option("--missing", required=True, help="What the complainant must add."),),
+     lambda a, ref, who, o: a.return_incomplete(ref, who, o["missing"])),
+    ("classify", "Classify the case (e.g. ringan, sedang, berat).",
+     (click.option("--severity", required=True), _NOTE),
+     lambda a, ref, who, o: a.classify(ref, who, o["severity"], o["note"])),
+    ("dispose", "Dispose the case internally to a unit or person.",
+     (click.option("--to", "to", required=True), _NOTE),
+     lambda a, ref, who, o: a.dispose(ref, who, o["to"], o["note"])),
+    ("step", "Record a handling step of the profile (field inspection...).",
+     (click.option("--step", "step", required=True, help="A step kind of the profile."),
+      _NOTE),
+     lambda a, ref, who, o: a.record_step(ref, who, o["step"], o["note"])),
+    ("escalate", "Escalate (to TPP, Kepala Dinas, Kepala Daerah...).",
+     (click.option("--level", required=True), click.option("--reason", required=True)),
+     lambda a, ref, who, o: a.escalate(ref, who, o["level"], o["reason"])),
+    # Actions that take only the case and an optional note.
+    ("register", "Record the case in the register (buku register).", (_WHY,),
+     lambda a, ref, who, o: a.register(ref, who, o["note"])),
+    ("complete", "Mark the case's files complete (deadlines may count from now).", (_WHY,),
+     lambda a, ref, who, o: a.files_complete(ref, who, o["note"])),
+    ("satisfied", "The complainant is satisfied (puas).", (_WHY,),
+     lambda a, ref, who, o: a.satisfaction(ref, who, True, o["note"])),
+    ("not-satisfied", "The complainant is not satisfied (tidak puas).", (_WHY,),
+     lambda a, ref, who, o: a.satisfaction(ref, who, False, o["note"])),
+    ("close", "Close the case.", (_WHY,), lambda a, ref, who, o: a.close(ref, who, o["note"])),
+    ("archive", "Archive the case.", (_WHY,),
+     lambda a, ref, who, o: a.archive(ref, who, o["note"])),
+    ("reopen", "Reopen a closed or forwarded case.", (_WHY,),
+     lambda a, ref, who, o: a.reopen(ref, who, o["note"])),
 ]
-for _name, _help, _call in _NOTE_ONLY:
-    action_command(_name, _help)(_note_only_command(_call))
+for _name, _help, _options, _call in _TABLE:
+    action_command(_name, _help)(_table_command(_call, _options))
 
 
 @click.group("outbox", invoke_without_command=True)
