@@ -60,6 +60,19 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 #: Mark a function as the implementation of the hook of the same name.
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
+
+def declare_section(name: str, model: type[Any]) -> Callable[[], ConfigSection]:
+    """A ready ``config_section`` implementation: the plugin's section is ``[name]``,
+    validated by ``model``. In a plugin module:
+    ``config_section = declare_section("my_plugin", Config)``."""
+
+    @hookimpl
+    def config_section() -> ConfigSection:
+        return ConfigSection(name, model)
+
+    return config_section
+
+
 #: The last lines of every lifecycle event's docstring but case_received's, written once
 #: and appended by :func:`_event` (the rendered hook reference shows them in full).
 _EVENT_DOC_END = """
@@ -464,6 +477,7 @@ __all__ = [
     "EVENT_HOOKS",
     "FIRST_RESULT_HOOKS",
     "PROJECT_NAME",
+    "declare_section",
     "event_arguments",
     "hook_arguments",
     "hook_names",

@@ -44,11 +44,10 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from bridge.domain import (
     CaseSnapshot,
-    ConfigSection,
     EscalationDecision,
     WorkingDays,
 )
-from bridge.hookspecs import hookimpl
+from bridge.hookspecs import declare_section, hookimpl
 
 __version__ = "1.0"
 
@@ -108,9 +107,7 @@ def _reached(case: CaseSnapshot) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-@hookimpl
-def config_section() -> ConfigSection:
-    return ConfigSection("escalation_chain", Config)
+config_section = declare_section("escalation_chain", Config)
 
 
 @hookimpl

@@ -44,8 +44,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bridge.domain import ConfigSection, Notification
-from bridge.hookspecs import hookimpl
+from bridge.domain import Notification
+from bridge.hookspecs import declare_section, hookimpl
 
 __version__ = "1.0"
 
@@ -117,9 +117,7 @@ def build_message(notification: Notification, to: list[str], config: Config) -> 
     return message
 
 
-@hookimpl
-def config_section() -> ConfigSection:
-    return ConfigSection("notify_email", Config)
+config_section = declare_section("notify_email", Config)
 
 
 @hookimpl

@@ -22,8 +22,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bridge.domain import ConfigSection, Notification
-from bridge.hookspecs import hookimpl
+from bridge.domain import Notification
+from bridge.hookspecs import declare_section, hookimpl
 
 __version__ = "1.0"
 
@@ -36,9 +36,7 @@ class Config(BaseModel):
     kinds: list[str] = Field(default_factory=list)
 
 
-@hookimpl
-def config_section() -> ConfigSection:
-    return ConfigSection("notify_log", Config)
+config_section = declare_section("notify_log", Config)
 
 
 @hookimpl

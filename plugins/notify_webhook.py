@@ -44,8 +44,8 @@ from tenacity import (
     wait_exponential,
 )
 
-from bridge.domain import ConfigSection, Notification
-from bridge.hookspecs import hookimpl
+from bridge.domain import Notification
+from bridge.hookspecs import declare_section, hookimpl
 
 __version__ = "1.0"
 
@@ -83,9 +83,7 @@ def payload(notification: Notification) -> bytes:
     return json.dumps(body, ensure_ascii=False, sort_keys=True).encode("utf-8")
 
 
-@hookimpl
-def config_section() -> ConfigSection:
-    return ConfigSection("notify_webhook", Config)
+config_section = declare_section("notify_webhook", Config)
 
 
 @hookimpl

@@ -37,8 +37,8 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bridge.domain import CaseSnapshot, ConfigSection, RoutingDecision, location_places
-from bridge.hookspecs import hookimpl
+from bridge.domain import CaseSnapshot, RoutingDecision, location_places
+from bridge.hookspecs import declare_section, hookimpl
 
 __version__ = "1.0"
 
@@ -102,9 +102,7 @@ def _tembusan(entries: list[str], case: CaseSnapshot) -> list[str]:
     return out
 
 
-@hookimpl
-def config_section() -> ConfigSection:
-    return ConfigSection("routing_rules", Config)
+config_section = declare_section("routing_rules", Config)
 
 
 @hookimpl

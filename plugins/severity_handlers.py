@@ -43,11 +43,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from bridge.domain import (
     CaseSnapshot,
     Classification,
-    ConfigSection,
     RoutingDecision,
     location_places,
 )
-from bridge.hookspecs import hookimpl
+from bridge.hookspecs import declare_section, hookimpl
 
 __version__ = "1.0"
 
@@ -104,9 +103,7 @@ def handler_set(rule: ClassRule, location: str | None, fallback: str) -> list[st
     return out
 
 
-@hookimpl
-def config_section() -> ConfigSection:
-    return ConfigSection("severity_handlers", Config)
+config_section = declare_section("severity_handlers", Config)
 
 
 @hookimpl
