@@ -254,3 +254,24 @@ def test_receiver_gives_it_back_to_the_sender_queue(pemda: Pemda) -> None:
     with a.sessions() as s:
         assert s.scalar(select(func.count()).select_from(OutboxRow).where(
             OutboxRow.status != "done")) == 0
+
+
+def test_sandbox_answers_each_institution_by_its_bearer_with_latency() -> None:
+    import httpx
+
+    with MultiSandboxServer([A_ID, B_ID], reports=2, faults={"latency_ms": 50}) as sandbox:
+        seen = {}
+        for iid in (A_ID, B_ID):
+            secrets = sandbox.secrets(iid)
+            headers = {"auth": f"Bearer {secrets.bearer.get_secret_value()}",  # type: ignore[union-attr]
+                       "token": secrets.token.get_secret_value()}  # type: ignore[union-attr]
+            got = httpx.get(f"{sandbox.url}/complaints/inbox", headers=headers).json()
+            seen[iid] = sorted(item["id"] for item in got["results"]["data"])
+        assert seen[A_ID] == sandbox.state(A_ID).inbox_ids() != seen[B_ID]
+        assert not set(seen[A_ID]) & set(seen[B_ID])  # id ranges never overlap
+        wrong = httpx.get(f"{sandbox.url}/complaints/inbox",
+                          headers={"auth": "Bearer nope", "token": sandbox.token})
+        assert wrong.status_code == 401
+        admin = httpx.get(sandbox.admin_url(B_ID) + "/state").json()
+        assert admin["institution_id"] == B_ID
+        assert all(sandbox.state(i).counters()["latency"] == 1 for i in (A_ID, B_ID))
