@@ -24,6 +24,12 @@ from bridge.lapor.client import LaporClient
 from bridge.plugins import PluginHost, load_plugins
 from bridge.services.actions import CaseActions
 from bridge.services.deadlines import CaseDeadlines
+from bridge.services.internal_forward import (
+    InternalForwardHook,
+    InternalForwarding,
+    Receiver,
+    ReceiverLookup,
+)
 from bridge.store.db import ensure_schema, make_engine, session_factory
 from bridge.store.models import utcnow
 from bridge.store.register import RegisterFormat
@@ -63,6 +69,11 @@ class Runtime:
         self.tracking: TrackingSettings = tracking_settings(settings)
         self.plugins: PluginHost = load_plugins(settings, calendar=self.calendar)
         self.event_sink: EventSink | None = self._record_event
+        #: This body's code among the bodies of its deployment, and the lookup of the
+        #: others (set by whoever builds the deployment): with it, a forward to one of
+        #: them puts the case in its queue (bridge/services/internal_forward.py).
+        self.body_code: str = settings.regency.code
+        self.receivers: ReceiverLookup | None = None
 
     @cached_property
     def register_format(self) -> RegisterFormat:
@@ -86,9 +97,23 @@ class Runtime:
     def actions(self, clock: Callable[[], datetime] | None = None) -> CaseActions:
         from bridge.services.notices import action_notices
 
+        hook = (InternalForwardHook(self.body_code, self.settings, self.receivers)
+                if self.receivers is not None else None)
         return CaseActions(self.sessions, self.settings, self.workflow,
                            event_sink=self.event_sink, after_change=self.deadlines.refresh,
-                           clock=clock or utcnow, notice=action_notices(self))
+                           clock=clock or utcnow, notice=action_notices(self),
+                           internal_forward=hook)
+
+    def as_receiver(self) -> Receiver:
+        """This body as other bodies of its deployment forward to it."""
+        return Receiver(self.body_code, self.sessions, self.settings, self.workflow,
+                        after_change=self.deadlines.refresh, event_sink=self.event_sink)
+
+    def forwarding(self) -> InternalForwarding | None:
+        """Delivery and following of this body's internal forwards (None: a body alone)."""
+        if self.receivers is None:
+            return None
+        return InternalForwarding(self.body_code, self.actions(), self.receivers)
 
     def pusher(self, client: LaporClient) -> Pusher:
         return Pusher(client, self.sessions, self.settings, event_sink=self.event_sink,

@@ -95,6 +95,13 @@ def run_cycle(rt: Runtime, push: bool = True, refresh_all: bool = False) -> dict
             report["inbox"] = "not available: tracking known cases only"
         if tracked is not None:
             report["track"] = tracked.as_json()
+        forwarding = rt.forwarding()
+        if forwarding is not None:
+            # Forwards to other bodies of the deployment: into their queues, and their
+            # progress (or a case given back) into ours.
+            forwarded = forwarding.run()
+            lines.append(forwarded.summary())
+            report["internal_forward"] = forwarded.as_json()
         if push:
             try:
                 pushed = rt.pusher(client).run()

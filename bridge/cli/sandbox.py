@@ -26,8 +26,15 @@ from bridge.cli.common import config_option, fail, load
 @click.option("--dialect", type=click.Choice(["lapor-v3", "lapor-flat"]),
               default="lapor-v3", show_default=True,
               help="The API shapes it answers in (match [lapor] api_profile).")
+@click.option("--latency-ms", type=click.FloatRange(min=0), default=None,
+              help="Delay every LAPOR! request by this many milliseconds (as --faults' "
+                   "latency_ms).")
+@click.option("--institutions", default=None, metavar="ID,ID,...",
+              help="Serve several institutions, each with its own reports and bearer "
+                   "(sandbox-bearer-<id>), e.g. the OPDs of one Pemda.")
 def sandbox_cmd(host: str, port: int, seed: int, reports: int, bearer: str | None,
-                token: str | None, faults_json: str | None, dialect: str) -> None:
+                token: str | None, faults_json: str | None, dialect: str,
+                latency_ms: float | None, institutions: str | None) -> None:
     """Run the built-in LAPOR! sandbox server (fake credentials, loopback only)."""
 
     # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
@@ -39,17 +46,42 @@ def sandbox_cmd(host: str, port: int, seed: int, reports: int, bearer: str | Non
     if token:
         options["token"] = token
     faults = None
-    if faults_json:
-        try:
-            faults = Faults.model_validate_json(faults_json)
-        except ValidationError as exc:
-            fail(f"--faults: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}", 2)
     try:
+        raw = Faults.model_validate_json(faults_json).model_dump() if faults_json else {}
+        if latency_ms is not None:
+            raw["latency_ms"] = latency_ms
+        faults = Faults.model_validate(raw) if raw else None
+    except ValidationError as exc:
+        fail(f"--faults: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}", 2)
+    ids = _institution_ids(institutions) if institutions else None
+    try:
+        if ids is not None:
+            from bridge.lapor.sandbox.app import SANDBOX_BEARER, SANDBOX_TOKEN
+            from bridge.lapor.sandbox.multi import MultiSandboxServer
+
+            multi = MultiSandboxServer(ids, seed=seed, reports=reports, host=host, port=port,
+                                       faults=faults, dialect=dialect,
+                                       token=token or SANDBOX_TOKEN,
+                                       bearer_prefix=bearer or SANDBOX_BEARER)
+            multi.serve_forever()
+            return
         serve_forever(host=host, port=port, seed=seed, reports=reports, faults=faults,
                       **options)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc} (is another sandbox "
              "running? choose another --port)")
+
+
+def _institution_ids(text: str) -> list[int]:
+    ids: list[int] = []
+    for part in text.split(","):
+        if not part.strip().isdigit() or int(part) < 1:
+            fail(f"--institutions: {part.strip()!r} is not an institution id (a whole "
+                 "number >= 1)", 2)
+        if int(part) in ids:
+            fail(f"--institutions: {int(part)} is listed twice", 2)
+        ids.append(int(part))
+    return ids
 
 
 @click.command("demo")

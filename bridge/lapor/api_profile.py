@@ -168,6 +168,11 @@ class ApiProfile(_Strict):
     fields: dict[str, dict[str, tuple[str, ...]]]
     identity: Identity = Identity()
     create: CreateShape = CreateShape()
+    #: What LAPOR! is told when a case is forwarded to another body of the same
+    #: deployment: ``followup`` (a follow-up addressed to the receiver's institution; the
+    #: disposition stays with the sender) or ``disposition`` (the ``forward`` endpoint
+    #: moves the report's disposition to the receiver, whose inbox then lists it).
+    internal_forward: Literal["followup", "disposition"] = "followup"
 
     @field_validator("endpoints")
     @classmethod

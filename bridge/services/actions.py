@@ -62,6 +62,11 @@ DeadlineHook = Callable[[Session, Case], None]
 #: Queues a notification inside the action's transaction: (session, kind, case,
 #: recipient roles, context). Runtime wires it to the deployment's renderer.
 NoticeHook = Callable[[Session, str, Case, list[str], dict[str, Any]], None]
+#: Called inside a forward's transaction: (session, case, target, tembusan, reason,
+#: actor). When the target is a body of the same deployment it records the delivery and
+#: says what LAPOR! is told ("followup" or "disposition"); None for any other target.
+#: See bridge/services/internal_forward.py.
+ForwardHook = Callable[[Session, Case, OpdSettings, list[str], str, "Actor"], str | None]
 
 
 @dataclass(frozen=True)
@@ -122,8 +127,10 @@ class CaseActions:
         after_change: DeadlineHook | None = None,
         clock: Callable[[], datetime] = utcnow,
         notice: NoticeHook | None = None,
+        internal_forward: ForwardHook | None = None,
     ) -> None:
         self.sessions = sessions
+        self.internal_forward = internal_forward
         self.settings = settings
         self.rules = rules
         self.event_sink = event_sink
@@ -446,8 +453,13 @@ class CaseActions:
             case.data = data
             text = forward_text(opd, copies, reason)
             rows: list[OutboxRow] = []
+            # A body of this deployment: its queue gets the case; LAPOR! hears of it as
+            # the API profile says.
+            tell = (self.internal_forward(session, case, opd, copies, reason, actor)
+                    if self.internal_forward is not None else None)
+            disposition = opd.kind == "body" if tell is None else tell == "disposition"
             if opd.lapor_institution_id is not None and self._on_lapor(session, case):
-                if opd.kind == "body":
+                if disposition:
                     rows.append(OutboxRow(kind="forward", payload={
                         "institution_id": opd.lapor_institution_id, "reason": text}))
                 else:

@@ -30,6 +30,9 @@ ACTION_SENTENCES: dict[str, str] = {
     "close": "Kasus ditutup",
     "archive": "Kasus diarsipkan",
     "reopen": "Kasus dibuka kembali",
+    "return_forward": "Dikembalikan kepada pengirim (bukan kewenangan)",
+    "internal_forward_received": "Diterima dari OPD lain dalam satu Pemda",
+    "internal_forward_delivered": "Diterima di antrean OPD tujuan",
 }
 
 #: Field names of changes, as staff call them.

@@ -302,6 +302,8 @@ __all__ = [
     "Base",
     "Case",
     "CaseEvent",
+    "InternalArrival",
+    "InternalForward",
     "Lease",
     "OutboxRow",
     "OutgoingLetter",
@@ -405,4 +407,61 @@ class OutgoingLetter(Base):
 
     __table_args__ = (
         Index("ux_outgoing_letters_seq", "register", "year", "seq", unique=True),
+    )
+
+
+class InternalForward(Base):
+    """A forward to another body of the same deployment, on the sender's side.
+
+    Written in the forward's own transaction, so a crash loses nothing: a step of the
+    sync cycle delivers it into the receiver's store (``pending`` -> ``delivered``), then
+    follows the receiver's case until it ends (``finished``) or comes back
+    (``returned``). ``dead`` when the receiver refuses it for good.
+    """
+
+    __tablename__ = "internal_forwards"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    #: The receiving body's code.
+    to_body: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    #: What the receiver is given: tembusan, note, actor, sender's institution, ...
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: The receiver's case (its local id and register number there).
+    remote_case_id: Mapped[int | None] = mapped_column(Integer)
+    remote_register_no: Mapped[str | None] = mapped_column(String(64))
+    #: The receiver's case as last seen (stage, label, answers); kept when it ends.
+    snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_internal_forwards_status", "status", "id"),)
+
+
+class InternalArrival(Base):
+    """A case that came from another body of the deployment, on the receiver's side.
+
+    The unique key (sender, sender's forward id) makes a delivery idempotent: delivering
+    the same forward twice finds this row and makes no second case.
+    """
+
+    __tablename__ = "internal_arrivals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    from_body: Mapped[str] = mapped_column(String(40))
+    forward_id: Mapped[int] = mapped_column(Integer)
+    from_case_id: Mapped[int] = mapped_column(Integer)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    arrived_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: Set when the receiver gave it back ("not ours"), with its note.
+    returned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    return_note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ux_internal_arrivals_forward", "from_body", "forward_id", unique=True),
     )

@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="accept only this header name (default: either)")
     serve.add_argument("--faults", default=None,
                        help='fault switches as JSON, e.g. \'{"error_rate": 0.1}\'')
+    serve.add_argument("--latency-ms", type=float, default=None,
+                       help="delay every LAPOR! request by this many milliseconds")
     run = sub.add_parser("bench", help="seed, page the inbox, print the speed")
     run.add_argument("--reports", type=int, default=100_000)
     run.add_argument("--page-size", type=int, default=1000)
@@ -32,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         bench.run(args.reports, args.page_size, args.seed)
         return 0
     faults = json.loads(args.faults) if args.faults else None
+    if args.latency_ms is not None:
+        faults = {**(faults or {}), "latency_ms": args.latency_ms}
     serve_forever(args.port, args.seed, args.reports, host=args.host, faults=faults,
                   institution_id=args.institution_id, bearer_header=args.bearer_header)
     return 0
