@@ -55,7 +55,7 @@ SEED = 20261122
 FAULTS = {
     "error_rate": 0.10,          # 500, 502 (HTML) and 503 with Retry-After
     "latency_ms": 10, "jitter_ms": 40,
-    "throttle_every": 60, "throttle_burst": 4, "retry_after_s": 0,
+    "throttle_every": 25, "throttle_burst": 4, "retry_after_s": 0,
     "drop_rate": 0.05,           # for POSTs, half of them after the write was applied
 }
 
