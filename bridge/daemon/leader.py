@@ -17,6 +17,7 @@ from bridge.daemon import jobs
 from bridge.daemon.health import HealthServer, Metrics
 from bridge.daemon.lease import LeaseManager
 from bridge.daemon.settings import DaemonSettings
+from bridge.daemon.share import Membership
 from bridge.daemon.status import LEADER, STANDBY, STARTING, write_status
 from bridge.runtime import Runtime
 
@@ -44,6 +45,7 @@ class LeaderElection:
     role: str
     scheduler: BlockingScheduler | None
     lease: LeaseManager | None
+    membership: Membership | None
     http: HealthServer | None
     runners: dict[str, JobRunner]
     became_leader: threading.Event
@@ -166,6 +168,11 @@ class LeaderElection:
         rt = self.rt
         if rt is None:
             return
+        if self.membership is not None:
+            try:
+                self.membership.heartbeat()
+            except Exception as exc:
+                log.debug("worker heartbeat not written: %s", exc)
         try:
             write_status(rt.engine, self.holder, self.role, self.started_at,
                          self.next_runs(), self._info())
