@@ -391,3 +391,118 @@ def test_three_workers_twelve_bodies_kill_one_and_return(tmp_path: Path, pg_url:
         assert {w.pid for w in read_workers(pg_engine)} == {victim.pid}
     finally:
         kill_all(procs)
+
+
+# -- SQLite: one worker, said at start -------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_second_daemon_on_sqlite_is_refused_with_one_line(tmp_path: Path) -> None:
+    from bridge.lapor.sandbox import SandboxServer
+    from tests.support.daemon import Store, cli, holder_pid, start_daemon, stop, write_config
+    from tests.support.settings import TEST_BEARER, TEST_TOKEN
+
+    db_url = f"sqlite:///{tmp_path / 'bridge.db'}"
+    with SandboxServer(seed=3, reports=5, bearer=TEST_BEARER, token=TEST_TOKEN,
+                       bearer_header="Authorization") as sandbox:
+        config = write_config(tmp_path / "c.toml", sandbox.url, db_url)
+        assert cli("check-config", "--config", str(config)).returncode == 0
+        store = Store(db_url)
+        first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+        first = start_daemon(config, first_log)
+        procs = [first]
+        try:
+            wait_for("the first daemon to lead",
+                     lambda: holder_pid(store.lease_holder()) == first.pid, procs=procs,
+                     log=first_log)
+            second = start_daemon(config, second_log)
+            procs.append(second)
+            assert second.wait(timeout=60) == 2
+            said = [line for line in second_log.read_text().splitlines()
+                    if "another worker runs on this SQLite database" in line]
+            assert len(said) == 1 and f"pid {first.pid}" in said[0], second_log.read_text()
+
+            checked = cli("check-config", "--config", str(config))
+            assert checked.returncode == 2
+            assert checked.stderr.count("\n") == 1, checked.stderr
+            assert "database.url" in checked.stderr and f"pid {first.pid}" in checked.stderr
+
+            # Once it stops, the next one starts (and check-config is content again).
+            assert stop(first) == 0
+            assert cli("check-config", "--config", str(config)).returncode == 0
+            third = start_daemon(config, tmp_path / "third.log")
+            procs.append(third)
+            wait_for("the next daemon to lead",
+                     lambda: holder_pid(store.lease_holder()) == third.pid, procs=[third],
+                     log=tmp_path / "third.log")
+            assert stop(third) == 0
+        finally:
+            kill_all(procs)
+
+
+# -- real bodies: a Runtime each, one thread each ----------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_slow_body_does_not_hold_up_the_others(tmp_path: Path) -> None:
+    """One worker, three bodies (each its own store and its own LAPOR! account): the body
+    whose LAPOR! answers in 400 ms is still pulling when the two others are done."""
+    import threading
+
+    from sqlalchemy import func
+
+    from bridge.daemon.bodyrun import runtime_work
+    from bridge.daemon.settings import DaemonSettings
+    from bridge.daemon.worker import SharedWorker
+    from bridge.lapor.sandbox import SandboxServer
+    from bridge.runtime import Runtime
+    from bridge.store.db import ensure_schema
+    from bridge.store.models import Case
+    from tests.support.settings import TEST_BEARER, TEST_TOKEN, make_settings
+
+    cfg = DaemonSettings(pull_interval=0.3, push_interval=0.3, events_interval=0.3,
+                         lease_ttl=3.0, lease_renew_interval=0.5, standby_poll_interval=0.3,
+                         stop_timeout=10.0)
+    share_url = f"sqlite:///{tmp_path / 'deployment.db'}"
+    share_engine = make_engine(share_url)
+    ensure_schema(share_engine)
+    faults = {"slow": {"latency_ms": 400}, "fast1": {}, "fast2": {}}
+    servers = {code: SandboxServer(seed=i + 1, reports=30, bearer=TEST_BEARER,
+                                   token=TEST_TOKEN, bearer_header="Authorization",
+                                   faults=faults[code] or None)
+               for i, code in enumerate(faults)}
+    runtimes: dict[str, Runtime] = {}
+    try:
+        for code, server in servers.items():
+            server.__enter__()
+            runtimes[code] = Runtime(make_settings(
+                f"sqlite:///{tmp_path / (code + '.db')}", server.url,
+                lapor={"page_size": 5}))
+        worker = SharedWorker(share_engine, {c: runtime_work(rt, cfg)
+                                             for c, rt in runtimes.items()},
+                              cfg, install_signals=False)
+        codes: list[int] = []
+        thread = threading.Thread(target=lambda: codes.append(worker.run()))
+        thread.start()
+
+        def count(code: str) -> int:
+            with runtimes[code].sessions() as session:
+                return int(session.scalar(select(func.count()).select_from(Case)) or 0)
+
+        try:
+            wait_for("both fast bodies pulled", lambda: count("fast1") == 30
+                     and count("fast2") == 30, timeout=60)
+            assert count("slow") < 30  # 6 pages x 400 ms and more: still at it
+            wait_for("the slow body pulled too", lambda: count("slow") == 30, timeout=60)
+            assert set(worker.share.running()) == set(faults)
+        finally:
+            worker.request_stop("test over")
+            thread.join(30)
+        assert codes == [0]
+        assert owners(share_engine, list(faults)) == dict.fromkeys(faults)
+    finally:
+        for rt in runtimes.values():
+            rt.close()
+        for server in servers.values():
+            server.__exit__(None, None, None)
+        share_engine.dispose()
