@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import signal
 import time
 from pathlib import Path
@@ -28,21 +27,12 @@ from tests.support.settings import TEST_BEARER, TEST_TOKEN
 BOUND = FAST_DAEMON["lease_ttl"] + FAST_DAEMON["standby_poll_interval"]
 SLACK = 8.0
 
-_names = itertools.count()
-
-
-@pytest.fixture
-def pg_url(request: pytest.FixtureRequest) -> str:
-    """Several daemons need PostgreSQL: SQLite refuses a second worker (test_share.py)."""
-    cluster = request.getfixturevalue("pg_cluster")  # skips when there is no PostgreSQL
-    template = request.getfixturevalue("pg_template")
-    return str(cluster.create_database(f"failover{next(_names)}", template=template))
-
 
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_standby_takes_over_after_kill_9_and_after_sigterm(tmp_path: Path,
                                                            pg_url: str) -> None:
+    # Several daemons need PostgreSQL: SQLite refuses a second worker (test_share.py).
     db_url = pg_url
     with SandboxServer(seed=13, reports=80, bearer=TEST_BEARER, token=TEST_TOKEN,
                        bearer_header="Authorization") as sandbox:

@@ -33,15 +33,6 @@ from tests.support.clock import FakeLeaseClock
 from tests.support.daemon import ROOT, daemon_env, kill_all, wait_for
 from tests.support.share_worker import SHARE_DAEMON, body_codes, cycles, meta
 
-_names = itertools.count()
-
-
-@pytest.fixture
-def pg_url(request: pytest.FixtureRequest) -> str:
-    cluster = request.getfixturevalue("pg_cluster")  # skips when there is no PostgreSQL
-    template = request.getfixturevalue("pg_template")
-    return str(cluster.create_database(f"share{next(_names)}", template=template))
-
 
 @pytest.fixture
 def pg_engine(pg_url: str) -> Any:

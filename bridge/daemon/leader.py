@@ -108,6 +108,16 @@ class LeaderElection:
         if self.is_leader and self.lease is not None and not self.lease.still_valid():
             self._demote("the lease could not be renewed")
 
+    def _membership_loop(self) -> None:
+        # Its own thread: a slow write here (SQLite busy with a pull) must never delay
+        # the renewal of the sync lease.
+        while not self.stopping.wait(self.cfg.lease_renew_interval):
+            if self.membership is not None:
+                try:
+                    self.membership.heartbeat()
+                except Exception as exc:
+                    log.debug("worker heartbeat not written: %s", exc)
+
     def _watchdog_loop(self) -> None:
         tick = min(0.5, self.cfg.lease_renew_interval / 4)
         while not self.stopping.wait(tick):
@@ -168,11 +178,6 @@ class LeaderElection:
         rt = self.rt
         if rt is None:
             return
-        if self.membership is not None:
-            try:
-                self.membership.heartbeat()
-            except Exception as exc:
-                log.debug("worker heartbeat not written: %s", exc)
         try:
             write_status(rt.engine, self.holder, self.role, self.started_at,
                          self.next_runs(), self._info())

@@ -291,7 +291,8 @@ class Daemon(LeaderElection):
                  self.http.port, extra={"event": "http", "port": self.http.port})
 
     def _on_started(self, _event: SchedulerEvent) -> None:
-        for name, target in (("lease", self._lease_loop), ("watchdog", self._watchdog_loop)):
+        for name, target in (("lease", self._lease_loop), ("watchdog", self._watchdog_loop),
+                             ("members", self._membership_loop)):
             thread = threading.Thread(target=target, name=f"daemon-{name}", daemon=True)
             self._threads.append(thread)
             thread.start()
