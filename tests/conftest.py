@@ -89,6 +89,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return cluster.create_database(f"t{next(_db_counter)}", template=template)
 
 
+@pytest.fixture
+def pg_url(pg_cluster: PgCluster, pg_template: str) -> str:
+    """A fresh PostgreSQL database migrated to head, for what only PostgreSQL allows
+    (several workers on one database); skipped without PostgreSQL."""
+    return pg_cluster.create_database(f"t{next(_db_counter)}", template=pg_template)
+
+
 @pytest.fixture(params=DATABASES)
 def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database (no schema), once on SQLite, once on PostgreSQL."""

@@ -29,8 +29,11 @@ SLACK = 8.0
 
 
 @pytest.mark.slow
+@pytest.mark.postgres
 def test_standby_takes_over_after_kill_9_and_after_sigterm(tmp_path: Path,
-                                                           db_url: str) -> None:
+                                                           pg_url: str) -> None:
+    # Several daemons need PostgreSQL: SQLite refuses a second worker (test_share.py).
+    db_url = pg_url
     with SandboxServer(seed=13, reports=80, bearer=TEST_BEARER, token=TEST_TOKEN,
                        bearer_header="Authorization") as sandbox:
         config = write_config(tmp_path / "c.toml", sandbox.url, db_url)

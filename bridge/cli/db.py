@@ -7,7 +7,7 @@ import sys
 import click
 
 from bridge.cli.common import config_option, fail, first_line, load
-from bridge.config import ConfigError, load_settings
+from bridge.config import ConfigError, Settings, load_settings
 from bridge.plugins import PluginError
 
 
@@ -24,10 +24,20 @@ def check_config(ctx: click.Context, file: str | None) -> None:
     try:
         settings = load_settings(path)
         check_settings(settings)
+        _check_single_worker(settings)
     except (ConfigError, PluginError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     click.echo(f"{path}: ok ({settings.regency.name}, {settings.regency.code})")
+
+
+def _check_single_worker(settings: Settings) -> None:
+    """SQLite runs one worker: say so before a second one is started on it."""
+    from bridge.daemon.share import SecondWorker, sqlite_worker_at
+
+    running = sqlite_worker_at(settings.database.url)
+    if running is not None:
+        raise ConfigError(settings.source, "database.url", str(SecondWorker(running)))
 
 
 @click.group("db")

@@ -17,6 +17,7 @@ from bridge.daemon import jobs
 from bridge.daemon.health import HealthServer, Metrics
 from bridge.daemon.lease import LeaseManager
 from bridge.daemon.settings import DaemonSettings
+from bridge.daemon.share import Membership
 from bridge.daemon.status import LEADER, STANDBY, STARTING, write_status
 from bridge.runtime import Runtime
 
@@ -44,6 +45,7 @@ class LeaderElection:
     role: str
     scheduler: BlockingScheduler | None
     lease: LeaseManager | None
+    membership: Membership | None
     http: HealthServer | None
     runners: dict[str, JobRunner]
     became_leader: threading.Event
@@ -105,6 +107,16 @@ class LeaderElection:
                       now - self._db_trouble_since, extra={"event": "lease_error"})
         if self.is_leader and self.lease is not None and not self.lease.still_valid():
             self._demote("the lease could not be renewed")
+
+    def _membership_loop(self) -> None:
+        # Its own thread: a slow write here (SQLite busy with a pull) must never delay
+        # the renewal of the sync lease.
+        while not self.stopping.wait(self.cfg.lease_renew_interval):
+            if self.membership is not None:
+                try:
+                    self.membership.heartbeat()
+                except Exception as exc:
+                    log.debug("worker heartbeat not written: %s", exc)
 
     def _watchdog_loop(self) -> None:
         tick = min(0.5, self.cfg.lease_renew_interval / 4)

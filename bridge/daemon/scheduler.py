@@ -59,6 +59,7 @@ from bridge.daemon import jobs
 from bridge.daemon.health import HealthServer, Metrics, collect, health_token, summary_line
 from bridge.daemon.lease import LeaseManager, make_holder
 from bridge.daemon.settings import DaemonSettings, daemon_settings
+from bridge.daemon.share import Membership, SecondWorker
 from bridge.daemon.status import LEADER, STARTING, STOPPED, forget_old
 from bridge.plugins import PluginError
 from bridge.reports.settings import recap_schedules
@@ -102,6 +103,7 @@ class Daemon(LeaderElection):
         self.role = STARTING
         self.scheduler: BlockingScheduler | None = None
         self.lease: LeaseManager | None = None
+        self.membership: Membership | None = None
         self.http: HealthServer | None = None
         self.runners: dict[str, JobRunner] = {}
         self._role_lock = threading.RLock()
@@ -146,7 +148,8 @@ class Daemon(LeaderElection):
                     if self.rt is None:
                         return 1
                 self._build()
-            except (ConfigError, PluginError) as exc:
+                self._join()
+            except (ConfigError, PluginError, SecondWorker) as exc:
                 log.error("%s", exc)
                 return 2
             if self.cfg.http_port is not None:
@@ -202,6 +205,12 @@ class Daemon(LeaderElection):
                 if self.stopping.wait(pause):
                     return None
                 delay = min(delay * 2, self.cfg.start_retry_max_delay)
+
+    def _join(self) -> None:
+        """Be one of the deployment's workers (on SQLite: the only one, else SecondWorker)."""
+        assert self.rt is not None
+        self.membership = Membership(self.rt.engine, self.cfg.lease_ttl, worker_id=self.holder)
+        self.membership.join()
 
     def _build(self) -> None:
         rt = self.rt
@@ -282,7 +291,8 @@ class Daemon(LeaderElection):
                  self.http.port, extra={"event": "http", "port": self.http.port})
 
     def _on_started(self, _event: SchedulerEvent) -> None:
-        for name, target in (("lease", self._lease_loop), ("watchdog", self._watchdog_loop)):
+        for name, target in (("lease", self._lease_loop), ("watchdog", self._watchdog_loop),
+                             ("members", self._membership_loop)):
             thread = threading.Thread(target=target, name=f"daemon-{name}", daemon=True)
             self._threads.append(thread)
             thread.start()
@@ -432,6 +442,11 @@ class Daemon(LeaderElection):
                 log.warning("could not release the sync lease (%s); a standby takes over "
                             "when it expires", _first_line(exc))
         self._heartbeat()
+        if self.membership is not None:
+            try:
+                self.membership.leave()
+            except Exception as exc:
+                log.debug("worker row not removed: %s", exc)
         if self.http is not None:
             self.http.stop()
         if running:

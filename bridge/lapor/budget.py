@@ -57,5 +57,13 @@ class RequestBudget:
             self._sleep(wait)
         return wait
 
+    def drain(self) -> None:
+        """Empty the bucket: the next call waits a full interval, as if the burst had just
+        been spent (a worker taking a body over from another one that may have spent it)."""
+        with self._lock:
+            now = self._clock()
+            self._last = max(self._last, now)
+            self._tokens = min(self._tokens, 0.0)
+
     def __repr__(self) -> str:
         return f"RequestBudget(rate_per_second={self.rate!r})"

@@ -350,6 +350,20 @@ class DaemonStatus(Base):
     info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
+class Worker(Base):
+    """One running ``lapor-bridge run`` process, seen by the others through its heartbeat
+    (database clock): the bodies of a deployment are spread over the live ones."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class TrackedCase(Base):
     """A LAPOR! report followed by id: its detail and follow-ups are polled on a schedule
     (see ``bridge.sync.track``), whether or not an inbox lists it."""
