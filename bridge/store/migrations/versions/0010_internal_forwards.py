@@ -1,6 +1,6 @@
 """internal forwards: a case forwarded to another body of the same deployment
 
-Revision ID: 0014
+Revision ID: 0010
 Revises: 0009
 Create Date: 2027-01-20 10:00:00
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0014"
+revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
