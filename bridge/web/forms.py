@@ -14,9 +14,9 @@ from typing import Literal
 from starlette.datastructures import FormData, UploadFile
 
 from bridge.config import Settings
+from bridge.documents import filetypes
 from bridge.errors import BridgeError
 from bridge.services.actions import ActionResult, Actor, CaseActions, Upload
-from bridge.web import filetypes
 from bridge.workflow.errors import TransitionNotAllowed
 from bridge.workflow.profile import Rule, Workflow
 
