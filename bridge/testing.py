@@ -394,6 +394,8 @@ class FakeLapor:
         self.reports: dict[int, dict[str, Any]] = {}
         self.followups: dict[int, list[dict[str, Any]]] = {}
         self.forwards: list[dict[str, Any]] = []
+        #: The files of each follow-up as received: follow-up id -> [(name, bytes)].
+        self.files: dict[int, list[tuple[str, bytes]]] = {}
         self.data_logs: dict[int, list[dict[str, Any]]] = {}
         self.institutions: list[dict[str, Any]] = [
             {"id": institution_id, "name": "DPMPTSP Kabupaten Contoh"},
@@ -536,6 +538,10 @@ class FakeLapor:
             return self._missing(rid)
         new_id = next(self._ids)
         now = datetime.now(UTC).replace(microsecond=0)
+        files = [f for key in sorted((k for k in form if k.startswith("attachment[")),
+                                     key=lambda k: int(k[11:-1]) if k[11:-1].isdigit() else 0)
+                 for f in form[key] or []]
+        self.files[new_id] = [(str(name), bytes(content)) for name, content in files]
         followup = {
             "id": new_id, "complaint_id": rid, "content": form["content"],
             "created_at": now.astimezone(JAKARTA).strftime(LAPOR_LOCAL_FORMAT),
@@ -544,8 +550,7 @@ class FakeLapor:
             "is_secret": int(str(form.get("is_secret", "0")) in ("1", "true", "True")),
             "template_code": str(form.get("template_code") or ""),
             "rating": int(form.get("rating") or 0),
-            "attachments": [{"id": str(i), "name": f[0]}
-                            for i, f in enumerate(form.get("attachment[0]", []) or [])],
+            "attachments": [{"id": str(i), "name": f[0]} for i, f in enumerate(files)],
         }
         self.followups.setdefault(rid, []).append(followup)
         report["updated_at"] = _jakarta(max(now, datetime.fromisoformat(report["updated_at"])

@@ -140,6 +140,14 @@ MISTAKES: list[tuple[str, list[str], int, tuple[str, ...]]] = [
     ("case forward", ["case", "forward", "1", "--to", "DINAS", "--role", "kasi"], 1,
      ("unknown OPD 'DINAS'",)),
     ("case forward", ["case", "forward", "1", "--role", "kasi"], 2, ("--to",)),
+    ("case forward", ["case", "forward", "1", "--to", "DLH", "--role", "kasi",
+                      "--attach", "{missing}"], 1, ("{missing}",)),
+    ("case approve", ["case", "approve", "1", "--role", "kabid"], 2, ("--document",)),
+    ("case approve", ["case", "approve", "1", "--document", "surat_jawaban", "--role",
+                      "kabid", "--attach", "{missing}"], 1, ("{missing}",)),
+    ("case deliver", ["case", "deliver", "1", "--role", "petugas"], 2, ("--text",)),
+    ("case deliver", ["case", "deliver", "1", "--text", "x", "--role", "petugas",
+                      "--attach", "{missing}"], 1, ("{missing}",)),
     ("case followup", ["case", "followup", "1", "--text", "x", "--role", "analis"], 1,
      ("`lapor-bridge case followup` cannot be used in stage 'received'",
       "what can be done here: lapor-bridge case register")),
@@ -182,7 +190,7 @@ def documented_commands() -> list[str]:
             continue  # `lapor-bridge --help`
         name = " ".join(words[:2]) if len(words) > 1 and words[1] in (
             "upgrade", "show", "new", "followup", "forward", "retry", "add", "--once",
-            "track", "document") \
+            "track", "document", "approve", "deliver") \
             else words[0]
         if name not in found:
             found.append(name)

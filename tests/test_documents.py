@@ -8,14 +8,12 @@ signed and the tembusan.
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from pypdf import PdfReader
 from sqlalchemy import func, select
 
 from bridge.cli import main
@@ -26,6 +24,7 @@ from bridge.services.documents import SECRET, Documents
 from bridge.store.models import OutgoingLetter, RegisterCounter
 from bridge.testing import FakeLapor
 from tests.support.profiles import make_deployment
+from tests.support.profiles import pdf_text as read_pdf
 from tests.support.situbondo import KABID, KADIS, KASI, STAF, UMUM, arrive, to_kasi
 from tests.support.times import wib
 
@@ -44,8 +43,7 @@ DOCUMENTS = {
 
 def pdf_text(content: bytes) -> str:
     assert content.startswith(b"%PDF-")
-    text = "\n".join(p.extract_text() or "" for p in PdfReader(io.BytesIO(content)).pages)
-    return " ".join(text.split())
+    return read_pdf(content)
 
 
 def png_of(content: bytes, path: Path | None = None) -> tuple[int, int]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bridge.reports.jobs import run_recap
-from bridge.services.actions import ActionNotAllowed, Actor, NewCase
+from bridge.services.actions import ActionNotAllowed, Actor, NewCase, Upload
 from bridge.services.sweep import sweep_deadlines
 from bridge.testing import FakeLapor
 from tests.support.profiles import Deployment, make_deployment
@@ -85,13 +85,49 @@ def test_not_satisfied_twice_then_settled_by_the_kepala_dpmptsp(
         assert "menyatakan puas" in endings[2][2] and "Dharmasraya" in endings[2][2]
         # LAPOR! closed the report on the completion template; the bridge reads it back.
         assert d.lapor_status(cid) == "Selesai"
+        # Explained directly, not by letter: each answer says there is no numbered letter.
+        direct = "Jawaban ini disampaikan tanpa surat bernomor.\n"
         assert d.posted(5501) == [
             "Pengaduan Anda sedang kami telaah.",
-            "Berkas yang diminta ulang adalah NIB terbaru; petugas telah menjelaskan "
-            "persyaratannya.",
-            tpp_text,
+            direct + "Berkas yang diminta ulang adalah NIB terbaru; petugas telah "
+            "menjelaskan persyaratannya.",
+            direct + tpp_text,
             "Kepala DPMPTSP membahas pengaduan Anda bersama bidang perizinan.",
-            kadis_text]
+            direct + kadis_text]
+        assert d.letters(5501) == []
+    finally:
+        d.rt.close()
+
+
+def test_not_ours_forwarded_with_the_numbered_surat_penerusan(
+        tmp_path: Path, lapor_mock: FakeLapor) -> None:
+    d = make_deployment("dharmasraya", tmp_path, lapor_mock, wib(2026, 8, 12, 14))
+    try:
+        lapor_mock.add_report(id=5502, title="Limbah sawit ke sungai",
+                              content="Limbah pabrik sawit mengalir ke Batang Hari.",
+                              category="Lingkungan Hidup", created_at=wib(2026, 8, 12, 9))
+        (cid,) = d.pull()
+        a = d.actions()
+        a.register(cid, PETUGAS)
+        a.files_complete(cid, PETUGAS)
+        d.clock.set(wib(2026, 8, 13, 10))
+        reason = "Pencemaran sungai adalah kewenangan Dinas Lingkungan Hidup"
+        photo = Upload("foto-lokasi.jpg", b"\xff\xd8\xff\xe0 foto")
+        assert a.forward(cid, PETUGAS, "DLH", ["Pengadu"], reason,
+                         attachments=[photo]).stage == "forwarded"
+        assert a.archive(cid, PETUGAS).stage == "archived"
+        assert d.push().delivered == 2
+        text = ("Pengaduan ini diteruskan kepada Dinas Lingkungan Hidup Kabupaten Dharmasraya "
+                "sesuai kewenangannya.\nSurat Penerusan Pengaduan nomor "
+                f"1/ADU/DPMPTSP/VIII/2026 (terlampir).\nAlasan: {reason}\nTembusan: Pengadu")
+        # No chain to sign it: the letter is printed and numbered at the forward.
+        [(sent, [(name, pdf), (scan, _)])] = d.letters(5502)
+        assert (sent, scan) == (text, "foto-lokasi.jpg") and name.startswith("surat_penerusan")
+        assert "Nomor : 1/ADU/DPMPTSP/VIII/2026" in pdf and "PEMERINTAH KABUPATEN DHARMASRAYA" \
+            in pdf and "Pencemaran sungai" in pdf
+        [(code, rating, ending)] = d.endings(5502)
+        assert (code, rating) == ("TL-ARSIP", 0) and "bukan merupakan kewenangan" in ending
+        assert d.lapor_status(cid) == "Diarsipkan"
     finally:
         d.rt.close()
 

@@ -103,10 +103,16 @@ def test_report_needing_study_through_the_whole_sop(tmp_path: Path, lapor_mock: 
         assert (code, rating) == ("TL-SELESAI", 0)
         assert "selesai ditindaklanjuti oleh DPMPTSP Kabupaten Klaten" in ending
         assert d.lapor_status(cid) == "Selesai"
+        letter = f"Surat Jawaban nomor 001/ADU/DPMPTSP/VIII/2026 (terlampir).\n{answer}"
         assert d.posted(7301) == [
             "Berkas pengaduan Anda belum lengkap. Mohon dilengkapi: fotokopi KTP pelapor",
             "Pengaduan sedang kami tindak lanjuti; akan dilakukan pemeriksaan lapangan.",
-            answer]
+            letter]
+        # The answer carries the signed letter: its number, the answer, the signatory.
+        [(sent, [(name, pdf)])] = d.letters(7301)
+        assert sent == letter and name.startswith("surat_jawaban-KLATEN-ADU-2026-")
+        assert "Nomor : 001/ADU/DPMPTSP/VIII/2026" in pdf and "PBG gudang Bapak" in pdf
+        assert KADIS.name in pdf and "Sutarno" in pdf
         assert all(f["institution_to"]["id"] == 41287 for f in lapor_mock.followups[7301])
 
         # The monthly recap counts it as finished on time.
@@ -151,8 +157,11 @@ def test_walk_in_answered_on_the_spot_with_the_unit_heads_knowledge(
         # The walk-in complaint goes up to LAPOR! too, then its answer.
         assert d.push().delivered == 2
         (created,) = [r for r in lapor_mock.reports.values() if r["title"].startswith("Persyaratan")]
+        # Answered on the spot: no letter, and the text says so.
         assert d.posted(int(created["id"])) == [
-            "Persyaratan izin reklame telah dijelaskan langsung kepada pemohon."]
+            "Jawaban ini disampaikan tanpa surat bernomor.\nPersyaratan izin reklame telah "
+            "dijelaskan langsung kepada pemohon."]
+        assert d.letters(int(created["id"])) == []
     finally:
         d.rt.close()
 

@@ -83,9 +83,9 @@ def test_bapp_procedure_from_complete_files(tmp_path: Path, lapor_mock: FakeLapo
         assert [(x["role"], x["kind"]) for x in data["approvals"]] == [
             ("kabid", "paraf"), ("sekretaris", "paraf"), ("kepala_dinas", "tanda_tangan")]
         d.clock.set(wib(2026, 4, 2, 9))
-        text = (f"Berita Acara Penyelesaian Pengaduan nomor {number} telah diserahkan kepada "
-                "pemohon: PKKPR diterbitkan pada 1 April 2026.")
-        assert a.answer_delivered(cid, FO, text).stage == "answer_delivered"
+        answer = "BAPP telah diserahkan kepada pemohon: PKKPR diterbitkan pada 1 April 2026."
+        assert a.answer_delivered(cid, FO, answer).stage == "answer_delivered"
+        text = f"Berita Acara Penyelesaian Pengaduan nomor {number} (terlampir).\n{answer}"
         overall = d.deadlines(cid)["overall"]
         assert overall.met and not overall.met_late
         assert a.satisfaction(cid, FO, True).stage == "closed"
@@ -100,6 +100,11 @@ def test_bapp_procedure_from_complete_files(tmp_path: Path, lapor_mock: FakeLapo
             "Kebenaran Aduan",
             "Pengaduan Anda sedang kami kaji bersama bidang perizinan.",
             text]
+        # The signed BAPP (not the surat jawaban, which nobody signed) goes with the answer.
+        [(sent, [(name, pdf)])] = d.letters(8801)
+        assert sent == text and name.startswith("bapp-")
+        assert number in pdf and "PKKPR diterbitkan" in pdf and KADIS.name in pdf
+        assert "Berita Acara Penyelesaian Pengaduan".upper() in pdf.upper()
     finally:
         d.rt.close()
 

@@ -96,6 +96,8 @@ def test_sedang_handled_by_its_team_with_the_kecamatan_and_kelurahan(
         answer = ("Pabrik telah diperintahkan memperbaiki IPAL dalam 14 hari; Tim Teknis "
                   "akan memantau.")
         a.answer_delivered(cid, SEKSI, answer)
+        number = (d.case(cid).data or {})["documents"]["surat_jawaban"]
+        assert number == "001/PGD/DPMPTSP-PBM/VIII/2026"
         a.satisfaction(cid, LOKET, True)
         assert a.archive(cid, PELAPORAN).stage == "archived"
 
@@ -103,8 +105,12 @@ def test_sedang_handled_by_its_team_with_the_kecamatan_and_kelurahan(
         [(code, rating, ending)] = d.endings(9101)
         assert (code, rating) == ("TL-SELESAI", 5) and "Kota Prabumulih" in ending
         assert d.lapor_status(cid) == "Selesai"
+        letter = f"Surat Jawaban nomor {number} (terlampir).\n{answer}"
         assert d.posted(9101) == [
-            "Tim teknis dan aparatur kecamatan akan meninjau lokasi.", answer]
+            "Tim teknis dan aparatur kecamatan akan meninjau lokasi.", letter]
+        [(sent, [(name, pdf)])] = d.letters(9101)
+        assert sent == letter and name.startswith("surat_jawaban-")
+        assert f"Nomor : {number}" in pdf and "memperbaiki IPAL" in pdf and KADIS.name in pdf
 
         # The monthly recap goes to the Walikota through the Sekda.
         paths = run_recap(d.rt, "monthly", now=wib(2026, 9, 1, 7))

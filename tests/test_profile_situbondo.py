@@ -9,13 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from bridge.services.actions import ActionNotAllowed
+from bridge.services.actions import ActionNotAllowed, Upload
 from bridge.services.sweep import sweep_deadlines
 from bridge.services.triage import triage_new_cases
 from bridge.testing import FakeLapor
 from tests.support.profiles import make_deployment
 from tests.support.situbondo import KABID, KABID_PT, KADIS, KASI, STAF, arrive, to_kasi
 from tests.support.times import end_of, wib
+
+#: A scanned page as the office's scanner makes it (a PNG's first bytes are what count).
+SCAN = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def slug(register_no: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in register_no)
 
 
 def test_not_ours_forwarded_to_the_opd_with_tembusan(tmp_path: Path,
@@ -41,7 +48,10 @@ def test_not_ours_forwarded_to_the_opd_with_tembusan(tmp_path: Path,
         with pytest.raises(ActionNotAllowed, match="kabid"):
             a.approve(cid, KADIS, "surat_penerusan")
         assert a.approve(cid, KABID, "surat_penerusan").stage == "forward_in_approval"
-        assert a.approve(cid, KADIS, "surat_penerusan").stage == "forward_approved"
+        # The signed copy is scanned at the signature: it goes with the letter.
+        signed = Upload("penerusan-ttd.png", SCAN)
+        assert a.approve(cid, KADIS, "surat_penerusan", attachments=[signed]).stage \
+            == "forward_approved"
         assert (d.case(cid).data or {})["documents"]["surat_penerusan"] == "001/TRS/431.305/2026"
         d.clock.set(wib(2026, 5, 29, 9))
         reason = "Pengawasan pencemaran lingkungan adalah kewenangan Dinas Lingkungan Hidup"
@@ -57,9 +67,17 @@ def test_not_ours_forwarded_to_the_opd_with_tembusan(tmp_path: Path,
         assert (code, rating) == ("TL-ARSIP", 0)
         assert "bukan merupakan kewenangan DPMPTSP Kabupaten Situbondo" in ending
         assert d.lapor_status(cid) == "Diarsipkan"
-        assert d.posted(6601) == [
-            "Pengaduan ini diteruskan kepada Dinas Lingkungan Hidup Kabupaten Situbondo sesuai "
-            f"kewenangannya.\nAlasan: {reason}\nTembusan: Pihak pengadu; Camat Panarukan"]
+        text = ("Pengaduan ini diteruskan kepada Dinas Lingkungan Hidup Kabupaten Situbondo "
+                "sesuai kewenangannya.\nSurat Penerusan Pengaduan nomor 001/TRS/431.305/2026 "
+                f"(terlampir).\nAlasan: {reason}\nTembusan: Pihak pengadu; Camat Panarukan")
+        assert d.posted(6601) == [text]
+        # The OPD and the complainant get the signed letter with its number, and the scan.
+        [(sent, [(letter, pdf), (scan, _)])] = d.letters(6601)
+        assert sent == text and scan == "penerusan-ttd.png"
+        assert letter == f"surat_penerusan-{slug(d.case(cid).register_no)}.pdf"
+        assert "Nomor : 001/TRS/431.305/2026" in pdf
+        assert "Dinas Lingkungan Hidup Kabupaten Situbondo" in pdf and "Camat Panarukan" in pdf
+        assert "Pengawasan pencemaran lingkungan" in pdf
         # Finished on time: forwarded within the deadline.
         overall = d.deadlines(cid)["overall"]
         assert overall.met and not overall.met_late
@@ -92,8 +110,11 @@ def test_ours_permit_data_checked_and_answer_letter_signed(tmp_path: Path,
         number = (d.case(cid).data or {})["documents"]["surat_jawaban"]
         assert number == "001/ADU/431.305/2026"
         d.clock.set(wib(2026, 6, 4, 9))
-        text = f"Surat jawaban nomor {number}: toko modern telah memiliki izin yang sah."
-        assert a.answer_delivered(cid, STAF, text).stage == "answer_delivered"
+        answer = "Toko modern telah memiliki izin yang sah."
+        receipt = Upload("tanda-terima-pengadu.jpg", b"\xff\xd8\xff\xe0 scan")
+        assert a.answer_delivered(cid, STAF, answer, attachments=[receipt]).stage \
+            == "answer_delivered"
+        text = f"Surat Jawaban nomor {number} (terlampir).\n{answer}"
         assert a.archive(cid, STAF).stage == "archived"
         actors = [(e.kind, e.actor) for e in d.history(cid) if e.kind in ("dispose", "approve")]
         assert actors == [("dispose", KADIS.name), ("dispose", KABID.name),
@@ -104,6 +125,10 @@ def test_ours_permit_data_checked_and_answer_letter_signed(tmp_path: Path,
         assert code == "TL-SELESAI" and "telah selesai ditindaklanjuti" in ending
         assert d.lapor_status(cid) == "Selesai"
         assert d.posted(6602) == ["Pengaduan sedang ditangani; lokasi telah ditinjau.", text]
+        [(sent, [(letter, pdf), (scan, _)])] = d.letters(6602)
+        assert (sent, scan) == (text, "tanda-terima-pengadu.jpg")
+        assert letter.startswith("surat_jawaban-") and f"Nomor : {number}" in pdf
+        assert answer in pdf and KADIS.name in pdf  # signed by the Kepala Dinas
     finally:
         d.rt.close()
 
@@ -123,13 +148,18 @@ def test_other_body_through_lapor_bukan_wewenang(tmp_path: Path,
         a.approve(cid, KADIS, "surat_penerusan")
         reason = "Pertanahan adalah kewenangan Kantor Pertanahan (ATR/BPN)"
         assert a.forward(cid, STAF, "BPN", ["Pihak pengadu"], reason).stage == "forwarded_out"
-        assert d.push().delivered == 1
+        # The letter goes first, on our side of the report; then the "bukan wewenang".
+        assert d.push().delivered == 2
         (sent,) = lapor_mock.forwards
         assert (sent["complaint_id"], sent["reason"], sent["not_authority"]) == (
             6603, 3910, 1)
-        assert sent["reason_description"] == (
-            "Pengaduan ini diteruskan kepada Kantor Pertanahan Kabupaten Situbondo sesuai "
-            f"kewenangannya.\nAlasan: {reason}\nTembusan: Pihak pengadu")
+        text = ("Pengaduan ini diteruskan kepada Kantor Pertanahan Kabupaten Situbondo sesuai "
+                "kewenangannya.\nSurat Penerusan Pengaduan nomor 001/TRS/431.305/2026 "
+                f"(terlampir).\nAlasan: {reason}\nTembusan: Pihak pengadu")
+        assert sent["reason_description"] == text
+        [(posted, [(letter, pdf)])] = d.letters(6603)
+        assert posted == text and letter.startswith("surat_penerusan-")
+        assert "Nomor : 001/TRS/431.305/2026" in pdf and "Kantor Pertanahan" in pdf
         assert lapor_mock.reports[6603]["disposition_id"] == 3910
     finally:
         d.rt.close()

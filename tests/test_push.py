@@ -199,6 +199,8 @@ def test_forward_body_and_uncertain_forward(rt: Any) -> None:
         s.query(OutboxRow).delete()
     a.register(cid, PETUGAS)
     a.forward(cid, KASI, "BPN", ["Pelapor"], "urusan pertanahan")
+    # The surat penerusan goes first, as a follow-up on our side; then the forward.
+    letter = respx.post(f"{BASE}/complaints/followup/add").mock(return_value=ok(31))
     reject = respx.post(f"{BASE}/complaints/process/108/reject").mock(
         side_effect=[httpx.ReadTimeout("slow")])
     detail = respx.get(f"{BASE}/complaints/108/complaint").mock(return_value=httpx.Response(
@@ -207,8 +209,9 @@ def test_forward_body_and_uncertain_forward(rt: Any) -> None:
     with rt.client() as client:
         pusher(rt, client).run()
         pusher(rt, client, FAR_FUTURE).run()
+    assert letter.call_count == 1 and b"surat_penerusan-" in letter.calls[0].request.content
     assert reject.call_count == 1 and detail.call_count == 1
-    assert rows(rt)[0].status == "done"
+    assert [r.status for r in rows(rt)] == ["done", "done"]
     # lapor-v3 (the default profile) sends the forward as a JSON body.
     body = json.loads(reject.calls[0].request.content)
     assert body["not_authority"] == 1 and body["reason"] == 114

@@ -143,9 +143,12 @@ def test_forward_body_needs_reason(runtime_factory: Any) -> None:
     res = a.forward(cid, KASI, "BPN", ["Pelapor"], "sengketa tanah bukan wewenang kami")
     assert res.stage == "forwarded_out"
     with rt.sessions() as s:
-        row = s.get(OutboxRow, res.outbox_ids[0])
+        letter, row = (s.get(OutboxRow, i) for i in res.outbox_ids)
         assert row is not None and row.kind == "forward"
         assert row.payload["institution_id"] == 114
+        # The surat penerusan goes first, on our side of the report.
+        assert letter is not None and letter.kind == "followup"
+        assert len(letter.payload["file_ids"]) == 1
 
 
 def test_local_case_without_push(runtime_factory: Any) -> None:

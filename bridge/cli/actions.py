@@ -171,9 +171,13 @@ def case_new(ctx: click.Context, file_: str | None, title: str | None,
 @click.option("--to", "to", required=True, help="OPD code from the config's [[opds]].")
 @click.option("--tembusan", multiple=True, help="Who gets a copy (repeatable).")
 @click.option("--note", help="Why (sent with the forward).")
+@click.option("--attach", multiple=True, type=click.Path(),
+              help="Scan or signed copy to attach: PDF or image (repeatable).")
 def case_forward(ctx: click.Context, ref: str, to: str, tembusan: tuple[str, ...],
-                 note: str | None, actor: str, role: str, as_json: bool) -> None:
-    _run(ctx, lambda a: a.forward(ref, _actor(actor, role), to, tembusan, note), as_json)
+                 note: str | None, attach: tuple[str, ...], actor: str, role: str,
+                 as_json: bool) -> None:
+    _run(ctx, lambda a: a.forward(ref, _actor(actor, role), to, tembusan, note,
+                                  attachments=[_upload(p) for p in attach]), as_json)
 
 @action_command("followup", "Post a follow-up (tindak lanjut) that LAPOR! shows.")
 @click.argument("ref")
@@ -192,17 +196,26 @@ def case_followup(ctx: click.Context, ref: str, text: str, attach: tuple[str, ..
 @click.option("--document", required=True, help="e.g. surat_jawaban, bapp.")
 @click.option("--number", help="The document's number, when given by hand.")
 @click.option("--note")
+@click.option("--attach", multiple=True, type=click.Path(),
+              help="Scan or signed copy to attach: PDF or image (repeatable).")
 def case_approve(ctx: click.Context, ref: str, document: str, number: str | None,
-                 note: str | None, actor: str, role: str, as_json: bool) -> None:
-    _run(ctx, lambda a: a.approve(ref, _actor(actor, role), document, number, note),
-         as_json)
+                 note: str | None, attach: tuple[str, ...], actor: str, role: str,
+                 as_json: bool) -> None:
+    _run(ctx, lambda a: a.approve(ref, _actor(actor, role), document, number, note,
+                                  attachments=[_upload(p) for p in attach]), as_json)
 
 @action_command("deliver", "The answer reached the complainant (posted to LAPOR!).")
 @click.argument("ref")
-@click.option("--text", required=True, help="The answer as LAPOR! shows it.")
-def case_deliver(ctx: click.Context, ref: str, text: str, actor: str, role: str,
-                 as_json: bool) -> None:
-    _run(ctx, lambda a: a.answer_delivered(ref, _actor(actor, role), text), as_json)
+@click.option("--text", required=True,
+              help="The answer as LAPOR! shows it; the signed answer document's number "
+                   "is put before it and its PDF attached.")
+@click.option("--attach", multiple=True, type=click.Path(),
+              help="Scan or signed copy to attach: PDF or image (repeatable).")
+def case_deliver(ctx: click.Context, ref: str, text: str, attach: tuple[str, ...],
+                 actor: str, role: str, as_json: bool) -> None:
+    _run(ctx, lambda a: a.answer_delivered(ref, _actor(actor, role), text,
+                                           attachments=[_upload(p) for p in attach]),
+         as_json)
 
 
 #: A table command's call: the case actions, the case, who acts, the command's options.

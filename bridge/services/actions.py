@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.config import OpdSettings, Settings
 from bridge.errors import BridgeError
+from bridge.services import enclosures
 from bridge.services.queue import CaseNotFound, find_case
 from bridge.services.receipt import BadReceipt, check_received_at
 from bridge.store import register
@@ -265,6 +266,52 @@ class CaseActions:
         session.flush()
         return stored
 
+    def _store_scans(self, session: Session, case: Case, uploads: Sequence[Upload]
+                     ) -> list[StoredFile]:
+        """Scans and signed copies: PDF or images only (judged by content, as on the web
+        page), within the attachment limit."""
+        checked = []
+        for up in uploads:
+            problem = enclosures.scan_problem(up.name, up.content)
+            if problem is not None:
+                raise BadInput(problem)
+            name, mime = enclosures.stored_as(up.name, up.content)
+            checked.append(Upload(name, up.content, mime))
+        return self._store_files(session, case, checked)
+
+    def _letter(self, session: Session, case: Case, kind: str | None, actor: Actor, *,
+                answer: str | None = None, reason: str | None = None
+                ) -> tuple[str | None, list[StoredFile]]:
+        """The number of the document ``kind`` and, where the profile attaches documents,
+        its PDF stored for the follow-up, with the scans signed with it. Rendered in the
+        action's transaction: a failure writes nothing and uses no number up."""
+        if kind is None:
+            return None, []
+        # Lazy: the documents service loads the templates and the PDF library.
+        from bridge.documents import DocumentError
+        from bridge.services.documents import Documents
+
+        data = case.data or {}
+        signed = str((data.get("documents") or {}).get(kind) or "") or None
+        if not self.rules.profile.attach_documents and (
+                signed or kind in self.rules.profile.approvals):
+            return signed, []
+        try:
+            doc = Documents(self.sessions, self.settings, self.rules).render(
+                session, case, kind, now=self.clock(), actor=actor.name, answer=answer,
+                reason=reason)
+        except DocumentError as exc:
+            raise BadInput(f"{case.register_no}: {exc}") from exc
+        if not self.rules.profile.attach_documents:
+            return doc.number, []
+        files = self._store_files(session, case, [Upload(doc.filename, doc.content,
+                                                         "application/pdf")])
+        scans = enclosures.signed_scans(data, kind)
+        if scans:
+            files += list(session.scalars(select(StoredFile).where(
+                StoredFile.id.in_(scans), StoredFile.case_id == case.id)))
+        return doc.number, files
+
     # -- intake ----------------------------------------------------------------------
 
     def new_case(self, new: NewCase, actor: Actor) -> ActionResult:
@@ -433,12 +480,15 @@ class CaseActions:
                          expected_version=expected_version, fields={"unit": to})
 
     def forward(self, ref: str | int, actor: Actor, to: str, tembusan: Sequence[str] = (),
-                note: str | None = None, expected_version: int | None = None) -> ActionResult:
+                note: str | None = None, expected_version: int | None = None,
+                attachments: Sequence[Upload] = ()) -> ActionResult:
         """Forward a case outside our authority, with a tembusan (copy) list.
 
-        To an OPD of the regency: a disposition on LAPOR! to its institution. To another
-        body: LAPOR!'s "bukan wewenang". No reporter identity is ever written into what
-        is sent: a rahasia reporter stays known to our admin only.
+        To an OPD of the regency: a disposition on LAPOR! to its institution, as a
+        follow-up carrying the surat penerusan (its number quoted) and the scans. To
+        another body: LAPOR!'s "bukan wewenang", whose reason quotes the number; the
+        letter and scans go first as a follow-up on our side. No reporter identity is
+        ever written into what is sent: a rahasia reporter stays known to our admin only.
         """
         opd = self._opd(to)
         copies = [t.strip() for t in tembusan if t.strip()]
@@ -451,22 +501,37 @@ class CaseActions:
             data = dict(case.data or {})
             data["forward"] = {"to": opd.code, "name": opd.name, "tembusan": copies}
             case.data = data
-            text = forward_text(opd, copies, reason)
+            scans = self._store_scans(session, case, attachments)
             rows: list[OutboxRow] = []
+            changes: dict[str, Any] = {"forwarded_to": [old, opd.code],
+                                       "tembusan": [None, copies]}
+            if scans:
+                changes["files"] = [None, [f.name for f in scans]]
             # A body of this deployment: its queue gets the case; LAPOR! hears of it as
             # the API profile says.
             tell = (self.internal_forward(session, case, opd, copies, reason, actor)
                     if self.internal_forward is not None else None)
             disposition = opd.kind == "body" if tell is None else tell == "disposition"
-            if opd.lapor_institution_id is not None and self._on_lapor(session, case):
-                if disposition:
-                    rows.append(OutboxRow(kind="forward", payload={
-                        "institution_id": opd.lapor_institution_id, "reason": text}))
-                else:
-                    rows = self._followup_row(session, case, text,
-                                              institution_to_id=opd.lapor_institution_id,
-                                              purpose="forward")
-            return {"forwarded_to": [old, opd.code], "tembusan": [None, copies]}, rows
+            if opd.lapor_institution_id is None or not self._on_lapor(session, case):
+                return changes, rows
+            kind = enclosures.forward_kind(self.rules, data)
+            number, files = self._letter(session, case, kind, actor, reason=reason)
+            line = enclosures.document_line(kind, number, bool(files), "Penerusan")
+            if kind is not None:
+                changes["document"] = [None, enclosures.document_line(kind, number, False)]
+            files += scans
+            text = forward_text(opd, copies, reason, line)
+            if disposition:
+                if files:
+                    rows = self._followup_row(session, case, text, files,
+                                              purpose="forward_letter")
+                rows.append(OutboxRow(kind="forward", payload={
+                    "institution_id": opd.lapor_institution_id, "reason": text}))
+            else:
+                rows = self._followup_row(session, case, text, files,
+                                          institution_to_id=opd.lapor_institution_id,
+                                          purpose="forward")
+            return changes, rows
 
         fields = {"target": opd.code, "institution_id": opd.lapor_institution_id or opd.code,
                   "reason": reason}
@@ -491,12 +556,14 @@ class CaseActions:
 
     def approve(self, ref: str | int, actor: Actor, document: str,
                 number: str | None = None, note: str | None = None,
-                expected_version: int | None = None) -> ActionResult:
+                expected_version: int | None = None,
+                attachments: Sequence[Upload] = ()) -> ActionResult:
         """Record the next approval step (paraf or tanda tangan) of a document's chain.
 
         Whose turn it is comes from the profile's approval chain; a numbered document
         (BAPP, surat jawaban) gets its number from the register at its last step unless
-        one is given by hand.
+        one is given by hand. ``attachments``: scans or the signed copy (PDF or images),
+        which go to LAPOR! with the document when it is delivered or forwarded.
         """
         if not document.strip():
             raise BadInput("name the document being approved")
@@ -504,8 +571,10 @@ class CaseActions:
 
         def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
             position = move.approval
+            scans = self._store_scans(session, case, attachments)
             if position is None:  # the profile's approve rule names no chain
-                return {"approval": [None, {"document": document, "by": actor.name}]}, []
+                return {"approval": [None, {"document": document, "by": actor.name}],
+                        **({"files": [None, [f.name for f in scans]]} if scans else {})}, []
             data = dict(case.data or {})
             done = dict(data.get("approvals_done") or {})
             done[document] = [*done.get(document, []), actor.role]
@@ -514,6 +583,9 @@ class CaseActions:
                                                position.assigns_number, actor)
             entry = {"document": document, "step": position.index + 1, "kind": position.kind,
                      "by": actor.name, "role": actor.role, "at": self.clock().isoformat()}
+            if scans:
+                entry["file_ids"] = [f.id for f in scans]
+                entry["files"] = [f.name for f in scans]
             if doc_number:
                 entry["number"] = doc_number
                 data["documents"] = {**data.get("documents", {}), document: doc_number}
@@ -525,13 +597,31 @@ class CaseActions:
                          expected_version=expected_version, fields={"document": document})
 
     def answer_delivered(self, ref: str | int, actor: Actor, text: str,
-                         expected_version: int | None = None) -> ActionResult:
-        """The answer (letter or BAPP) reached the complainant; LAPOR! gets it as follow-up."""
+                         expected_version: int | None = None,
+                         attachments: Sequence[Upload] = ()) -> ActionResult:
+        """The answer (letter or BAPP) reached the complainant; LAPOR! gets it as follow-up.
+
+        The follow-up quotes the signed answer document's number (or says there is no
+        numbered letter) and carries its PDF, the signed scans and ``attachments``."""
         if not text.strip():
             raise BadInput("give the answer's text (what LAPOR! shows the complainant)")
+        answer = text.strip()
 
         def apply(session: Session, case: Case, move: Move) -> tuple[dict[str, Any], list[OutboxRow]]:
-            return {}, self._followup_row(session, case, text.strip(), purpose="answer")
+            scans = self._store_scans(session, case, attachments)
+            changes: dict[str, Any] = {}
+            if scans:
+                changes["files"] = [None, [f.name for f in scans]]
+            if not self._on_lapor(session, case):
+                return changes, []
+            kind = enclosures.answer_kind(self.rules, case.data or {})
+            number, files = self._letter(session, case, kind, actor, answer=answer)
+            line = enclosures.document_line(kind, number, bool(files))
+            if kind is not None:
+                changes["document"] = [None, enclosures.document_line(kind, number, False)]
+            content = enclosures.with_line(line, answer, number)
+            return changes, self._followup_row(session, case, content, [*files, *scans],
+                                               purpose="answer")
 
         return self._act(ref, "answer_delivered", actor, apply,
                          expected_version=expected_version)
@@ -680,9 +770,13 @@ def approvals_done(case: Case, document: str) -> tuple[str, ...]:
     return tuple(str(r) for r in done)
 
 
-def forward_text(opd: OpdSettings, tembusan: Sequence[str], reason: str) -> str:
-    """What LAPOR! and the complainant read about a forward (Bahasa Indonesia)."""
+def forward_text(opd: OpdSettings, tembusan: Sequence[str], reason: str,
+                 letter: str | None = None) -> str:
+    """What LAPOR! and the complainant read about a forward (Bahasa Indonesia);
+    ``letter``: the sentence naming the surat penerusan."""
     lines = [f"Pengaduan ini diteruskan kepada {opd.name} sesuai kewenangannya."]
+    if letter:
+        lines.append(letter)
     if reason:
         lines.append(f"Alasan: {reason}")
     if tembusan:

@@ -105,14 +105,27 @@ class Documents:
         """The PDF of ``kind`` for case ``ref``. Raises DocumentError or CaseNotFound."""
         check_kind(kind)
         with self.sessions() as session, session.begin():
-            case = find_case(session, ref)
-            number = self._case_number(session, case, kind, now, actor)
-            context = self.case_context(session, case, kind, now=now, number=number,
-                                        reveal_secret=reveal_secret)
-            html = render_html(self.env, f"{kind}.html.j2", context)
-            content = self._pdf(kind, [html], case.register_no)
-            safe = "".join(ch if ch.isalnum() else "-" for ch in case.register_no)
-            return Document(kind, f"{kind}-{safe}.pdf", content, number)
+            return self.render(session, find_case(session, ref), kind, now=now,
+                               reveal_secret=reveal_secret, actor=actor)
+
+    def render(self, session: Session, case: Case, kind: str, *, now: datetime,
+               reveal_secret: bool = False, actor: str | None = None,
+               answer: str | None = None, reason: str | None = None) -> Document:
+        """The PDF of ``kind`` inside the caller's transaction (an action that sends it to
+        LAPOR!): a number it takes is rolled back with the action. ``answer`` and
+        ``reason``: the text being delivered or the forward's reason, which the action
+        has not written to the history yet."""
+        number = self._case_number(session, case, kind, now, actor)
+        context = self.case_context(session, case, kind, now=now, number=number,
+                                    reveal_secret=reveal_secret)
+        if answer is not None:
+            context["answer"] = answer
+        if reason is not None:
+            context["forward"] = {**context["forward"], "reason": _short(reason, 300)}
+        html = render_html(self.env, f"{kind}.html.j2", context)
+        content = self._pdf(kind, [html], case.register_no)
+        safe = "".join(ch if ch.isalnum() else "-" for ch in case.register_no)
+        return Document(kind, f"{kind}-{safe}.pdf", content, number)
 
     def _case_number(self, session: Session, case: Case, kind: str, now: datetime,
                      actor: str | None) -> str | None:

@@ -14,9 +14,9 @@ from typing import Literal
 from starlette.datastructures import FormData, UploadFile
 
 from bridge.config import Settings
+from bridge.documents import filetypes
 from bridge.errors import BridgeError
 from bridge.services.actions import ActionResult, Actor, CaseActions, Upload
-from bridge.web import filetypes
 from bridge.workflow.errors import TransitionNotAllowed
 from bridge.workflow.profile import Rule, Workflow
 
@@ -69,6 +69,12 @@ class ActionForm:
 
 def _note(label: str = "Catatan", required: bool = False) -> FormField:
     return FormField("catatan", label, required=required, provides=("reason",))
+
+
+def _scans() -> FormField:
+    """Scans and signed copies on approve, deliver and forward (PDF or images)."""
+    return FormField("lampiran", "Pindaian / salinan bertanda tangan (PDF atau gambar)",
+                     kind="files")
 
 
 def _opd_choices(settings: Settings, kind: str) -> tuple[tuple[str, str], ...]:
@@ -157,7 +163,9 @@ def _form_for(workflow: Workflow, settings: Settings, rule: Rule, role: str,
             FormField("tembusan", "Tembusan (satu per baris)", kind="lines",
                       default="Pelapor", max_len=SHORT_MAX),
             _note("Alasan penerusan" if kind == "opd" else "Alasan bukan wewenang"),
-        ), to_lapor=lapor("Penerusan dan tembusan dicatat di LAPOR!"),
+            _scans(),
+        ), to_lapor=lapor("Penerusan dan tembusan dicatat di LAPOR!, dengan surat penerusan "
+                          "(PDF, bernomor) dan lampirannya."),
             unavailable=unavailable)
     if a == "followup" and rule.step is None:
         steps = (("", "Tindak lanjut kepada pelapor (dikirim ke LAPOR!)" if on_lapor
@@ -181,7 +189,9 @@ def _form_for(workflow: Workflow, settings: Settings, rule: Rule, role: str,
         return form((
             FormField("isi", "Isi jawaban (ditampilkan kepada pelapor)", required=True,
                       max_len=CONTENT_MAX, provides=("content",)),
-        ), to_lapor=lapor("Jawaban dikirim ke LAPOR! sebagai tindak lanjut."))
+            _scans(),
+        ), to_lapor=lapor("Jawaban dikirim ke LAPOR! sebagai tindak lanjut, dengan nomor dan "
+                          "PDF surat jawaban/BAPP yang telah ditandatangani."))
     if a == "escalate":
         levels = tuple((lv.name, lv.label) for lv in workflow.profile.deadlines.escalation.levels)
         level = (FormField("tingkat", "Eskalasi ke", kind="select", required=True,
@@ -211,6 +221,7 @@ def _approve_form(workflow: Workflow, rule: Rule, role: str,
         fields.append(FormField("nomor", "Nomor dokumen", kind="text", max_len=100,
                                 help="Kosongkan untuk nomor otomatis dari buku register."))
     fields.append(_note())
+    fields.append(_scans())
     step_note = f"Langkah {position.index + 1} dari {len(chain.steps)}"
     return replace(base, label=f"{kind}: {chain.label}", submit=f"{kind} {chain.label}",
                    fields=tuple(fields), note=step_note, document=document)
@@ -341,7 +352,7 @@ def run_action(actions: CaseActions, spec: ActionForm, case_id: int, actor: Acto
     if a in ("forward_opd", "forward_body"):
         copies = [ln.strip() for ln in values.get("tembusan", "").split("\n") if ln.strip()]
         return actions.forward(case_id, actor, values["opd"], copies, note,
-                               expected_version=v)
+                               expected_version=v, attachments=uploads)
     if a == "followup":
         step = spec.step or values.get("jenis") or None
         if step:
@@ -350,9 +361,11 @@ def run_action(actions: CaseActions, spec: ActionForm, case_id: int, actor: Acto
         return actions.followup(case_id, actor, values["isi"], uploads, expected_version=v)
     if a == "approve":
         return actions.approve(case_id, actor, spec.document or "",
-                               values.get("nomor") or None, note, expected_version=v)
+                               values.get("nomor") or None, note, expected_version=v,
+                               attachments=uploads)
     if a == "answer_delivered":
-        return actions.answer_delivered(case_id, actor, values["isi"], expected_version=v)
+        return actions.answer_delivered(case_id, actor, values["isi"], expected_version=v,
+                                        attachments=uploads)
     if a in ("satisfied", "not_satisfied"):
         return actions.satisfaction(case_id, actor, a == "satisfied", note,
                                     expected_version=v)

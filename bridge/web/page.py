@@ -54,7 +54,7 @@ CHANGE_LABELS = {
     "remote_disposition_id": "ID disposisi LAPOR!", "remote_disposition_name":
     "Disposisi LAPOR!", "title": "Judul", "content": "Isi", "category": "Kategori",
     "location": "Lokasi", "reporter": "Pelapor", "attachments": "Lampiran", "followup":
-    "Tindak lanjut", "files": "Berkas", "approval": "Persetujuan", "satisfied": "Puas",
+    "Tindak lanjut", "files": "Berkas", "document": "Dokumen", "approval": "Persetujuan", "satisfied": "Puas",
     "escalated_to": "Eskalasi ke", "step": "Langkah", "outbox_id": "Baris kotak keluar",
     "is_anonymous": "Anonim", "is_secret": "Rahasia", "followup_id": "ID tindak lanjut LAPOR!",
     "created_at": "Waktu di LAPOR!",

@@ -246,6 +246,10 @@ class WorkflowProfile(_Model):
     #: ``[workflow.lapor.<action>]``: what LAPOR! is sent on close, archive, satisfied,
     #: not_satisfied and reopen.
     lapor: dict[Name, LaporMessage] = Field(default_factory=dict)
+    #: Whether the follow-up LAPOR! gets on ``answer_delivered`` and on a forward carries
+    #: the PDF of the signed document (the surat jawaban or BAPP, the surat penerusan);
+    #: its number is quoted in the text either way.
+    attach_documents: bool = True
 
 
 # ---------------------------------------------------------------------------------------

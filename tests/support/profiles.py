@@ -8,12 +8,14 @@ loopback (``smtp_sink``), and records what the notification channels were given.
 from __future__ import annotations
 
 import copy
+import io
 import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pypdf import PdfReader
 from sqlalchemy import select
 
 from bridge.config import settings_from_mapping
@@ -59,6 +61,12 @@ class Recorder:
 
     def of(self, kind: str) -> list[Notification]:
         return [n for n in self.notifications if n.kind == kind]
+
+
+def pdf_text(content: bytes) -> str:
+    """A PDF's text as a reader extracts it, on one line."""
+    text = "\n".join(p.extract_text() or "" for p in PdfReader(io.BytesIO(content)).pages)
+    return " ".join(text.split())
 
 
 def profile_data(name: str) -> dict[str, Any]:
@@ -135,6 +143,15 @@ class Deployment:
         return [(f["template_code"], f["rating"], strip_markers(f["content"]))
                 for f in self.lapor.followups.get(lapor_id, [])
                 if f.get("template_code") or f.get("rating")]
+
+    def letters(self, lapor_id: int) -> list[tuple[str, list[tuple[str, str]]]]:
+        """Each follow-up LAPOR! received for a report that carried files: its text (no
+        marker) and each file as (name, its text: a PDF read back, or "" for an image)."""
+        return [(strip_markers(f["content"]),
+                 [(name, pdf_text(content) if content.startswith(b"%PDF-") else "")
+                  for name, content in self.lapor.files.get(int(f["id"]), [])])
+                for f in self.lapor.followups.get(lapor_id, [])
+                if self.lapor.files.get(int(f["id"]))]
 
     def lapor_status(self, case_id: int) -> str | None:
         """The report's status on LAPOR! as the bridge has read it back (a pull)."""

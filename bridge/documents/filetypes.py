@@ -1,4 +1,5 @@
-"""What an uploaded file is, judged by its first bytes: the page takes PDF and images only.
+"""What an uploaded file is, judged by its first bytes: uploads (the web page's and the scans
+staff attach on approve, deliver and forward) are PDF and images only.
 
 The name and the browser's Content-Type are the uploader's word; the content is not. A
 file is stored with the type its content shows, and its name gets the matching extension,
