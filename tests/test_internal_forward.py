@@ -172,7 +172,10 @@ def test_delivery_after_a_crash_makes_one_case_with_the_files(
     assert pemda.forward_row(case_id).status == DELIVERED
     with pemda.b.sessions() as s:
         assert s.scalar(select(func.count()).select_from(InternalArrival)) == 1
-        [stored] = s.scalars(select(StoredFile).where(StoredFile.case_id == got.id)).all()
+        # The photo, and the surat penerusan the forward printed: each once.
+        stored, letter = s.scalars(select(StoredFile).where(
+            StoredFile.case_id == got.id).order_by(StoredFile.id)).all()
+        assert letter.name.startswith("surat_penerusan-") and letter.content[:5] == b"%PDF-"
         assert (stored.name, stored.content) == (photo.name, photo.content)
     assert got.attachments == [{"id": f"local-{stored.id}", "name": "foto_limbah.jpg",
                                 "size": len(photo.content), "mime": "image/jpeg"}]
