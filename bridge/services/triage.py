@@ -73,6 +73,8 @@ class CaseTriage:
     skipped: str | None = None
     #: Decisions applied by this very call (their notifications go out once).
     newly_applied: list[str] = field(default_factory=list)
+    #: Its arrival was queued for the stage's roles (on its own or in a digest).
+    announced: bool = False
 
     @property
     def applied(self) -> list[str]:
@@ -102,6 +104,10 @@ class TriageResult:
     @property
     def failed(self) -> int:
         return sum(1 for c in self.cases if c.failures)
+
+    @property
+    def announced(self) -> int:
+        return sum(1 for c in self.cases if c.announced)
 
     def summary(self) -> str:
         return (f"triage: {len(self.cases)} cases, {self.applied} decisions applied, "
@@ -260,6 +266,9 @@ class _Context:
     #: (and a plugin listens); another sink is called per case in the same transaction.
     own_sink: bool
     record_changed: bool
+    #: Many cases arrived at once: announce them by digests (``[notifications]
+    #: digest_threshold``), one per recipient group and batch.
+    digest: bool = False
 
 
 @dataclass
@@ -430,6 +439,8 @@ class _Rows:
     history: list[dict[str, Any]]
     pending: list[dict[str, Any]]
     changed_event: bool
+    #: Its arrival, left for the batch's digest: the roles to tell and the case as shown.
+    arrival: tuple[tuple[str, ...], CaseSnapshot] | None = None
 
 
 def _case_rows(ctx: _Context, decided: _Decided, row: Any, announce: bool) -> _Rows:
@@ -453,13 +464,20 @@ def _case_rows(ctx: _Context, decided: _Decided, row: Any, announce: bool) -> _R
         pending.append(event_row("case_changed", row.id,
                                  {"changes": {"triage": [None, "updated"]}, "side": "system"}))
     renderer = ctx.renderer
+    arrival: tuple[tuple[str, ...], CaseSnapshot] | None = None
     if renderer is not None:
-        view = snapshot_from_row(SimpleNamespace(**{**vars(row), "data": data,
+        # Templates never see case.data (CaseView has no such field): the snapshot is
+        # built without it rather than deep-copying the triage state once more.
+        view = snapshot_from_row(SimpleNamespace(**{**vars(row), "data": None,
                                                     "attention": attention}))
         roles = stage_roles(rt.workflow, view.stage)
         notes: list[Notification] = []
         if announce and roles:
-            notes.append(renderer.render("case_received", view, roles))
+            if ctx.digest:
+                arrival = (tuple(roles), view)
+            else:
+                notes.append(renderer.render("case_received", view, roles))
+                out.announced = True
         routing = out.routing or {}
         if "routing" in out.newly_applied:
             if routing.get("ours"):
@@ -479,7 +497,43 @@ def _case_rows(ctx: _Context, decided: _Decided, row: Any, announce: bool) -> _R
                                          failures=[str(f) for f in failures]))
         pending.extend(notification_row(n) for n in notes)
     return _Rows(row.id, data, attention, bool(changed or failures), history, pending,
-                 changed_event)
+                 changed_event, arrival)
+
+
+def _arrivals(ctx: _Context, built: Sequence[_Rows], outs: dict[int, CaseTriage]
+              ) -> list[dict[str, Any]]:
+    """The batch's "Pengaduan baru" rows when many cases arrived at once: one digest per
+    group of recipients (a group of one case gets the usual message). A digest that
+    cannot be rendered (a regency's template) falls back to one message per case."""
+    renderer = ctx.renderer
+    groups: dict[tuple[str, ...], list[CaseSnapshot]] = {}
+    for b in built:
+        if b.arrival is not None:
+            groups.setdefault(b.arrival[0], []).append(b.arrival[1])
+    if renderer is None or not groups:
+        return []
+    rows: list[dict[str, Any]] = []
+    for roles, views in groups.items():
+        if len(views) > 1:
+            try:
+                rows.append(notification_row(renderer.render_digest(
+                    "case_received_digest", views, list(roles))))
+            except Exception:
+                log.exception("the digest of %d new cases could not be rendered; "
+                              "announcing them one by one", len(views))
+            else:
+                for view in views:
+                    outs[view.id].announced = True
+                continue
+        for view in views:
+            try:
+                rows.append(notification_row(renderer.render("case_received", view,
+                                                              list(roles))))
+            except Exception:  # one case's message only
+                log.exception("the arrival of case %s could not be announced", view.id)
+            else:
+                outs[view.id].announced = True
+    return rows
 
 
 def _write(ctx: _Context, decided: Sequence[_Decided], announce: bool) -> None:
@@ -509,7 +563,9 @@ def _write(ctx: _Context, decided: Sequence[_Decided], announce: bool) -> None:
         history = [h for b in built for h in b.history]
         if history:
             session.execute(insert(_HISTORY), history)
-        pending = [p for b in built for p in b.pending]
+        # Arrivals first: "Pengaduan baru" before what triage then did to each case.
+        pending = _arrivals(ctx, built, {d.out.case_id: d.out for d in todo})
+        pending.extend(p for b in built for p in b.pending)
         if pending:
             session.execute(insert(_PENDING), pending)
         if not ctx.own_sink and rt.event_sink is not None:
@@ -585,6 +641,8 @@ def triage_new_cases(rt: Runtime, case_ids: Iterable[int], *, now: datetime | No
     if not ids:
         return result
     ctx = _context(rt, now)
+    threshold = ctx.renderer.digest_threshold if ctx.renderer is not None else 0
+    ctx.digest = announce and 0 < threshold < len(ids)
     for start in range(0, len(ids), max(1, batch_size)):
         result.cases.extend(_triage_batch(ctx, ids[start:start + batch_size], announce))
     log.info(result.summary())
