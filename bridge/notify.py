@@ -217,27 +217,10 @@ class NotificationRenderer:
         ``remote_id``, ``what``, ``error``, ``failures``); they also go to
         ``Notification.data`` for machine channels, made JSON-able.
         """
-        self._check_call(recipients, context)
-        template = self._template(kind)
-        variables = {
-            "case": CaseView.of(case),
-            "kind": kind,
-            "regency": self.regency,
-            "recipients": list(recipients),
-            "recipients_text": _recipients_text(recipients),
-            **context,
-        }
-        subject, body = self._text(template, variables)
-        data = {
-            "kind": kind,
-            "stage": case.stage,
-            "severity": case.severity,
-            "tracking_id": case.tracking_id,
-            **{k: _jsonable(v) for k, v in context.items()},
-        }
-        return Notification(kind=kind, recipients=list(recipients), subject=subject,
-                            body=body, case_id=case.id, register_no=case.register_no,
-                            data=data)
+        return self._notification(
+            kind, recipients, context, {"case": CaseView.of(case)},
+            {"stage": case.stage, "severity": case.severity, "tracking_id": case.tracking_id},
+            case.id, case.register_no)
 
     def render_digest(
         self,
@@ -254,12 +237,22 @@ class NotificationRenderer:
         be charged to each of them."""
         if not cases:
             raise ValueError("a digest needs at least one case")
+        views = [CaseView.of(c) for c in cases]
+        return self._notification(
+            kind, recipients, context, {"cases": views, "count": len(views)},
+            {"count": len(views), "case_ids": [v.id for v in views],
+             "register_nos": [v.register_no for v in views]},
+            None, None)
+
+    def _notification(self, kind: str, recipients: Sequence[str], context: Mapping[str, Any],
+                      about: Mapping[str, Any], facts: Mapping[str, Any],
+                      case_id: int | None, register_no: str | None) -> Notification:
+        """Render ``kind`` with the template variables ``about`` (the case or cases) and
+        build the notification, ``facts`` and ``context`` going to its ``data``."""
         self._check_call(recipients, context)
         template = self._template(kind)
-        views = [CaseView.of(c) for c in cases]
         variables = {
-            "cases": views,
-            "count": len(views),
+            **about,
             "kind": kind,
             "regency": self.regency,
             "recipients": list(recipients),
@@ -267,15 +260,9 @@ class NotificationRenderer:
             **context,
         }
         subject, body = self._text(template, variables)
-        data = {
-            "kind": kind,
-            "count": len(views),
-            "case_ids": [v.id for v in views],
-            "register_nos": [v.register_no for v in views],
-            **{k: _jsonable(v) for k, v in context.items()},
-        }
+        data = {"kind": kind, **facts, **{k: _jsonable(v) for k, v in context.items()}}
         return Notification(kind=kind, recipients=list(recipients), subject=subject,
-                             body=body, case_id=None, register_no=None, data=data)
+                            body=body, case_id=case_id, register_no=register_no, data=data)
 
     @staticmethod
     def _check_call(recipients: Sequence[str], context: Mapping[str, Any]) -> None:
