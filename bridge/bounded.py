@@ -8,6 +8,7 @@ own (a daemon thread), and the waiter that gave up marks it :attr:`BoundedCall.a
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,9 +26,13 @@ class BoundedCall:
         self.error: BaseException | None = None
         #: Set by a waiter that stopped waiting (the deadline passed).
         self.abandoned = False
+        #: ``time.monotonic()`` when :meth:`run` began (a call queued behind others
+        #: starts later than it was handed over; its time limit counts from here).
+        self.started: float | None = None
         self._finish = finish
 
     def run(self) -> None:
+        self.started = time.monotonic()
         try:
             self.value = self.fn()
         except BaseException as exc:  # noqa: BLE001 - handed to the waiter

@@ -137,22 +137,32 @@ def load_snapshot(session: Session, case_id: int) -> CaseSnapshot | None:
 def flag_case(session: Session, event: PendingEvent, failures: list[PluginFailure]) -> None:
     """Default failure handler: a ``plugin_failed`` history entry and ``Case.attention``.
 
+    A digest notification (no case of its own) is charged to every case it lists.
     The services layer may pass its own handler to :func:`dispatch_pending` instead.
     """
-    if event.case_id is None:
-        return
-    case = session.get(Case, event.case_id)
-    if case is None:
-        return
     note = "; ".join(str(f) for f in failures)
-    for failure in failures:
-        session.add(CaseEvent(case_id=case.id, at=utcnow(), side="system",
-                              actor=f"plugin:{failure.plugin}", kind="plugin_failed",
-                              changes={"hook": failure.hook, "failure": failure.kind,
-                                       "event": event.name, "event_id": event.id},
-                              note=failure.message))
-    attention = f"Plugin gagal saat {event.name} (event {event.id}): {note}"
-    case.attention = attention if not case.attention else f"{case.attention}\n{attention}"
+    for case_id in event_cases(event):
+        case = session.get(Case, case_id)
+        if case is None:
+            continue
+        for failure in failures:
+            session.add(CaseEvent(case_id=case.id, at=utcnow(), side="system",
+                                  actor=f"plugin:{failure.plugin}", kind="plugin_failed",
+                                  changes={"hook": failure.hook, "failure": failure.kind,
+                                           "event": event.name, "event_id": event.id},
+                                  note=failure.message))
+        attention = f"Plugin gagal saat {event.name} (event {event.id}): {note}"
+        case.attention = attention if not case.attention else f"{case.attention}\n{attention}"
+
+
+def event_cases(event: PendingEvent) -> list[int]:
+    """The cases a pending event is about: its own, or those a digest notification lists."""
+    if event.case_id is not None:
+        return [event.case_id]
+    if event.name != NOTIFY_EVENT or not isinstance(event.data, dict):
+        return []
+    listed = (event.data.get("data") or {}).get("case_ids") or []
+    return [int(i) for i in listed if isinstance(i, int)]
 
 
 @dataclass
@@ -286,6 +296,7 @@ __all__ = [
     "decode",
     "dispatch_pending",
     "encode",
+    "event_cases",
     "event_row",
     "flag_case",
     "load_snapshot",

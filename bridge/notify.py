@@ -27,7 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bridge.config import ConfigError, Settings, register_section
 from bridge.domain import CaseSnapshot, Notification
@@ -51,6 +51,13 @@ KINDS: tuple[str, ...] = (
     "dead_letter",
     "plugin_failure",
 )
+
+#: Notifications about many cases at once, each with its template (``cases``, not ``case``).
+DIGEST_KINDS: tuple[str, ...] = ("case_received_digest",)
+
+#: More new cases than this arriving in one sync are announced by digests (one per
+#: recipient group and triage batch) instead of one notification each.
+DIGEST_THRESHOLD = 20
 
 ROLE_LABELS: dict[str, str] = {
     "kabid": "Kepala Bidang",
@@ -76,6 +83,10 @@ class NotificationSettings(BaseModel):
 
     #: A directory whose ``<kind>.j2`` files replace the built-in templates.
     template_dir: str | None = None
+    #: When more new cases than this arrive in one sync, their "Pengaduan baru" messages
+    #: are sent as digests ("N pengaduan baru", one per recipient group and batch of up to
+    #: 500 cases) instead of one each; 0 keeps one message per case however many arrive.
+    digest_threshold: int = Field(default=DIGEST_THRESHOLD, ge=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,11 +144,14 @@ def format_tanggal(value: date | datetime | None, tz: str = "Asia/Jakarta") -> s
     return f"{HARI[value.weekday()]}, {value.day} {BULAN[value.month - 1]} {value.year}"
 
 
+_ROLE_NAME = re.compile(r"[a-z][a-z_]*")
+
+
 def role_label(role: str) -> str:
     """``kabid`` -> ``Kepala Bidang``; names and addresses are shown as they are."""
     if role in ROLE_LABELS:
         return ROLE_LABELS[role]
-    if re.fullmatch(r"[a-z][a-z_]*", role):
+    if _ROLE_NAME.fullmatch(role):
         return role.replace("_", " ").title()
     return role
 
@@ -151,6 +165,7 @@ class NotificationRenderer:
         *,
         regency: str = "",
         timezone: str = "Asia/Jakarta",
+        digest_threshold: int = DIGEST_THRESHOLD,
     ) -> None:
         loaders: list[jinja2.BaseLoader] = []
         if template_dir is not None:
@@ -162,18 +177,22 @@ class NotificationRenderer:
         self.template_dir = None if template_dir is None else Path(template_dir)
         self.regency = regency
         self.timezone = timezone
+        self.digest_threshold = digest_threshold
         self.env = jinja2.Environment(
             loader=jinja2.ChoiceLoader(loaders),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             keep_trailing_newline=False,
+            # Templates do not change while the bridge runs: no stat() of the file per
+            # message to see whether it did (a first sync renders thousands).
+            auto_reload=False,
         )
         self.env.filters["tanggal"] = lambda v: format_tanggal(v, timezone)
         self.env.filters["peran"] = role_label
 
     def check(self) -> None:
         """Compile every template (built-in and overrides); raise on the first bad one."""
-        names = {f"{kind}.j2" for kind in KINDS}
+        names = {f"{kind}.j2" for kind in (*KINDS, *DIGEST_KINDS)}
         if self.template_dir is not None:
             names |= {p.name for p in self.template_dir.glob("*.j2")}
         for name in sorted(names):
@@ -198,28 +217,74 @@ class NotificationRenderer:
         ``remote_id``, ``what``, ``error``, ``failures``); they also go to
         ``Notification.data`` for machine channels, made JSON-able.
         """
+        return self._notification(
+            kind, recipients, context, {"case": CaseView.of(case)},
+            {"stage": case.stage, "severity": case.severity, "tracking_id": case.tracking_id},
+            case.id, case.register_no)
+
+    def render_digest(
+        self,
+        kind: str,
+        cases: Sequence[CaseSnapshot],
+        recipients: Sequence[str],
+        **context: Any,
+    ) -> Notification:
+        """Render digest ``kind`` (one of :data:`DIGEST_KINDS`) about several ``cases``.
+
+        Templates get ``cases`` (a list of :class:`CaseView`) and ``count``; the
+        notification has no ``case_id`` and carries the cases' ids and register numbers
+        in ``data`` (``case_ids``, ``register_nos``), so a channel that fails can still
+        be charged to each of them."""
+        if not cases:
+            raise ValueError("a digest needs at least one case")
+        views = [CaseView.of(c) for c in cases]
+        return self._notification(
+            kind, recipients, context, {"cases": views, "count": len(views)},
+            {"count": len(views), "case_ids": [v.id for v in views],
+             "register_nos": [v.register_no for v in views]},
+            None, None)
+
+    def _notification(self, kind: str, recipients: Sequence[str], context: Mapping[str, Any],
+                      about: Mapping[str, Any], facts: Mapping[str, Any],
+                      case_id: int | None, register_no: str | None) -> Notification:
+        """Render ``kind`` with the template variables ``about`` (the case or cases) and
+        build the notification, ``facts`` and ``context`` going to its ``data``."""
+        self._check_call(recipients, context)
+        template = self._template(kind)
+        variables = {
+            **about,
+            "kind": kind,
+            "regency": self.regency,
+            "recipients": list(recipients),
+            "recipients_text": _recipients_text(recipients),
+            **context,
+        }
+        subject, body = self._text(template, variables)
+        data = {"kind": kind, **facts, **{k: _jsonable(v) for k, v in context.items()}}
+        return Notification(kind=kind, recipients=list(recipients), subject=subject,
+                            body=body, case_id=case_id, register_no=register_no, data=data)
+
+    @staticmethod
+    def _check_call(recipients: Sequence[str], context: Mapping[str, Any]) -> None:
         if isinstance(recipients, str):
             raise TypeError("recipients must be a list of names, not a string")
         forbidden = {"reporter", "pelapor_name", "content"} & set(context)
         if forbidden:
             raise NotificationError(f"notification context may not contain {sorted(forbidden)}")
+
+    def _template(self, kind: str) -> jinja2.Template:
         try:
-            template = self.env.get_template(f"{kind}.j2")
+            return self.env.get_template(f"{kind}.j2")
         except jinja2.TemplateNotFound:
             raise NotificationError(f"no template for notification kind {kind!r} "
                                     f"({kind}.j2)") from None
         except jinja2.TemplateSyntaxError as exc:
             raise NotificationError(f"template {exc.filename} line {exc.lineno}: "
                                     f"{exc.message}") from None
-        view = CaseView.of(case)
-        variables = {
-            "case": view,
-            "kind": kind,
-            "regency": self.regency,
-            "recipients": list(recipients),
-            "recipients_text": ", ".join(role_label(r) for r in recipients) or "Bapak/Ibu",
-            **context,
-        }
+
+    @staticmethod
+    def _text(template: jinja2.Template, variables: Mapping[str, Any]) -> tuple[str, str]:
+        """The rendered subject (one line) and body."""
         try:
             text = template.render(variables)
         except jinja2.UndefinedError as exc:
@@ -230,17 +295,11 @@ class NotificationRenderer:
         if not subject.strip() or not body.strip():
             raise NotificationError(f"template {template.filename} must render the subject "
                                     "on its first line and the body below it")
-        subject = " ".join(subject.split())
-        data = {
-            "kind": kind,
-            "stage": case.stage,
-            "severity": case.severity,
-            "tracking_id": case.tracking_id,
-            **{k: _jsonable(v) for k, v in context.items()},
-        }
-        return Notification(kind=kind, recipients=list(recipients), subject=subject,
-                            body=body.strip() + "\n", case_id=case.id,
-                            register_no=case.register_no, data=data)
+        return " ".join(subject.split()), body.strip() + "\n"
+
+
+def _recipients_text(recipients: Sequence[str]) -> str:
+    return ", ".join(role_label(r) for r in recipients) or "Bapak/Ibu"
 
 
 def _jsonable(value: Any) -> Any:
@@ -270,7 +329,8 @@ def renderer_from_settings(settings: Settings) -> NotificationRenderer:
         template_dir = str(Path(settings.source).parent / template_dir)
     try:
         renderer = NotificationRenderer(template_dir, regency=settings.regency.name,
-                                        timezone=settings.regency.timezone)
+                                        timezone=settings.regency.timezone,
+                                        digest_threshold=options.digest_threshold)
         renderer.check()
     except NotificationError as exc:
         raise ConfigError(settings.source, "notifications.template_dir", str(exc)) from None
@@ -278,6 +338,8 @@ def renderer_from_settings(settings: Settings) -> NotificationRenderer:
 
 
 __all__ = [
+    "DIGEST_KINDS",
+    "DIGEST_THRESHOLD",
     "KINDS",
     "CaseView",
     "NotificationError",

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import contextvars
 import difflib
+import functools
 import importlib
 import importlib.metadata
 import inspect
 import logging
 import queue
 import threading
+import time
 import warnings
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -230,6 +232,13 @@ class PluginHost:
         self, case: CaseSnapshot, severities: Sequence[str] = DEFAULT_SEVERITIES
     ) -> HookOutcome[Classification]:
         """Ask ``classify_case``; the severity must be one of ``severities``."""
+        return self.classify_many([case], severities)[0]
+
+    def classify_many(
+        self, cases: Sequence[CaseSnapshot], severities: Sequence[str] = DEFAULT_SEVERITIES
+    ) -> list[HookOutcome[Classification]]:
+        """:meth:`classify` for each of ``cases`` (each call isolated and timed on its
+        own; the calls reach each plugin together, see :meth:`_call_many`)."""
         allowed = tuple(severities)
 
         def check(value: Any) -> str | None:
@@ -240,9 +249,9 @@ class PluginHost:
                         f"({', '.join(allowed)})")
             return None
 
-        return self._first(
-            "classify_case", {"case": case, "severities": allowed}, check, case.id
-        )
+        return self._first_many(
+            "classify_case", [{"case": c, "severities": allowed} for c in cases], check,
+            [c.id for c in cases])
 
     def route(
         self,
@@ -252,6 +261,15 @@ class PluginHost:
     ) -> HookOutcome[domain.RoutingDecision]:
         """Ask ``route_case``; refuse decisions naming an OPD not in ``known_opds`` or a
         LAPOR! institution not in ``known_bodies`` (``None``: institutions not checked)."""
+        return self.route_many([case], known_opds, known_bodies)[0]
+
+    def route_many(
+        self,
+        cases: Sequence[CaseSnapshot],
+        known_opds: Collection[str],
+        known_bodies: Collection[int] | None = None,
+    ) -> list[HookOutcome[domain.RoutingDecision]]:
+        """:meth:`route` for each of ``cases`` (as :meth:`classify_many`)."""
         opds = tuple(known_opds)
         opd_set = set(opds)
         bodies = None if known_bodies is None else set(known_bodies)
@@ -267,7 +285,8 @@ class PluginHost:
                         "institution list (refresh it, or fix the plugin's table)")
             return None
 
-        return self._first("route_case", {"case": case, "known_opds": opds}, check, case.id)
+        return self._first_many("route_case", [{"case": c, "known_opds": opds} for c in cases],
+                                check, [c.id for c in cases])
 
     def stage_deadline(
         self, case: CaseSnapshot, stage: str, started_at: datetime | None = None
@@ -426,17 +445,47 @@ class PluginHost:
         # sorted in); keep its order so that the host and a plain pluggy call agree.
         return list(reversed(caller.get_hookimpls()))
 
-    def _first(self, hook: str, kwargs: Mapping[str, Any], check: Callable[[Any], str | None],
-               case_id: int | None) -> HookOutcome[Any]:
-        """The first answer that is not ``None`` and passes ``check``, and the failures
-        before it."""
-        failures: list[PluginFailure] = []
-        for plugin, value, failure in self._answers(hook, kwargs, check, case_id, True):
-            if failure is not None:
-                failures.append(failure)
-            elif value is not None:
-                return HookOutcome(value, plugin, tuple(failures))
-        return HookOutcome(None, None, tuple(failures))
+    def _first(
+        self,
+        hook: str,
+        kwargs: Mapping[str, Any],
+        check: Callable[[Any], str | None],
+        case_id: int | None,
+    ) -> HookOutcome[Any]:
+        return self._first_many(hook, [kwargs], check, [case_id])[0]
+
+    def _first_many(
+        self,
+        hook: str,
+        calls: Sequence[Mapping[str, Any]],
+        check: Callable[[Any], str | None],
+        case_ids: Sequence[int | None],
+    ) -> list[HookOutcome[Any]]:
+        """The first acceptable answer for each argument set, asking the implementations
+        in call order; a later plugin is asked only about what the earlier ones left open."""
+        outcomes: list[HookOutcome[Any] | None] = [None] * len(calls)
+        failures: list[list[PluginFailure]] = [[] for _ in calls]
+        open_ = list(range(len(calls)))
+        for impl in self._impls(hook):
+            if not open_:
+                break
+            answers = self._call_many(impl, hook, [calls[i] for i in open_],
+                                      [case_ids[i] for i in open_])
+            still: list[int] = []
+            for i, (value, failure) in zip(open_, answers, strict=True):
+                if failure is None and value is not None:
+                    problem = check(value)
+                    if problem is None:
+                        outcomes[i] = HookOutcome(value, impl.plugin_name, tuple(failures[i]))
+                        continue
+                    failure = self._fail(impl.plugin_name, hook, "bad_return", problem,
+                                         case_ids[i])
+                if failure is not None:
+                    failures[i].append(failure)
+                still.append(i)
+            open_ = still
+        return [o if o is not None else HookOutcome(None, None, tuple(f))
+                for o, f in zip(outcomes, failures, strict=True)]
 
     def _all(self, hook: str, kwargs: Mapping[str, Any], check: Callable[[Any], str | None],
              case_id: int | None) -> list[PluginFailure]:
@@ -465,48 +514,86 @@ class PluginHost:
         kwargs: Mapping[str, Any],
         case_id: int | None,
     ) -> tuple[Any, PluginFailure | None]:
-        name = impl.plugin_name
-        with self._lock:
-            stuck = self._stuck[name]
-        if stuck >= self.options.max_stuck_calls:
-            return None, self._fail(
-                name, hook, "skipped",
-                f"not called: {stuck} earlier call(s) of this plugin are still running past "
-                "their time limit", case_id)
-        args = [self._configs.get(name) if arg == "config" else kwargs[arg]
-                for arg in impl.argnames]
-        def finish(call: BoundedCall) -> None:
-            with self._lock:
-                call.done.set()
-                if call.abandoned:
-                    self._stuck[name] -= 1
+        return self._call_many(impl, hook, [kwargs], [case_id])[0]
 
-        # A plugin's exception is kept for the host to report: it must not kill the host.
-        state = BoundedCall(lambda: impl.function(*args), finish)
-        context = contextvars.copy_context()
+    def _call_many(
+        self,
+        impl: pluggy.HookImpl,
+        hook: str,
+        calls: Sequence[Mapping[str, Any]],
+        case_ids: Sequence[int | None],
+    ) -> list[tuple[Any, PluginFailure | None]]:
+        """Call ``impl`` once per argument set in ``calls``, in order: each call isolated
+        (its own context copy, its exception kept) and timed on its own from when it
+        starts. The calls go to the plugin's worker thread together and run back to back,
+        so a batch costs one hand-over between threads, not one per call (the hand-over
+        cost more than most hooks' own work). A call past its limit is left to finish
+        alone as before, its worker retired, and the calls after it go to a new worker."""
+        name = impl.plugin_name
         limit = self.timeout_for(name)
-        worker = self._worker(name)
-        worker.jobs.put(lambda: context.run(state.run))
-        if state.wait(limit):
-            self._idle(name, worker)
-        else:
+        results: list[tuple[Any, PluginFailure | None]] = []
+        while len(results) < len(calls):
+            first = len(results)
             with self._lock:
-                if not state.done.is_set():
-                    # Python cannot kill a thread: it is left to finish (daemon), and
-                    # counted so a plugin that hangs every time stops being called.
-                    state.abandoned = True
-                    worker.retired = True
-                    self._stuck[name] += 1
-            if not state.abandoned:
-                self._idle(name, worker)
+                stuck = self._stuck[name]
+            if stuck >= self.options.max_stuck_calls:
+                results.extend((None, self._fail(
+                    name, hook, "skipped",
+                    f"not called: {stuck} earlier call(s) of this plugin are still running "
+                    "past their time limit", case_ids[i])) for i in range(first, len(calls)))
+                break
+
+            def finish(call: BoundedCall) -> None:
+                with self._lock:
+                    call.done.set()
+                    if call.abandoned:
+                        self._stuck[name] -= 1
+
+            # A plugin's exception is kept for the host to report: it must not kill the host.
+            states = [BoundedCall(functools.partial(
+                impl.function, *[self._configs.get(name) if arg == "config" else kwargs[arg]
+                                 for arg in impl.argnames]), finish)
+                for kwargs in calls[first:]]
+            contexts = [contextvars.copy_context() for _ in states]
+            given_up = threading.Event()
+
+            def run_all(states: list[BoundedCall] = states,
+                        contexts: list[contextvars.Context] = contexts,
+                        given_up: threading.Event = given_up) -> None:
+                for state, context in zip(states, contexts, strict=True):
+                    if given_up.is_set():  # an earlier call ran past its limit
+                        return
+                    context.run(state.run)
+
+            worker = self._worker(name)
+            worker.jobs.put(run_all)
+            for offset, state in enumerate(states):
+                case_id = case_ids[first + offset]
+                if not _await(state, limit):
+                    with self._lock:
+                        if not state.done.is_set():
+                            # Python cannot kill a thread: it is left to finish (daemon),
+                            # and counted so a plugin that hangs every time stops being
+                            # called; the calls queued behind it are not run there.
+                            state.abandoned = True
+                            worker.retired = True
+                            given_up.set()
+                            self._stuck[name] += 1
+                    if state.abandoned:
+                        results.append((None, self._fail(
+                            name, hook, "timeout", f"did not finish within {limit:g} s",
+                            case_id)))
+                        break
+                if state.error is not None:
+                    exc = state.error
+                    results.append((None, self._fail(name, hook, "error",
+                                                     f"{type(exc).__name__}: {exc}",
+                                                     case_id, exc)))
+                else:
+                    results.append((state.value, None))
             else:
-                return None, self._fail(name, hook, "timeout",
-                                        f"did not finish within {limit:g} s", case_id)
-        if state.error is not None:
-            exc = state.error
-            return None, self._fail(name, hook, "error", f"{type(exc).__name__}: {exc}",
-                                    case_id, exc)
-        return state.value, None
+                self._idle(name, worker)
+        return results
 
     def _worker(self, plugin: str) -> _Worker:
         """An idle worker thread of ``plugin`` (a new one when all are busy or stuck):
@@ -548,6 +635,20 @@ class PluginHost:
         job.__name__ = f"{plugin}:{job_id}"
         job.__qualname__ = job.__name__
         return job
+
+
+def _await(state: BoundedCall, limit: float) -> bool:
+    """Wait for ``state`` until ``limit`` seconds after it started; True if it finished.
+    A call still queued behind another gets its full limit once it starts."""
+    while True:
+        began = state.started
+        wait = limit if began is None else began + limit - time.monotonic()
+        if state.wait(max(0.0, wait)):
+            return True
+        if began is None and state.started is None:
+            return False  # not even started within a whole limit
+        if began is not None:
+            return False
 
 
 def _wrong_type(value: Any, expected: str) -> str:

@@ -269,7 +269,9 @@ def test_a_batch_reads_and_writes_in_a_few_statements(runtime_factory: Any) -> N
     assert statements.count("SELECT") <= 4, statements
     assert statements.count("UPDATE") == 1 and statements.count("INSERT") == 2, statements
     with rt.sessions() as s:
-        assert s.scalar(select(func.count()).select_from(PendingEvent)
-                        .where(PendingEvent.name == "notify")) == 40
+        # 40 arrivals (more than [notifications] digest_threshold, 20): one digest.
+        (digest,) = s.scalars(select(PendingEvent.data).where(PendingEvent.name == "notify"))
+        assert digest["kind"] == "case_received_digest"
+        assert digest["data"]["case_ids"] == ids
         assert s.scalar(select(func.count()).select_from(CaseEvent)
                         .where(CaseEvent.kind == "triage")) == 40

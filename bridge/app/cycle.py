@@ -61,6 +61,7 @@ def pull_and_track(rt: Runtime, client: LaporClient, *, stop: threading.Event | 
                     # reader thread is done by now).
                     report["triage"] = {
                         "cases": len(triaged.cases), "failed": triaged.failed,
+                        "announced": triaged.announced,
                         "seconds": round(time.perf_counter() - started, 4),
                         "cpu_seconds": round(time.process_time() - cpu, 4)}
     if no_inbox:

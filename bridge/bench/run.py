@@ -490,10 +490,12 @@ def _run_whole_sync(opts: BenchOptions, report: BenchReport, workdir: Path,
                 sync["stored"] == sync["created"] == sync["triage_cases"] == size
                 and sync["triaged"] == size and sync["pending_left"] == 0
                 and sync["triage_failed"] == 0 and sync["flagged"] == 0
-                and sync["events_dispatched"] >= size,
+                # Announced singly or in digests; every queued notification dispatched.
+                and sync["triage_announced"] == size and sync["events_dispatched"] >= 1,
                 f"stored {sync['stored']}, created {sync['created']}, triaged "
-                f"{sync['triaged']}, events {sync['events_dispatched']}, left "
-                f"{sync['pending_left']}, flagged {sync['flagged']}")
+                f"{sync['triaged']}, announced {sync['triage_announced']}, events "
+                f"{sync['events_dispatched']}, left {sync['pending_left']}, flagged "
+                f"{sync['flagged']}")
         progress(f"puller only ({size:,} reports)...")
         pull = run_phase({"phase": "pull", "page_size": opts.page_size,
                           "db_url": f"sqlite:///{workdir / 'whole_puller.db'}",

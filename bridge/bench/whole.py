@@ -72,6 +72,7 @@ def run_sync_once(box: Any, workdir: Path, name: str, page_size: int) -> dict[st
             "requests": pull.get("pages", 0), "received": pull.get("received", 0),
             "created": pull.get("created", 0), "quarantined": pull.get("quarantined", 0),
             "triage_cases": triage.get("cases", 0), "triage_failed": triage.get("failed", 0),
+            "triage_announced": triage.get("announced", 0),
             "triage_seconds": triage.get("seconds", 0.0),
             "triage_cpu_seconds": triage.get("cpu_seconds", 0.0),
             "events_dispatched": report.get("events", 0),

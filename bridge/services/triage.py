@@ -21,8 +21,9 @@ from :class:`~bridge.notify.CaseView`.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -40,7 +41,7 @@ from bridge.domain import (
     snapshot_from_row,
 )
 from bridge.events import event_row, notification_row, record_notification
-from bridge.plugins import PluginFailure
+from bridge.plugins import HookOutcome, PluginFailure
 from bridge.services.actions import SYSTEM, ActionError, CaseActions
 from bridge.store.models import Case, CaseEvent, PendingEvent, RemoteInstitution
 from bridge.workflow.errors import TransitionNotAllowed
@@ -73,6 +74,8 @@ class CaseTriage:
     skipped: str | None = None
     #: Decisions applied by this very call (their notifications go out once).
     newly_applied: list[str] = field(default_factory=list)
+    #: Its arrival was queued for the stage's roles (on its own or in a digest).
+    announced: bool = False
 
     @property
     def applied(self) -> list[str]:
@@ -102,6 +105,10 @@ class TriageResult:
     @property
     def failed(self) -> int:
         return sum(1 for c in self.cases if c.failures)
+
+    @property
+    def announced(self) -> int:
+        return sum(1 for c in self.cases if c.announced)
 
     def summary(self) -> str:
         return (f"triage: {len(self.cases)} cases, {self.applied} decisions applied, "
@@ -260,6 +267,9 @@ class _Context:
     #: (and a plugin listens); another sink is called per case in the same transaction.
     own_sink: bool
     record_changed: bool
+    #: Many cases arrived at once: announce them by digests (``[notifications]
+    #: digest_threshold``), one per recipient group and batch.
+    digest: bool = False
 
 
 @dataclass
@@ -293,11 +303,24 @@ def _read(rt: Runtime, ids: Sequence[int]) -> dict[int, Any]:
     return {row.id: SimpleNamespace(**row._asdict()) for row in rows}
 
 
-def _decide(ctx: _Context, case_id: int, row: Any | None) -> _Decided | CaseTriage:
-    """Ask the classify and route hooks about one case (each call isolated and timed by
-    the plugin host); apply what ``sistem`` may apply. A finished :class:`CaseTriage` when
-    there is nothing to store."""
-    rt, at, workflow, settings = ctx.rt, ctx.at, ctx.rt.workflow, ctx.rt.settings
+@dataclass
+class _Asking:
+    """One case while its plugins are asked: where it stands between the two questions."""
+
+    out: CaseTriage
+    state: dict[str, Any]
+    original: dict[str, Any]
+    snapshot: CaseSnapshot
+    stage: str
+    severity: str | None
+    routed: bool
+    failures: list[PluginFailure] = field(default_factory=list)
+    cls_state: dict[str, Any] | None = None
+
+
+def _start(ctx: _Context, case_id: int, row: Any | None) -> _Asking | CaseTriage:
+    """What there is to ask about one case; a finished :class:`CaseTriage` when nothing."""
+    workflow = ctx.rt.workflow
     out = CaseTriage(case_id)
     if row is None:
         out.skipped = "case not found"
@@ -306,71 +329,138 @@ def _decide(ctx: _Context, case_id: int, row: Any | None) -> _Decided | CaseTria
     if row.stage not in workflow.stages or workflow.is_terminal(row.stage):
         out.skipped = f"stage {row.stage!r} is terminal or unknown"
         return out
-    stage, severity = row.stage, row.severity
-    routed = row.assigned_to is not None or row.forwarded_to is not None
     state = copy.deepcopy(dict((row.data or {}).get(TRIAGE_KEY) or {}))
-    original = copy.deepcopy(state)
-    snapshot = snapshot_from_row(row)
-    failures: list[PluginFailure] = []
+    return _Asking(out, state, copy.deepcopy(state), snapshot_from_row(row), row.stage,
+                   row.severity, row.assigned_to is not None or row.forwarded_to is not None,
+                   cls_state=state.get("classification"))
 
+
+def _wants_class(ctx: _Context, a: _Asking) -> bool:
+    classify_here = allowed(ctx.rt.workflow, "classify", a.stage, {"severity": "x"})
+    return bool(ctx.classes) and a.severity is None and _should_ask(a.cls_state, a.stage,
+                                                                    classify_here)
+
+
+def _classified(ctx: _Context, a: _Asking, outcome: HookOutcome[Classification]) -> None:
+    """Record (and apply, where ``sistem`` may) one case's classification answer."""
+    at, stage = ctx.at, a.stage
+    a.failures.extend(outcome.failures)
+    if outcome.value is None:
+        cls_state = {"status": FAILED if outcome.failures else NO_ANSWER, "stage": stage,
+                     "at": at.isoformat()}
+    else:
+        cls_state = _classification_record(outcome.value, outcome.plugin, stage, at)
+        cls_state["status"] = SUGGESTED
+        if allowed(ctx.rt.workflow, "classify", stage, {"severity": "x"}):
+            note = f"Klasifikasi otomatis ({outcome.plugin}): {outcome.value.reason}".strip()
+            try:
+                done = ctx.actions.classify(a.out.case_id, SYSTEM_ACTOR, outcome.value.severity,
+                                            note=note)
+            except ActionError as exc:
+                cls_state["not_applied"] = str(exc)
+            else:
+                cls_state["status"] = APPLIED
+                a.out.newly_applied.append("classification")
+                a.stage = done.stage
+                a.severity = outcome.value.severity
+    a.state["classification"] = a.cls_state = cls_state
+
+
+def _route_view(ctx: _Context, a: _Asking) -> CaseSnapshot | None:
+    """The case as the route hook sees it (with the class just decided or suggested), or
+    ``None`` when routing is not to be asked."""
+    if a.routed or not _should_ask(a.state.get("routing"), a.stage,
+                                   _route_possible(ctx.rt.workflow, a.stage)):
+        return None
+    suggested = (a.cls_state or {}).get("severity") if a.severity is None else a.severity
+    return replace(a.snapshot, stage=a.stage, severity=suggested)
+
+
+def _routed(ctx: _Context, a: _Asking, outcome: HookOutcome[RoutingDecision]) -> None:
+    """Record (and apply, where ``sistem`` may) one case's routing answer."""
+    at, stage, settings = ctx.at, a.stage, ctx.rt.settings
+    a.failures.extend(outcome.failures)
+    decision = outcome.value
+    if decision is None:
+        route_state = {"status": FAILED if outcome.failures else NO_ANSWER, "stage": stage,
+                       "at": at.isoformat()}
+    else:
+        opd = (_opd_by(settings.opds, name=decision.opd) if decision.opd is not None
+               else _opd_by(settings.opds, institution=decision.body_id)
+               if decision.body_id is not None else None)
+        route_state = _routing_record(decision, outcome.plugin, stage, at, opd)
+        route_state["status"] = SUGGESTED
+        new_stage, problem = _apply_route(ctx.actions, ctx.rt.workflow, a.out.case_id, stage,
+                                          decision, opd, outcome.plugin)
+        if problem is not None:
+            route_state["not_applied"] = problem
+        elif new_stage is not None:
+            route_state["status"] = APPLIED
+            a.out.newly_applied.append("routing")
+            a.stage = new_stage
+    a.state["routing"] = route_state
+
+
+def _decide(ctx: _Context, ids: Sequence[int], rows: dict[int, Any]
+            ) -> list[_Decided | CaseTriage]:
+    """Ask the classify hooks about the batch's cases, then the route hooks (each call
+    isolated and timed on its own by the plugin host, the calls of one hook handed to
+    each plugin together); apply what ``sistem`` may apply, case by case. One case's
+    error (logged with its id) stops only that case."""
+    results: dict[int, _Decided | CaseTriage] = {}
+    asking: list[_Asking] = []
+
+    def guarded(a: _Asking, step: Callable[[], None]) -> bool:
+        try:
+            step()
+        except Exception:  # one case must not stop the others; it is logged with its id
+            log.exception("triage of case %s failed", a.out.case_id)
+            results[a.out.case_id] = CaseTriage(a.out.case_id, skipped="error (see log)")
+            return False
+        return True
+
+    for case_id in ids:
+        try:
+            started = _start(ctx, case_id, rows.get(case_id))
+        except Exception:
+            log.exception("triage of case %s failed", case_id)
+            started = CaseTriage(case_id, skipped="error (see log)")
+        if isinstance(started, CaseTriage):
+            results[case_id] = started
+        else:
+            asking.append(started)
     # 1. Classification (only for profiles with classes).
-    cls_state = state.get("classification")
-    classify_here = allowed(workflow, "classify", stage, {"severity": "x"})
-    if ctx.classes and severity is None and _should_ask(cls_state, stage, classify_here):
-        outcome = rt.plugins.classify(snapshot, ctx.classes)
-        failures.extend(outcome.failures)
-        if outcome.value is None:
-            cls_state = {"status": FAILED if outcome.failures else NO_ANSWER, "stage": stage,
-                         "at": at.isoformat()}
-        else:
-            cls_state = _classification_record(outcome.value, outcome.plugin, stage, at)
-            cls_state["status"] = SUGGESTED
-            if classify_here:
-                note = f"Klasifikasi otomatis ({outcome.plugin}): {outcome.value.reason}".strip()
-                try:
-                    done = ctx.actions.classify(case_id, SYSTEM_ACTOR, outcome.value.severity,
-                                                note=note)
-                except ActionError as exc:
-                    cls_state["not_applied"] = str(exc)
-                else:
-                    cls_state["status"] = APPLIED
-                    out.newly_applied.append("classification")
-                    stage = done.stage
-                    severity = outcome.value.severity
-        state["classification"] = cls_state
-    out.classification = cls_state
-
+    ask = [a for a in asking if _wants_class(ctx, a)]
+    if ask:
+        outcomes = ctx.rt.plugins.classify_many([a.snapshot for a in ask], ctx.classes)
+        failed = {id(a) for a, o in zip(ask, outcomes, strict=True)
+                  if not guarded(a, functools.partial(_classified, ctx, a, o))}
+        asking = [a for a in asking if id(a) not in failed]
     # 2. Routing (kewenangan), with the class just decided or suggested.
-    route_state = state.get("routing")
-    route_here = _route_possible(workflow, stage)
-    if not routed and _should_ask(route_state, stage, route_here):
-        suggested = (cls_state or {}).get("severity") if severity is None else severity
-        view = replace(snapshot, stage=stage, severity=suggested)
-        outcome_r = rt.plugins.route(view, ctx.known, ctx.bodies)
-        failures.extend(outcome_r.failures)
-        decision = outcome_r.value
-        if decision is None:
-            route_state = {"status": FAILED if outcome_r.failures else NO_ANSWER,
-                           "stage": stage, "at": at.isoformat()}
-        else:
-            opd = (_opd_by(settings.opds, name=decision.opd) if decision.opd is not None
-                   else _opd_by(settings.opds, institution=decision.body_id)
-                   if decision.body_id is not None else None)
-            route_state = _routing_record(decision, outcome_r.plugin, stage, at, opd)
-            route_state["status"] = SUGGESTED
-            new_stage, problem = _apply_route(ctx.actions, workflow, case_id, stage, decision,
-                                              opd, outcome_r.plugin)
-            if problem is not None:
-                route_state["not_applied"] = problem
-            elif new_stage is not None:
-                route_state["status"] = APPLIED
-                out.newly_applied.append("routing")
-                stage = new_stage
-        state["routing"] = route_state
-    out.routing = route_state
-    out.failures = [str(f) for f in failures]
-    return _Decided(out, state, original, failures)
+    views: list[tuple[_Asking, CaseSnapshot]] = []
+    for a in asking:
+        view: list[CaseSnapshot | None] = [None]
 
+        def look(a: _Asking = a, view: list[CaseSnapshot | None] = view) -> None:
+            view[0] = _route_view(ctx, a)
+
+        if not guarded(a, look):
+            continue
+        if view[0] is not None:
+            views.append((a, view[0]))
+    failed = set()
+    if views:
+        routed = ctx.rt.plugins.route_many([v for _a, v in views], ctx.known, ctx.bodies)
+        failed = {id(a) for (a, _v), o in zip(views, routed, strict=True)
+                  if not guarded(a, functools.partial(_routed, ctx, a, o))}
+    for a in asking:
+        if id(a) in failed or a.out.case_id in results:
+            continue
+        a.out.classification = a.cls_state
+        a.out.routing = a.state.get("routing")
+        a.out.failures = [str(f) for f in a.failures]
+        results[a.out.case_id] = _Decided(a.out, a.state, a.original, a.failures)
+    return [results[i] for i in ids]
 
 
 def _apply_route(actions: CaseActions, workflow: Workflow, case_id: int, stage: str,
@@ -430,6 +520,8 @@ class _Rows:
     history: list[dict[str, Any]]
     pending: list[dict[str, Any]]
     changed_event: bool
+    #: Its arrival, left for the batch's digest: the roles to tell and the case as shown.
+    arrival: tuple[tuple[str, ...], CaseSnapshot] | None = None
 
 
 def _case_rows(ctx: _Context, decided: _Decided, row: Any, announce: bool) -> _Rows:
@@ -453,13 +545,20 @@ def _case_rows(ctx: _Context, decided: _Decided, row: Any, announce: bool) -> _R
         pending.append(event_row("case_changed", row.id,
                                  {"changes": {"triage": [None, "updated"]}, "side": "system"}))
     renderer = ctx.renderer
+    arrival: tuple[tuple[str, ...], CaseSnapshot] | None = None
     if renderer is not None:
-        view = snapshot_from_row(SimpleNamespace(**{**vars(row), "data": data,
+        # Templates never see case.data (CaseView has no such field): the snapshot is
+        # built without it rather than deep-copying the triage state once more.
+        view = snapshot_from_row(SimpleNamespace(**{**vars(row), "data": None,
                                                     "attention": attention}))
         roles = stage_roles(rt.workflow, view.stage)
         notes: list[Notification] = []
         if announce and roles:
-            notes.append(renderer.render("case_received", view, roles))
+            if ctx.digest:
+                arrival = (tuple(roles), view)
+            else:
+                notes.append(renderer.render("case_received", view, roles))
+                out.announced = True
         routing = out.routing or {}
         if "routing" in out.newly_applied:
             if routing.get("ours"):
@@ -479,7 +578,43 @@ def _case_rows(ctx: _Context, decided: _Decided, row: Any, announce: bool) -> _R
                                          failures=[str(f) for f in failures]))
         pending.extend(notification_row(n) for n in notes)
     return _Rows(row.id, data, attention, bool(changed or failures), history, pending,
-                 changed_event)
+                 changed_event, arrival)
+
+
+def _arrivals(ctx: _Context, built: Sequence[_Rows], outs: dict[int, CaseTriage]
+              ) -> list[dict[str, Any]]:
+    """The batch's "Pengaduan baru" rows when many cases arrived at once: one digest per
+    group of recipients (a group of one case gets the usual message). A digest that
+    cannot be rendered (a regency's template) falls back to one message per case."""
+    renderer = ctx.renderer
+    groups: dict[tuple[str, ...], list[CaseSnapshot]] = {}
+    for b in built:
+        if b.arrival is not None:
+            groups.setdefault(b.arrival[0], []).append(b.arrival[1])
+    if renderer is None or not groups:
+        return []
+    rows: list[dict[str, Any]] = []
+    for roles, views in groups.items():
+        if len(views) > 1:
+            try:
+                rows.append(notification_row(renderer.render_digest(
+                    "case_received_digest", views, list(roles))))
+            except Exception:
+                log.exception("the digest of %d new cases could not be rendered; "
+                              "announcing them one by one", len(views))
+            else:
+                for view in views:
+                    outs[view.id].announced = True
+                continue
+        for view in views:
+            try:
+                rows.append(notification_row(renderer.render("case_received", view,
+                                                              list(roles))))
+            except Exception:  # one case's message only
+                log.exception("the arrival of case %s could not be announced", view.id)
+            else:
+                outs[view.id].announced = True
+    return rows
 
 
 def _write(ctx: _Context, decided: Sequence[_Decided], announce: bool) -> None:
@@ -509,7 +644,9 @@ def _write(ctx: _Context, decided: Sequence[_Decided], announce: bool) -> None:
         history = [h for b in built for h in b.history]
         if history:
             session.execute(insert(_HISTORY), history)
-        pending = [p for b in built for p in b.pending]
+        # Arrivals first: "Pengaduan baru" before what triage then did to each case.
+        pending = _arrivals(ctx, built, {d.out.case_id: d.out for d in todo})
+        pending.extend(p for b in built for p in b.pending)
         if pending:
             session.execute(insert(_PENDING), pending)
         if not ctx.own_sink and rt.event_sink is not None:
@@ -538,15 +675,11 @@ def _note(state: dict[str, Any]) -> str:
 
 
 def _triage_batch(ctx: _Context, ids: Sequence[int], announce: bool) -> list[CaseTriage]:
+    ids = list(dict.fromkeys(ids))
     rows = _read(ctx.rt, ids)
     outs: list[CaseTriage] = []
     decided: list[_Decided] = []
-    for case_id in ids:
-        try:
-            result = _decide(ctx, case_id, rows.get(case_id))
-        except Exception:  # one case must not stop the others; it is logged with its id
-            log.exception("triage of case %s failed", case_id)
-            result = CaseTriage(case_id, skipped="error (see log)")
+    for result in _decide(ctx, ids, rows):
         if isinstance(result, _Decided):
             decided.append(result)
             outs.append(result.out)
@@ -585,6 +718,8 @@ def triage_new_cases(rt: Runtime, case_ids: Iterable[int], *, now: datetime | No
     if not ids:
         return result
     ctx = _context(rt, now)
+    threshold = ctx.renderer.digest_threshold if ctx.renderer is not None else 0
+    ctx.digest = announce and 0 < threshold < len(ids)
     for start in range(0, len(ids), max(1, batch_size)):
         result.cases.extend(_triage_batch(ctx, ids[start:start + batch_size], announce))
     log.info(result.summary())
