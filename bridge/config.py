@@ -211,6 +211,23 @@ class LaporSettings(_Section):
 class DatabaseSettings(_Section):
     url: str = "sqlite:///lapor-bridge.db"
     echo: bool = False
+    #: PostgreSQL only: keep every table in this schema of the database (created when
+    #: missing). Each body of a several-body deployment gets ``body_<code>``.
+    schema_: str | None = Field(default=None, alias="schema",
+                                pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+
+    @property
+    def schema(self) -> str | None:  # "schema" itself is taken by pydantic's BaseModel
+        return self.schema_
+
+    @field_validator("schema_")
+    @classmethod
+    def _schema_needs_postgresql(cls, value: str | None, info: ValidationInfo) -> str | None:
+        url = str(info.data.get("url", ""))
+        if value and not url.startswith("postgresql"):
+            raise ValueError("a schema needs a postgresql:// URL (on SQLite each body has "
+                             "its own file)")
+        return value
 
     @field_validator("url")
     @classmethod
