@@ -213,14 +213,11 @@ class DatabaseSettings(_Section):
     echo: bool = False
     #: PostgreSQL only: keep every table in this schema of the database (created when
     #: missing). Each body of a several-body deployment gets ``body_<code>``.
-    schema_: str | None = Field(default=None, alias="schema",
-                                pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    #: (Written ``schema`` in the file: pydantic's BaseModel owns that attribute name.)
+    db_schema: str | None = Field(default=None, alias="schema",
+                                  pattern=r"^[a-z_][a-z0-9_]{0,62}$")
 
-    @property
-    def schema(self) -> str | None:  # "schema" itself is taken by pydantic's BaseModel
-        return self.schema_
-
-    @field_validator("schema_")
+    @field_validator("db_schema")
     @classmethod
     def _schema_needs_postgresql(cls, value: str | None, info: ValidationInfo) -> str | None:
         url = str(info.data.get("url", ""))

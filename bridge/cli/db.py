@@ -47,7 +47,7 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 
     settings = load(ctx)
     engine = make_engine(settings.database.url, settings.secrets.database_password,
-                         file_mode=file_mode(settings), schema=settings.database.schema)
+                         file_mode=file_mode(settings), schema=settings.database.db_schema)
     try:
         upgrade(engine, revision)
         click.echo(f"schema at revision {current_revision(engine)}")
