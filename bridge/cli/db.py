@@ -18,16 +18,17 @@ from bridge.plugins import PluginError
 def check_config(ctx: click.Context, file: str | None) -> None:
     """Validate a config file; exit 2 with the file, key and problem when it is wrong."""
     # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
-    from bridge.cli.checks import check_settings
+    from bridge.cli.checks import check_deployment
 
     path = file or ctx.obj["config"]
     try:
         settings = load_settings(path)
-        check_settings(settings)
+        bodies = check_deployment(settings)
     except (ConfigError, PluginError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    click.echo(f"{path}: ok ({settings.regency.name}, {settings.regency.code})")
+    several = f", {bodies} bodies" if settings.bodies else ""
+    click.echo(f"{path}: ok ({settings.regency.name}, {settings.regency.code}{several})")
 
 
 @click.group("db")
