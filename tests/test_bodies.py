@@ -289,6 +289,8 @@ def test_two_bodies_sync_from_two_sandboxes_sqlite(tmp_path: Path) -> None:
         # The deployment's own file is not a body's store: no cases were written there.
         assert not (tmp_path / "b.db").exists()
 
+        _status_shows_each_body(config)
+
         # One body's LAPOR! down: the other still syncs, the exit code says so.
         boxes[0].stop()
         boxes[1].state.add_report()
@@ -329,3 +331,46 @@ def test_two_bodies_sync_on_postgresql_schemas(tmp_path: Path, pg_cluster: PgClu
     finally:
         for box in boxes:
             box.stop()
+
+
+def _status_shows_each_body(config: Path) -> None:
+    ran = run_cli("status", "--json", "--config", str(config), env=ENV)
+    assert ran.returncode == 1  # no daemon runs: unhealthy, but every body is read
+    status = json.loads(ran.stdout)
+    assert set(status["bodies"]) == {"DPMPTSP", "DLH"}
+    for body in status["bodies"].values():
+        assert body["healthy"] and body["lag_seconds"] is not None
+        assert body["outbox"]["pending"] == 0 and body["dead_letters"] == 0
+        assert body["quarantined"] == 0
+    # The deployment's problems are the daemon's; no body's store has one.
+    assert all(not p.startswith(("DPMPTSP:", "DLH:")) for p in status["problems"])
+    assert status["outbox"]["dead"] == 0
+
+    from bridge.app.deployment import Deployment
+    from bridge.config import load_settings
+    from bridge.daemon.health import Metrics, collect, combine
+    from bridge.daemon.settings import daemon_settings
+
+    settings = load_settings(config, env=ENV)
+    cfg = daemon_settings(settings)
+    with Deployment(settings) as dep:
+        reports = {body.code: collect(rt.engine, rt.sessions, cfg, body=body.code)
+                   for body, rt in dep}
+    metrics = Metrics()
+    metrics.observe(combine(reports, cfg))
+    text = metrics.render().decode()
+    for code in ("DPMPTSP", "DLH"):
+        assert f'lapor_bridge_body_lag_seconds{{body="{code}"}}' in text
+        assert f'lapor_bridge_body_dead_letters{{body="{code}"}} 0.0' in text
+        assert f'lapor_bridge_body_quarantined_items{{body="{code}"}} 0.0' in text
+        assert f'lapor_bridge_body_outbox_rows{{body="{code}",state="pending"}} 0.0' in text
+
+
+def test_one_body_status_has_one_body_entry(tmp_path: Path) -> None:
+    config = _config(tmp_path, "")
+    ran = run_cli("status", "--json", "--config", str(config), env=ENV)
+    status = json.loads(ran.stdout)
+    assert list(status["bodies"]) == ["UJI"]
+    body = status["bodies"]["UJI"]
+    assert body["outbox"] == status["outbox"] and body["quarantined"] == status["quarantined"]
+    assert body["dead_letters"] == 0
