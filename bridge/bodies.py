@@ -203,8 +203,9 @@ def _body_settings(settings: Settings, shared: Mapping[str, Any], spec: Body,
     data["database"] = _database(settings, spec)
     secrets = _secrets(settings, spec, where)
     try:
+        # The deployment file's own path: paths in it are relative to its folder.
         return Settings.model_validate({**data, "secrets": secrets,
-                                        "source": f"{settings.source} [body {spec.code}]"})
+                                        "source": settings.source})
     except ValidationError as exc:
         loc, problem = describe_validation_error(exc)
         raise ConfigError(settings.source, f"{where} ({spec.code}): {loc or '(root)'}",

@@ -4,7 +4,10 @@ input ``check-config`` refuses with one line and exit 2."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,8 @@ from bridge.tools.pg_cluster import PgCluster
 from tests.support.cli import assert_one_line_error, run_cli
 from tests.support.settings import TEST_BEARER, TEST_TOKEN
 
+#: The sandboxes' reports are received in the 60 days before this: all in 2026.
+ANCHOR = datetime(2026, 6, 30, tzinfo=UTC)
 ENV = {"LAPOR_BRIDGE_BEARER": TEST_BEARER, "LAPOR_BRIDGE_TOKEN": TEST_TOKEN}
 
 
@@ -254,7 +259,8 @@ def test_case_commands_need_body_when_several(tmp_path: Path) -> None:
 
 def _two_sandboxes(tmp_path: Path, db: str | None = None) -> tuple[Path, list[SandboxServer]]:
     boxes = [SandboxServer(seed=s, reports=n, bearer=TEST_BEARER, token=TEST_TOKEN,
-                           bearer_header="Authorization", institution_id=inst).start()
+                           bearer_header="Authorization", institution_id=inst,
+                           anchor=ANCHOR).start()
              for s, n, inst in ((3, 30, 101), (4, 20, 102))]
     bodies = TWO.replace("institution_id = 101",
                          f'institution_id = 101\nlapor = {{ base_url = "{boxes[0].url}" }}')
@@ -290,6 +296,7 @@ def test_two_bodies_sync_from_two_sandboxes_sqlite(tmp_path: Path) -> None:
         assert not (tmp_path / "b.db").exists()
 
         _status_shows_each_body(config)
+        _pemda_recap_sums_the_bodies(config, tmp_path / "rekap")
 
         # One body's LAPOR! down: the other still syncs, the exit code says so.
         boxes[0].stop()
@@ -338,12 +345,15 @@ def _status_shows_each_body(config: Path) -> None:
     assert ran.returncode == 1  # no daemon runs: unhealthy, but every body is read
     status = json.loads(ran.stdout)
     assert set(status["bodies"]) == {"DPMPTSP", "DLH"}
-    for body in status["bodies"].values():
-        assert body["healthy"] and body["lag_seconds"] is not None
+    for code, body in status["bodies"].items():
+        # The sandboxes' reports are months old: each body's lag crosses max_lag, and the
+        # deployment's problems say which body.
+        assert body["lag_seconds"] > 30 * 86400
+        assert not body["healthy"]
+        assert [p.split(" is ")[0] for p in body["problems"]] == ["newest LAPOR! change seen"]
+        assert f"{code}: {body['problems'][0]}" in status["problems"]
         assert body["outbox"]["pending"] == 0 and body["dead_letters"] == 0
         assert body["quarantined"] == 0
-    # The deployment's problems are the daemon's; no body's store has one.
-    assert all(not p.startswith(("DPMPTSP:", "DLH:")) for p in status["problems"])
     assert status["outbox"]["dead"] == 0
 
     from bridge.app.deployment import Deployment
@@ -374,3 +384,28 @@ def test_one_body_status_has_one_body_entry(tmp_path: Path) -> None:
     body = status["bodies"]["UJI"]
     assert body["outbox"] == status["outbox"] and body["quarantined"] == status["quarantined"]
     assert body["dead_letters"] == 0
+
+
+def _pemda_recap_sums_the_bodies(config: Path, out: Path) -> None:
+    ran = run_cli("recap", "--pemda", "--period", "2026", "--out", str(out),
+                  "--config", str(config), env=ENV)
+    assert ran.returncode == 0, ran.stderr
+    assert "2 perangkat daerah, 50 pengaduan diterima" in ran.stderr
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["rekapitulasi-uji-2026-daftar.csv", "rekapitulasi-uji-2026-opd.csv",
+                     "rekapitulasi-uji-2026.csv", "rekapitulasi-uji-2026.html"]
+    rows = list(csv.reader(io.StringIO(
+        (out / "rekapitulasi-uji-2026-opd.csv").read_text("utf-8-sig"))))
+    received = rows[0].index("diterima")
+    assert [(r[0], r[received]) for r in rows[1:]] == [
+        ("DPMPTSP", "30"), ("DLH", "20"), ("JUMLAH", "50")]
+    # Each body's own recap (its own store, as `report --body` writes it) agrees.
+    for code, n in (("DPMPTSP", 30), ("DLH", 20)):
+        ran = run_cli("recap", "--period", "2026", "--out", str(out / code), "--body", code,
+                      "--config", str(config), env=ENV)
+        assert ran.returncode == 0, ran.stderr
+        assert f"{n} pengaduan diterima" in ran.stderr
+    page = (out / "rekapitulasi-uji-2026.html").read_text("utf-8")
+    assert "Menurut perangkat daerah" in page and "Dinas Lingkungan Hidup" in page
+    daftar = (out / "rekapitulasi-uji-2026-daftar.csv").read_text("utf-8-sig")
+    assert len(daftar.strip().splitlines()) == 51

@@ -48,6 +48,10 @@ def check_deployment(settings: Settings) -> int:
     if not has_bodies(settings):
         return 1
     bodies = check_bodies(settings)
-    for body in bodies:
-        check_settings(body.settings)
+    for i, body in enumerate(bodies):
+        try:
+            check_settings(body.settings)
+        except ConfigError as exc:
+            raise ConfigError(exc.file, f"bodies[{i}] ({body.code}): {exc.key}",
+                              exc.problem) from None
     return len(bodies)

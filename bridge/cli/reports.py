@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import click
 
-from bridge.cli.common import config_option, fail, runtime
+from bridge.cli.common import config_option, deployment, fail, runtime
 from bridge.config import ConfigError
 from bridge.documents import DocumentError
 
@@ -70,8 +70,55 @@ def report_cmd(period_text: str, out_dir: str | None, notify: bool) -> None:
                 fail("; ".join(str(f) for f in failures))
 
 
+@click.command("recap")
+@click.option("--pemda", is_flag=True,
+              help="Sum every body of the deployment (a Pemda's [[bodies]]) into one recap.")
+@click.option("--period", "period_text", required=True, metavar="PERIOD",
+              help="2026-10 (month), 2026-S1 / 2026-S2 (semester), 2026 (year) or "
+                   "2026-08-17 (day).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Directory to write into. Default: [reports] out_dir.")
+@click.pass_context
+def recap_cmd(ctx: click.Context, pemda: bool, period_text: str, out_dir: str | None) -> None:
+    """Write a recap of PERIOD. With --pemda: the whole Pemda, every body's recap summed
+    (HTML, CSV of the figures and of the complaints, and one row per body in -opd.csv).
+    Without: one body's recap, as `report` writes it."""
+    if not pemda:
+        ctx.invoke(report_cmd, period_text=period_text, out_dir=out_dir, notify=False)
+        return
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
+    from bridge.filemodes import file_mode
+    from bridge.reports.pemda import build_pemda_recap, write_pemda_recap
+    from bridge.reports.period import PeriodError, parse_period
+    from bridge.reports.settings import output_dir, reports_settings
+
+    try:
+        period = parse_period(period_text)
+    except PeriodError as exc:
+        click.echo(f"error: --period: {exc}", err=True)
+        sys.exit(2)
+    with deployment(ctx) as dep:
+        settings = dep.settings
+        try:
+            target = out_dir or str(output_dir(settings, reports_settings(settings)))
+            total, parts = build_pemda_recap(dep, period, now=datetime.now(UTC))
+        except ConfigError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        try:
+            paths = write_pemda_recap(total, parts, target, settings.regency.code,
+                                      file_mode(settings))
+        except OSError as exc:
+            fail(f"cannot write the recap into {target}: {exc}")
+    for path in paths:
+        click.echo(str(path))
+    click.echo(f"{total.period.label}: {len(parts)} perangkat daerah, {total.received} "
+               f"pengaduan diterima, {total.finished} selesai ({total.finished_late} "
+               f"terlambat), {total.still_open} masih dalam proses.", err=True)
+
+
 def commands() -> list[click.Command]:
-    return [config_option(report_cmd)]
+    return [config_option(report_cmd), config_option(recap_cmd)]
 
 
-__all__ = ["commands", "report_cmd"]
+__all__ = ["commands", "recap_cmd", "report_cmd"]
