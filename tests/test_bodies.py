@@ -315,21 +315,27 @@ def test_two_bodies_sync_on_postgresql_schemas(tmp_path: Path, pg_cluster: PgClu
     empty_db_url = pg_cluster.create_database("pemda_bodies")
     config, boxes = _two_sandboxes(tmp_path, empty_db_url)
     try:
+        ran = run_cli("db", "upgrade", "--config", str(config), env=ENV)
+        assert ran.returncode == 0, ran.stderr
+        head = head_revision()
+        assert ran.stdout.splitlines() == [f"schema at revision {head}",
+                                           f"body DPMPTSP: schema at revision {head}",
+                                           f"body DLH: schema at revision {head}"]
         ran = run_cli("sync", "--once", "--config", str(config), env=ENV)
         assert ran.returncode == 0, ran.stderr
         _store_equals_sandbox(empty_db_url, "body_dpmptsp", boxes[0])
         _store_equals_sandbox(empty_db_url, "body_dlh", boxes[1])
         engine = make_engine(empty_db_url)
         try:
-            # Each schema is upgraded on its own, its version table inside it; the default
-            # schema holds no body's tables.
+            # Each schema is upgraded on its own, its version table inside it.
             for schema in ("body_dpmptsp", "body_dlh"):
                 in_schema = make_engine(empty_db_url, schema=schema)
                 assert current_revision(in_schema) == head_revision()
                 in_schema.dispose()
                 assert "alembic_version" in inspect(engine).get_table_names(schema=schema)
-            assert "cases" not in inspect(engine).get_table_names(schema="public")
             with engine.connect() as conn:
+                # The deployment's own schema (daemons, leases) holds no body's case.
+                assert conn.scalar(text("SELECT count(*) FROM public.cases")) == 0
                 schemas = set(conn.scalars(text(
                     "SELECT schema_name FROM information_schema.schemata")))
             assert {"body_dpmptsp", "body_dlh"} <= schemas
