@@ -76,16 +76,25 @@ def deployment(ctx: click.Context, only: str | None = None) -> Iterator[Deployme
     from bridge.app.deployment import Deployment
 
     settings = load(ctx)
-    try:
-        dep = Deployment(settings, only=only)
-    except (ConfigError, PluginError) as exc:
-        fail(str(exc), 2)
-    except Exception as exc:  # a database that cannot be reached or upgraded
-        fail(f"cannot open the database: {type(exc).__name__}: {first_line(exc)}")
+    dep = _open(lambda: Deployment(settings, only=only))
     try:
         yield dep
     finally:
         dep.close()
+
+
+T = TypeVar("T")
+
+
+def _open(make: Callable[[], T]) -> T:
+    """``make()``, or exit: 2 for a configuration problem, 1 for a database that cannot
+    be reached or upgraded."""
+    try:
+        return make()
+    except (ConfigError, PluginError) as exc:
+        fail(str(exc), 2)
+    except Exception as exc:
+        fail(f"cannot open the database: {type(exc).__name__}: {first_line(exc)}")
 
 
 @contextmanager
@@ -95,12 +104,7 @@ def runtime(ctx: click.Context) -> Iterator[Runtime]:
     from bridge.runtime import Runtime
 
     settings = load_body(ctx)
-    try:
-        rt = Runtime(settings)
-    except (ConfigError, PluginError) as exc:
-        fail(str(exc), 2)
-    except Exception as exc:  # a database that cannot be reached or upgraded
-        fail(f"cannot open the database: {type(exc).__name__}: {first_line(exc)}")
+    rt = _open(lambda: Runtime(settings))
     try:
         yield rt
     finally:

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from bridge.cli.common import config_option, deployment, fail, runtime
 from bridge.config import ConfigError
 from bridge.documents import DocumentError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from bridge.reports.period import Period
+    from bridge.reports.recap import Recap
 
 
 @click.command("report")
@@ -27,16 +34,11 @@ def report_cmd(period_text: str, out_dir: str | None, notify: bool) -> None:
     from bridge.filemodes import file_mode
     from bridge.reports.jobs import build_recap, recap_notification
     from bridge.reports.pdf import write_recap_pdf
-    from bridge.reports.period import PeriodError, parse_period
     from bridge.reports.render import write_recap
     from bridge.reports.settings import output_dir, reports_settings
 
     ctx = click.get_current_context()
-    try:
-        period = parse_period(period_text)
-    except PeriodError as exc:
-        click.echo(f"error: --period: {exc}", err=True)
-        sys.exit(2)
+    period = _period(period_text)
     with runtime(ctx) as rt:
         try:
             cfg = reports_settings(rt.settings)
@@ -55,11 +57,7 @@ def report_cmd(period_text: str, out_dir: str | None, notify: bool) -> None:
             fail(f"cannot write the recap into {target}: {exc}")
         except (DocumentError, ConfigError) as exc:
             fail(f"recap PDF: {exc}")
-        for path in paths:
-            click.echo(str(path))
-        click.echo(f"{recap.period.label}: {recap.received} pengaduan diterima, "
-                   f"{recap.finished} selesai ({recap.finished_late} terlambat), "
-                   f"{recap.still_open} masih dalam proses.", err=True)
+        _written(paths, f"{recap.period.label}: {_figures(recap)}")
         if notify:
             recipients = cfg.recipients_for(period.kind)
             if not recipients:
@@ -89,14 +87,9 @@ def recap_cmd(ctx: click.Context, pemda: bool, period_text: str, out_dir: str | 
     # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.filemodes import file_mode
     from bridge.reports.pemda import build_pemda_recap, write_pemda_recap
-    from bridge.reports.period import PeriodError, parse_period
     from bridge.reports.settings import output_dir, reports_settings
 
-    try:
-        period = parse_period(period_text)
-    except PeriodError as exc:
-        click.echo(f"error: --period: {exc}", err=True)
-        sys.exit(2)
+    period = _period(period_text)
     with deployment(ctx) as dep:
         settings = dep.settings
         try:
@@ -110,11 +103,29 @@ def recap_cmd(ctx: click.Context, pemda: bool, period_text: str, out_dir: str | 
                                       file_mode(settings))
         except OSError as exc:
             fail(f"cannot write the recap into {target}: {exc}")
+    _written(paths, f"{total.period.label}: {len(parts)} perangkat daerah, {_figures(total)}")
+
+
+def _figures(recap: Recap) -> str:
+    return (f"{recap.received} pengaduan diterima, {recap.finished} selesai "
+            f"({recap.finished_late} terlambat), {recap.still_open} masih dalam proses.")
+
+
+def _written(paths: list[Path], line: str) -> None:
     for path in paths:
         click.echo(str(path))
-    click.echo(f"{total.period.label}: {len(parts)} perangkat daerah, {total.received} "
-               f"pengaduan diterima, {total.finished} selesai ({total.finished_late} "
-               f"terlambat), {total.still_open} masih dalam proses.", err=True)
+    click.echo(line, err=True)
+
+
+def _period(text: str) -> Period:
+    """The period ``--period`` names, or exit 2 with why not."""
+    from bridge.reports.period import PeriodError, parse_period
+
+    try:
+        return parse_period(text)
+    except PeriodError as exc:
+        click.echo(f"error: --period: {exc}", err=True)
+        sys.exit(2)
 
 
 def commands() -> list[click.Command]:

@@ -130,35 +130,25 @@ class HealthReport:
             "instances": [dict(i.as_json(), alive=self.alive.get(i.instance, False),
                                heartbeat_age_seconds=_age(now, i.heartbeat_at))
                           for i in self.instances],
-            "pull": self.pull.as_json(now),
-            "push": self.push.as_json(now),
-            "cursor_at": _iso(self.cursor_at),
-            "lag_seconds": self.lag_seconds,
-            "outbox": dict(self.outbox,
-                           oldest_pending_age_seconds=_age(now, self.oldest_pending_at)),
-            "quarantined": self.quarantined,
-            "quarantine_alarm": self.quarantine_alarm.as_json() if self.quarantine_alarm
-            else None,
-            "pending_events": self.pending_events,
-            "inbox": self.inbox_note or "available",
-            "tracked": dict(self.tracked),
+            **self._store_json(),
             "next_runs": dict(leader.next_runs) if leader else {},
             "bodies": {code: body.body_json() for code, body in self.bodies.items()},
         }
 
     def body_json(self) -> dict[str, Any]:
         """What ``status --json`` shows of one body: its store's state and problems."""
+        return {"healthy": not self.problems, "problems": list(self.problems),
+                **self._store_json(), "dead_letters": self.outbox.get("dead", 0)}
+
+    def _store_json(self) -> dict[str, Any]:
         now = self.checked_at
         return {
-            "healthy": not self.problems,
-            "problems": list(self.problems),
-            "lag_seconds": self.lag_seconds,
-            "cursor_at": _iso(self.cursor_at),
             "pull": self.pull.as_json(now),
             "push": self.push.as_json(now),
+            "cursor_at": _iso(self.cursor_at),
+            "lag_seconds": self.lag_seconds,
             "outbox": dict(self.outbox,
                            oldest_pending_age_seconds=_age(now, self.oldest_pending_at)),
-            "dead_letters": self.outbox.get("dead", 0),
             "quarantined": self.quarantined,
             "quarantine_alarm": self.quarantine_alarm.as_json() if self.quarantine_alarm
             else None,
