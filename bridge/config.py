@@ -211,6 +211,20 @@ class LaporSettings(_Section):
 class DatabaseSettings(_Section):
     url: str = "sqlite:///lapor-bridge.db"
     echo: bool = False
+    #: PostgreSQL only: keep every table in this schema of the database (created when
+    #: missing). Each body of a several-body deployment gets ``body_<code>``.
+    #: (Written ``schema`` in the file: pydantic's BaseModel owns that attribute name.)
+    db_schema: str | None = Field(default=None, alias="schema",
+                                  pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+
+    @field_validator("db_schema")
+    @classmethod
+    def _schema_needs_postgresql(cls, value: str | None, info: ValidationInfo) -> str | None:
+        url = str(info.data.get("url", ""))
+        if value and not url.startswith("postgresql"):
+            raise ValueError("a schema needs a postgresql:// URL (on SQLite each body has "
+                             "its own file)")
+        return value
 
     @field_validator("url")
     @classmethod
@@ -257,11 +271,30 @@ class OpdSettings(_Section):
     email: str | None = None
 
 
+class BodySecrets(BaseModel):
+    """One body's LAPOR! credentials, found by its secrets name (bridge/bodies.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    bearer: SecretStr | None = None
+    token: SecretStr | None = None
+
+
 class Secrets(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     bearer: SecretStr | None = None
     token: SecretStr | None = None
     database_password: SecretStr | None = None
+    #: Credentials by secrets name (see :func:`secrets_name`): from
+    #: ``LAPOR_BRIDGE_<NAME>_BEARER``/``_TOKEN`` or the secrets file's ``[bodies.<name>]``.
+    bodies: dict[str, BodySecrets] = Field(default_factory=dict)
+
+
+def secrets_name(name: str) -> str:
+    """A secrets name as it appears in a variable: ``dinas-kes`` -> ``DINAS_KES``."""
+    return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+_ENV_BODY_SECRET = re.compile(r"^LAPOR_BRIDGE_([A-Z0-9_]+)_(BEARER|TOKEN)$")
 
 
 class Settings(_Section):
@@ -274,6 +307,9 @@ class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     outbox: OutboxSettings = OutboxSettings()
     opds: list[OpdSettings] = Field(default_factory=list)
+    #: A Pemda's bodies (``[[bodies]]``), kept raw: bridge/bodies.py validates them and
+    #: builds each body's own settings.
+    bodies: list[dict[str, Any]] = Field(default_factory=list)
     secrets_file: str | None = None
     #: Where these settings were read from, for error messages.
     source: str = "<memory>"
@@ -355,7 +391,7 @@ def section_settings(settings: Settings, name: str, model: type[M],
         raise ConfigError(settings.source, f"{name}.{loc}" if loc else name, problem) from None
 
 
-def _read_secrets(path: Path, source: str) -> dict[str, str]:
+def _read_secrets(path: Path, source: str) -> dict[str, Any]:
     try:
         problem = open_to_others(path)
         with path.open("rb") as fh:
@@ -367,10 +403,35 @@ def _read_secrets(path: Path, source: str) -> dict[str, str]:
     if problem:
         raise ConfigError(source, "secrets_file", problem)
     allowed = {"bearer", "token", "database_password"}
-    for key in data:
-        if key not in allowed:
-            raise ConfigError(path, key, f"unknown key; expected one of {sorted(allowed)}")
-    return {k: str(v) for k, v in data.items()}
+    for key, value in data.items():
+        if key == "bodies" and isinstance(value, Mapping):
+            _check_body_secrets(path, value)
+        elif key not in allowed:
+            raise ConfigError(path, key, f"unknown key; expected one of {sorted(allowed)} "
+                              "or [bodies.<name>] tables")
+    return data
+
+
+def _check_body_secrets(path: Path, tables: Mapping[str, Any]) -> None:
+    for name, table in tables.items():
+        if not isinstance(table, Mapping):
+            raise ConfigError(path, f"bodies.{name}", "expected a table with bearer and token")
+        for key in table:
+            if key not in ("bearer", "token"):
+                raise ConfigError(path, f"bodies.{name}.{key}",
+                                  "unknown key; expected bearer or token")
+
+
+def _body_secrets(from_file: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """Credentials by secrets name: the file's ``[bodies.<name>]``, then the variables."""
+    found: dict[str, dict[str, str]] = {}
+    for name, table in from_file.items():
+        found.setdefault(secrets_name(name), {}).update({k: str(v) for k, v in table.items()})
+    for var, value in env.items():
+        match = _ENV_BODY_SECRET.match(var)
+        if match and value and var not in (ENV_BEARER, ENV_TOKEN):
+            found.setdefault(match.group(1), {})[match.group(2).lower()] = value
+    return found
 
 
 def settings_from_mapping(
@@ -385,17 +446,23 @@ def settings_from_mapping(
     if "secrets" in raw:
         raise ConfigError(source, "secrets", "secrets may not be written in the config file; "
                           f"use {ENV_BEARER}/{ENV_TOKEN} or secrets_file")
-    secrets: dict[str, str] = {}
+    secrets: dict[str, Any] = {}
+    body_tables: Mapping[str, Any] = {}
     secrets_file = raw.get("secrets_file") or env.get(ENV_SECRETS_FILE)
     if secrets_file:
         path = Path(str(secrets_file))
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
-        secrets.update(_read_secrets(path, source))
+        from_file = _read_secrets(path, source)
+        body_tables = from_file.pop("bodies", {})
+        secrets.update({k: str(v) for k, v in from_file.items()})
     for key, var in (("bearer", ENV_BEARER), ("token", ENV_TOKEN),
                      ("database_password", ENV_DB_PASSWORD)):
         if env.get(var):
             secrets[key] = env[var]
+    by_name = _body_secrets(body_tables, env)
+    if by_name:
+        secrets["bodies"] = by_name
     raw["secrets"] = secrets
     raw["source"] = source
     lapor = raw.get("lapor")

@@ -15,7 +15,7 @@ SHIPPED_PACKAGE = "bridge.shipped"
 #: The demo config, used when no ``--config`` and no ``$LAPOR_BRIDGE_CONFIG`` is given.
 DEMO = "demo"
 #: Shipped configs that are documentation or the demo rather than a regency's SOP.
-NOT_PROFILES = frozenset({DEMO, "example", "postgresql.example"})
+NOT_PROFILES = frozenset({DEMO, "example", "postgresql.example", "pemda-example"})
 #: The systemd units, by the command they run.
 UNITS = {"run": "lapor-bridge.service", "web": "lapor-bridge-web.service"}
 

@@ -52,7 +52,7 @@ class Runtime:
         self.settings = settings
         self.engine: Engine = make_engine(
             settings.database.url, settings.secrets.database_password, settings.database.echo,
-            file_mode=file_mode(settings),
+            file_mode=file_mode(settings), schema=settings.database.db_schema,
         )
         if upgrade_schema:
             ensure_schema(self.engine)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bridge.bodies import check_bodies, has_bodies
 from bridge.config import ConfigError, Settings, check_unknown_sections
 from bridge.config_refs import check_references
 from bridge.daemon.settings import check as check_daemon
@@ -37,3 +38,20 @@ def check_settings(settings: Settings) -> None:
     check_secret_file(settings, web_settings(settings))
     file_mode(settings)
     tracking_settings(settings)
+
+
+def check_deployment(settings: Settings) -> int:
+    """:func:`check_settings` for the deployment and, in a Pemda, for each body's own
+    settings (codes and institution ids unique, secrets found, no forward to itself).
+    Returns how many bodies the deployment has."""
+    check_settings(settings)
+    if not has_bodies(settings):
+        return 1
+    bodies = check_bodies(settings)
+    for i, body in enumerate(bodies):
+        try:
+            check_settings(body.settings)
+        except ConfigError as exc:
+            raise ConfigError(exc.file, f"bodies[{i}] ({body.code}): {exc.key}",
+                              exc.problem) from None
+    return len(bodies)

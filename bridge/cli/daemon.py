@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from bridge.cli.common import config_option, load, runtime
+from bridge.cli.common import chosen_body, config_option, deployment, load
 from bridge.config import ConfigError
 from bridge.daemon import settings as _settings  # noqa: F401 - registers [daemon], [logging]
 from bridge.daemon.settings import daemon_settings, logging_settings
@@ -64,16 +64,32 @@ def status_cmd(ctx: click.Context, as_json: bool) -> None:
     database cannot be read), 2 for a configuration error: a monitor can call it.
     """
     # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
-    from bridge.daemon.health import collect, render_text
+    from bridge.daemon.health import collect, combine, render_text
+    from bridge.filemodes import file_mode
+    from bridge.store.db import ensure_schema, make_engine
 
     settings = load(ctx)
     try:
         cfg = daemon_settings(settings)
     except ConfigError as exc:
         _config_error(exc)
-    with runtime(ctx) as rt:
+    with deployment(ctx, only=chosen_body(ctx)) as dep:
         try:
-            report = collect(rt.engine, rt.sessions, cfg)
+            if not dep.several:
+                rt = dep.runtime()
+                report = collect(rt.engine, rt.sessions, cfg, body=rt.settings.regency.code)
+            else:
+                # The daemons and their leases are the deployment's, in its own database
+                # (schema); each body's store answers for its lag, outbox and quarantine.
+                db = settings.database
+                main = make_engine(db.url, settings.secrets.database_password,
+                                   file_mode=file_mode(settings), schema=db.db_schema)
+                try:
+                    ensure_schema(main)
+                    report = combine({body.code: collect(main, rt.sessions, cfg, body=body.code)
+                                      for body, rt in dep}, cfg)
+                finally:
+                    main.dispose()
         except Exception as exc:
             click.echo(f"error: cannot read the status: {type(exc).__name__}: "
                        f"{(str(exc).splitlines() or [''])[0][:300]}", err=True)

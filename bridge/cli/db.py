@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from bridge.cli.common import config_option, fail, first_line, load
+from bridge.cli.common import chosen_body, config_option, fail, first_line, load
 from bridge.config import ConfigError, Settings, load_settings
 from bridge.plugins import PluginError
 
@@ -18,17 +18,18 @@ from bridge.plugins import PluginError
 def check_config(ctx: click.Context, file: str | None) -> None:
     """Validate a config file; exit 2 with the file, key and problem when it is wrong."""
     # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
-    from bridge.cli.checks import check_settings
+    from bridge.cli.checks import check_deployment
 
     path = file or ctx.obj["config"]
     try:
         settings = load_settings(path)
-        check_settings(settings)
+        bodies = check_deployment(settings)
         _check_single_worker(settings)
     except (ConfigError, PluginError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    click.echo(f"{path}: ok ({settings.regency.name}, {settings.regency.code})")
+    several = f", {bodies} bodies" if settings.bodies else ""
+    click.echo(f"{path}: ok ({settings.regency.name}, {settings.regency.code}{several})")
 
 
 def _check_single_worker(settings: Settings) -> None:
@@ -50,19 +51,37 @@ def db_group() -> None:
 @config_option
 @click.pass_context
 def db_upgrade(ctx: click.Context, revision: str) -> None:
-    """Upgrade the database schema (the other commands do this on an empty database)."""
+    """Upgrade the database schema (the other commands do this on an empty database).
+
+    A several-body deployment upgrades its own database (schema) and every body's store
+    (or only the one --body names)."""
     # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
+    from bridge.bodies import bodies_of, body_of, has_bodies
+
+    settings = load(ctx)
+    stores = [("", settings)]
+    if has_bodies(settings):
+        try:
+            code = chosen_body(ctx)
+            chosen = [body_of(settings, code)] if code else bodies_of(settings)
+        except ConfigError as exc:
+            fail(str(exc), 2)
+        stores += [(f"body {b.code}: ", b.settings) for b in chosen]
+    for label, store in stores:
+        _upgrade_one(store, revision, label)
+
+
+def _upgrade_one(settings: Settings, revision: str, label: str) -> None:
     from bridge.filemodes import file_mode
     from bridge.store.db import current_revision, make_engine, upgrade
 
-    settings = load(ctx)
     engine = make_engine(settings.database.url, settings.secrets.database_password,
-                         file_mode=file_mode(settings))
+                         file_mode=file_mode(settings), schema=settings.database.db_schema)
     try:
         upgrade(engine, revision)
-        click.echo(f"schema at revision {current_revision(engine)}")
+        click.echo(f"{label}schema at revision {current_revision(engine)}")
     except Exception as exc:
-        fail(f"schema upgrade failed: {type(exc).__name__}: {first_line(exc)}")
+        fail(f"{label}schema upgrade failed: {type(exc).__name__}: {first_line(exc)}")
     finally:
         engine.dispose()
 

@@ -16,8 +16,8 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,9 @@ class HealthReport:
     inbox_note: str | None = None
     #: Tracked cases: open and closed.
     tracked: dict[str, int] = field(default_factory=dict)
+    #: Each body's own report, by code (one entry for a one-body deployment); its
+    #: problems are its store's only (the daemon's are the deployment's).
+    bodies: dict[str, HealthReport] = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
@@ -127,6 +130,19 @@ class HealthReport:
             "instances": [dict(i.as_json(), alive=self.alive.get(i.instance, False),
                                heartbeat_age_seconds=_age(now, i.heartbeat_at))
                           for i in self.instances],
+            **self._store_json(),
+            "next_runs": dict(leader.next_runs) if leader else {},
+            "bodies": {code: body.body_json() for code, body in self.bodies.items()},
+        }
+
+    def body_json(self) -> dict[str, Any]:
+        """What ``status --json`` shows of one body: its store's state and problems."""
+        return {"healthy": not self.problems, "problems": list(self.problems),
+                **self._store_json(), "dead_letters": self.outbox.get("dead", 0)}
+
+    def _store_json(self) -> dict[str, Any]:
+        now = self.checked_at
+        return {
             "pull": self.pull.as_json(now),
             "push": self.push.as_json(now),
             "cursor_at": _iso(self.cursor_at),
@@ -139,7 +155,6 @@ class HealthReport:
             "pending_events": self.pending_events,
             "inbox": self.inbox_note or "available",
             "tracked": dict(self.tracked),
-            "next_runs": dict(leader.next_runs) if leader else {},
         }
 
 
@@ -151,8 +166,9 @@ def _stream(session: Session, name: str) -> tuple[StreamState, SyncCursor | None
 
 
 def collect(engine: Engine, sessions: sessionmaker[Session], cfg: DaemonSettings,
-            now: datetime | None = None) -> HealthReport:
-    """Read the deployment's state and judge it against ``cfg.health``."""
+            now: datetime | None = None, body: str | None = None) -> HealthReport:
+    """Read the deployment's state and judge it against ``cfg.health``. ``body`` (the
+    body's code) adds the store's state as the report's one body entry."""
     now = now or utcnow()
     lease = read_lease(engine)
     instances = read_statuses(engine)
@@ -185,11 +201,53 @@ def collect(engine: Engine, sessions: sessionmaker[Session], cfg: DaemonSettings
         report.inbox_note = f"{NO_INBOX_TEXT} ({no_inbox.last_error})"
     report.tracked = tracked
     report.problems = judge(report, cfg)
+    if body is not None:
+        report.bodies = {body: replace(report, problems=judge_store(report, cfg), bodies={})}
     return report
 
 
+def combine(reports: Mapping[str, HealthReport], cfg: DaemonSettings) -> HealthReport:
+    """One report for a several-body deployment: each body's (``collect(body=...)``) kept
+    under ``bodies``, the counts summed, the oldest pull, push and cursor shown; a body's
+    problem names the body."""
+    parts = list(reports.values())
+    first = parts[0]
+    outbox = {state: sum(r.outbox.get(state, 0) for r in parts)
+              for state in ("pending", "waiting", "dead")}
+    pendings = [r.oldest_pending_at for r in parts if r.oldest_pending_at is not None]
+    cursors = [r.cursor_at for r in parts]
+    tracked: dict[str, int] = {}
+    for r in parts:
+        for key, n in r.tracked.items():
+            tracked[key] = tracked.get(key, 0) + n
+    report = HealthReport(
+        first.checked_at, first.lease, first.instances, first.alive,
+        _oldest_stream([r.pull for r in parts]), _oldest_stream([r.push for r in parts]),
+        None if None in cursors else min(c for c in cursors if c is not None),
+        outbox, min(pendings) if pendings else None,
+        sum(r.quarantined for r in parts), sum(r.pending_events for r in parts),
+        quarantine_alarm=next((r.quarantine_alarm for r in parts if r.quarantine_alarm),
+                              None),
+        tracked=tracked)
+    report.bodies = {code: next(iter(r.bodies.values()), r) for code, r in reports.items()}
+    report.problems = judge_daemon(report) + [
+        f"{code}: {problem}" for code, body in report.bodies.items()
+        for problem in body.problems]
+    return report
+
+
+def _oldest_stream(streams: list[StreamState]) -> StreamState:
+    # The body furthest behind speaks for the deployment: a failing one first.
+    return min(streams, key=lambda s: (not s.failing, s.last_success_at is not None,
+                                       s.last_success_at or datetime.min.replace(tzinfo=UTC)))
+
+
 def judge(r: HealthReport, cfg: DaemonSettings) -> list[str]:
-    h = cfg.health
+    return judge_daemon(r) + judge_store(r, cfg)
+
+
+def judge_daemon(r: HealthReport) -> list[str]:
+    """The daemons' problems: nobody holds the lease, or its holder stopped beating."""
     now = r.checked_at
     problems: list[str] = []
     if r.leader is None:
@@ -201,6 +259,14 @@ def judge(r: HealthReport, cfg: DaemonSettings) -> list[str]:
     elif not r.alive.get(r.leader.instance, False):
         problems.append(f"the leader {r.leader.instance} has not written a heartbeat for "
                         f"{human_span(_age(now, r.leader.heartbeat_at) or 0)}")
+    return problems
+
+
+def judge_store(r: HealthReport, cfg: DaemonSettings) -> list[str]:
+    """A store's problems against ``[daemon.health]``: pull, push, lag, outbox, quarantine."""
+    h = cfg.health
+    now = r.checked_at
+    problems: list[str] = []
     for label, stream, limit in (("pull", r.pull, h.max_pull_age),
                                  ("push", r.push, h.max_push_age)):
         age = _age(now, stream.last_success_at)
@@ -283,6 +349,15 @@ def render_text(report: HealthReport, tz: str) -> list[str]:
         lines.append(f"tracked cases: {report.tracked.get('open', 0)} open, "
                      f"{report.tracked.get('closed', 0)} closed")
     lines.append(f"plugin events waiting: {report.pending_events}")
+    if len(report.bodies) > 1:
+        lines.append("bodies:")
+        for code, body in report.bodies.items():
+            b_lag = body.lag_seconds
+            b_out = body.outbox
+            lines.append(f"  {code:12} {'OK' if not body.problems else 'UNHEALTHY'}, lag "
+                         f"{'-' if b_lag is None else human_span(b_lag)}, outbox "
+                         f"{b_out['pending']} pending, {b_out['waiting']} waiting, "
+                         f"{b_out['dead']} dead, {body.quarantined} quarantined")
     if leader and leader.next_runs:
         lines.append("next runs:")
         for job, moment in sorted(leader.next_runs.items()):
@@ -332,6 +407,22 @@ class Metrics:
         self.last_success = Gauge("lapor_bridge_last_success_timestamp_seconds",
                                   "Unix time of the last successful run, by stream",
                                   ["stream"], registry=r)
+        labels = ["body"]
+        self.body_healthy = Gauge("lapor_bridge_body_healthy",
+                                  "1 when no health threshold of the body's store is crossed",
+                                  labels, registry=r)
+        self.body_lag = Gauge("lapor_bridge_body_lag_seconds",
+                              "Age of the newest LAPOR! change the body has seen", labels,
+                              registry=r)
+        self.body_outbox = Gauge("lapor_bridge_body_outbox_rows",
+                                 "The body's outbox rows by state", [*labels, "state"],
+                                 registry=r)
+        self.body_dead = Gauge("lapor_bridge_body_dead_letters",
+                               "The body's outbox rows that are dead letters", labels,
+                               registry=r)
+        self.body_quarantined = Gauge("lapor_bridge_body_quarantined_items",
+                                      "The body's unresolved quarantined items", labels,
+                                      registry=r)
         self.leader.set(0)
 
     def job_result(self, job: str, kind: str, counts: dict[str, Any], seconds: float) -> None:
@@ -366,6 +457,15 @@ class Metrics:
         for stream, st in (("inbox", report.pull), ("push", report.push)):
             if st.last_success_at is not None:
                 self.last_success.labels(stream).set(st.last_success_at.timestamp())
+        for code, body in report.bodies.items():
+            self.body_healthy.labels(code).set(0 if body.problems else 1)
+            body_lag = body.lag_seconds
+            if body_lag is not None:
+                self.body_lag.labels(code).set(body_lag)
+            for state, n in body.outbox.items():
+                self.body_outbox.labels(code, state).set(n)
+            self.body_dead.labels(code).set(body.outbox.get("dead", 0))
+            self.body_quarantined.labels(code).set(body.quarantined)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -284,7 +284,8 @@ class Daemon(LeaderElection):
         assert rt is not None
         self.http = HealthServer(
             self.cfg.http_host, int(self.cfg.http_port or 0),
-            lambda: collect(rt.engine, rt.sessions, self.cfg), self.metrics,
+            lambda: collect(rt.engine, rt.sessions, self.cfg,
+                            body=rt.settings.regency.code), self.metrics,
             extra=lambda: {"instance": self.holder, "role": self.role},
             token=health_token(self.cfg.health_token_file)).start()
         log.info("serving /healthz and /metrics on http://%s:%d", self.cfg.http_host,
@@ -385,7 +386,7 @@ class Daemon(LeaderElection):
 
     def _health_job(self, ctx: jobs.JobContext) -> Counts:
         rt = ctx.rt
-        report = collect(rt.engine, rt.sessions, self.cfg)
+        report = collect(rt.engine, rt.sessions, self.cfg, body=rt.settings.regency.code)
         self.metrics.observe(report)
         if report.healthy:
             log.info(summary_line(report), extra={"event": "health", "healthy": True})

@@ -41,11 +41,14 @@ def json_dumps(value: Any) -> str:
 
 
 def make_engine(url: str, password: SecretStr | None = None, echo: bool = False,
-                file_mode: int = PRIVATE) -> Engine:
+                file_mode: int = PRIVATE, schema: str | None = None) -> Engine:
     """An engine for ``url``; the password (a secret) is never part of the configured URL.
 
     A SQLite file and its ``-wal``/``-shm`` files get ``file_mode`` (0600 by default)
-    whatever the umask: they hold reporters' identities and password hashes."""
+    whatever the umask: they hold reporters' identities and password hashes.
+
+    ``schema`` (PostgreSQL only) puts every table in that schema of the database: one
+    body of a several-body deployment (see bridge/bodies.py)."""
     sa_url = make_url(url)
     if password is not None:
         sa_url = sa_url.set(password=password.get_secret_value())
@@ -68,7 +71,36 @@ def make_engine(url: str, password: SecretStr | None = None, echo: bool = False,
         # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT and
         # "BEGIN IMMEDIATE"; take it over as SQLAlchemy's docs recommend.
         event.listen(engine, "begin", _sqlite_begin)
+    elif schema:
+        return _in_schema(engine, schema)
     return engine
+
+
+def _in_schema(engine: Engine, schema: str) -> Engine:
+    # The translate map names the schema in everything SQLAlchemy renders from the models;
+    # the search path catches the rest (raw SQL in migrations, Alembic's own look-ups).
+    # The search path holds the body's schema alone: a table missing there must fail,
+    # not fall through to another body's (or the deployment's) table of that name.
+    quoted = engine.dialect.identifier_preparer.quote_schema(schema)
+
+    def _search_path(dbapi_conn: Any, _record: Any) -> None:
+        # Outside a transaction, so that the setting holds for the whole session.
+        autocommit = dbapi_conn.autocommit
+        dbapi_conn.autocommit = True
+        cur = dbapi_conn.cursor()
+        cur.execute(f"SET SESSION search_path TO {quoted}")
+        cur.close()
+        dbapi_conn.autocommit = autocommit
+
+    event.listen(engine, "connect", _search_path)
+    return engine.execution_options(schema_translate_map={None: schema})
+
+
+def engine_schema(engine: Engine) -> str | None:
+    """The schema ``engine`` keeps its tables in (``make_engine(schema=...)``), or None."""
+    mapping = engine.get_execution_options().get("schema_translate_map") or {}
+    value = mapping.get(None)
+    return str(value) if value else None
 
 
 def _private_sqlite(path: str, mode: int, create: bool = True) -> None:
@@ -144,17 +176,27 @@ def _quiet_alembic() -> Iterator[None]:
 
 
 def current_revision(engine: Engine) -> str | None:
+    schema = engine_schema(engine)
+    opts = {"version_table_schema": schema} if schema else {}
     with engine.connect() as conn, _quiet_alembic():
-        return MigrationContext.configure(conn).get_current_revision()
+        return MigrationContext.configure(conn, opts=opts).get_current_revision()
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision``; safe to call from several processes at once."""
+    """Bring the schema to ``revision``; safe to call from several processes at once.
+
+    An engine kept in a schema (``make_engine(schema=...)``) gets the schema created when
+    missing, and Alembic's version table inside it: each schema is upgraded on its own."""
     cfg = _alembic_config()
+    schema = engine_schema(engine)
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _UPGRADE_LOCK_KEY})
+            if schema:
+                quoted = conn.dialect.identifier_preparer.quote_schema(schema)
+                conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quoted}"))
         cfg.attributes["connection"] = conn
+        cfg.attributes["version_table_schema"] = schema
         with _quiet_alembic():
             command.upgrade(cfg, revision)
 

@@ -41,6 +41,9 @@ def _run_with(connection: Any) -> None:
         render_item=_render_item,
         render_as_batch=True,
         compare_type=True,
+        # A body of a several-body deployment keeps its version table in its own schema
+        # (bridge.store.db.upgrade); None is the database's default schema.
+        version_table_schema=config.attributes.get("version_table_schema"),
     )
     with context.begin_transaction():
         context.run_migrations()
