@@ -13,12 +13,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.orm import Session, sessionmaker
-
 from bridge.app.cycle import run_cycle
 from bridge.bodies import BodySettings, bodies_of, body_key, has_bodies
 from bridge.config import ConfigError, Settings
 from bridge.runtime import Runtime
+from bridge.services.internal_forward import Receiver
 
 log = logging.getLogger("bridge.deployment")
 
@@ -45,6 +44,12 @@ class Deployment:
         except BaseException:
             self.close()
             raise
+        if self.several:
+            # Each body forwards to the others through the narrow look-up below
+            # (bridge/services/internal_forward.py), never through the Deployment.
+            for code, rt in self.runtimes.items():
+                rt.body_code = code
+                rt.receivers = self.receiver
 
     @property
     def several(self) -> bool:
@@ -69,12 +74,12 @@ class Deployment:
         raise ConfigError(self.settings.source, "bodies",
                           f"no body {code!r}; bodies: {', '.join(self.codes)}")
 
-    def receiver(self, code: str) -> sessionmaker[Session] | None:
-        """The store of the body ``code`` of this deployment, or None when it is none of
-        ours: the narrow look-up an internal forward needs."""
+    def receiver(self, code: str) -> Receiver | None:
+        """The body ``code`` of this deployment as a forward reaches it, or None when it is
+        none of ours: the narrow look-up an internal forward needs."""
         for known, rt in self.runtimes.items():
             if body_key(known) == body_key(code):
-                return rt.sessions
+                return rt.as_receiver()
         return None
 
     def __iter__(self) -> Iterator[tuple[BodySettings, Runtime]]:
