@@ -9,10 +9,11 @@ import sys
 
 import click
 
+from bridge.bodies import has_bodies
 from bridge.cli.common import chosen_body, config_option, deployment, load
-from bridge.config import ConfigError
+from bridge.config import ConfigError, Settings
 from bridge.daemon import settings as _settings  # noqa: F401 - registers [daemon], [logging]
-from bridge.daemon.settings import daemon_settings, logging_settings
+from bridge.daemon.settings import DaemonSettings, daemon_settings, logging_settings
 from bridge.plugins import PluginError
 
 
@@ -44,13 +45,31 @@ def run_cmd(ctx: click.Context) -> None:
     except (ConfigError, PluginError) as exc:
         _config_error(exc)
     configure(settings, log_cfg)
-    code = Daemon(settings, cfg=cfg).run()
+    code = _serve_bodies(settings, cfg) if has_bodies(settings) else Daemon(settings, cfg=cfg).run()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
     # Worker threads still inside a hung request must not hold the exit up: everything
     # that matters is committed already.
     os._exit(code)
+
+
+def _serve_bodies(settings: Settings, cfg: DaemonSettings) -> int:
+    """A Pemda: this process is one worker of many over the deployment's bodies; the
+    workers and the bodies' leases live in the deployment's own database."""
+    from bridge.app.deployment import Deployment
+    from bridge.daemon.bodyrun import runtime_work
+    from bridge.daemon.worker import serve
+    from bridge.store.db import ensure_schema, make_engine
+
+    engine = make_engine(settings.database.url, settings.secrets.database_password)
+    try:
+        ensure_schema(engine)
+        with Deployment(settings) as dep:
+            works = {code: runtime_work(rt, cfg) for code, rt in dep.runtimes.items()}
+            return serve(settings, cfg, works, engine)
+    finally:
+        engine.dispose()
 
 
 @click.command("status")
