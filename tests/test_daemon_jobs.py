@@ -186,6 +186,9 @@ def test_a_lost_lease_stops_the_sync_jobs(runtime_factory: Any, sandbox: Sandbox
         wait_for("demotion", lambda: daemon.role == STANDBY)
         assert "lost the sync lease (another daemon holds the lease)" in caplog.text
         assert daemon.next_runs()["pull"] is None
+        # A pull that started before the demotion finishes its page: wait for it, so
+        # that the report below can only come in through a standby's pull.
+        wait_for("the runs in hand", lambda: daemon.jobs_in_hand() == 0)
         sandbox.state.add_report(title="Datang saat standby")
         time.sleep(1.0)
         assert cases(rt) == 60, "a standby must not pull"

@@ -311,6 +311,11 @@ class Daemon(LeaderElection):
         with self._contexts_lock:
             self._contexts.discard(ctx)
 
+    def jobs_in_hand(self) -> int:
+        """How many job runs are under way (a demoted leader finishes the page in hand)."""
+        with self._contexts_lock:
+            return len(self._contexts)
+
     def _stop_all_runs(self, include_rt: bool = True) -> None:
         if include_rt and self.rt is not None:
             self.rt.stop.set()
