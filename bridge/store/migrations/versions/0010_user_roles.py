@@ -1,0 +1,68 @@
+"""user_roles: an account may hold several roles (an acting official, Plt, acts in two);
+each account's single users.role is carried over as its first role, then dropped. The
+install's ``operator`` account (command-line actions without --user) is made here.
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-11-30 02:30:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0010"
+down_revision: str | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+#: Kept in step with bridge.services.accounts (a migration must not import the services:
+#: it has to run the same way after they change).
+OPERATOR = "operator"
+NO_PASSWORD = "!"
+
+
+def upgrade() -> None:
+    op.create_table(
+        "user_roles",
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("role", sa.String(length=64), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("user_id", "role"),
+    )
+    op.execute("INSERT INTO user_roles (user_id, role, position) "
+               "SELECT id, role, 0 FROM users")
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_column("role")
+    conn = op.get_bind()
+    users = sa.table("users", sa.column("id", sa.Integer()), sa.column("username", sa.String()),
+                     sa.column("full_name", sa.String()), sa.column("password_hash", sa.String()),
+                     sa.column("active", sa.Boolean()), sa.column("created_at", sa.DateTime()),
+                     sa.column("session_generation", sa.Integer()))
+    found = conn.execute(sa.select(users.c.id).where(
+        sa.func.lower(users.c.username) == OPERATOR)).first()
+    if found is None:
+        # No password: it cannot sign in on the web page until `user passwd operator`.
+        conn.execute(users.insert().values(
+            username=OPERATOR, full_name="Operator (command line)", password_hash=NO_PASSWORD,
+            active=True, created_at=datetime.now(UTC).replace(tzinfo=None),
+            session_generation=0))
+        new_id = conn.execute(sa.select(users.c.id).where(users.c.username == OPERATOR)
+                              ).scalar_one()
+        conn.execute(sa.text("INSERT INTO user_roles (user_id, role, position) "
+                             "VALUES (:id, 'admin', 0)"), {"id": new_id})
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("role", sa.String(length=64), nullable=False,
+                                      server_default=""))
+    op.execute("UPDATE users SET role = (SELECT r.role FROM user_roles r WHERE "
+               "r.user_id = users.id ORDER BY r.position LIMIT 1) WHERE EXISTS "
+               "(SELECT 1 FROM user_roles r WHERE r.user_id = users.id)")
+    op.drop_table("user_roles")
