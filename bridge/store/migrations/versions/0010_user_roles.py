@@ -27,7 +27,13 @@ NO_PASSWORD = "!"
 
 
 def upgrade() -> None:
-    op.create_table(
+    conn = op.get_bind()
+    # Read first: on SQLite, batch mode rebuilds the users table (drop and rename), which
+    # would take any user_roles rows with it through the ON DELETE CASCADE.
+    held = [(row.id, row.role) for row in conn.execute(sa.text("SELECT id, role FROM users"))]
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_column("role")
+    user_roles = op.create_table(
         "user_roles",
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("role", sa.String(length=64), nullable=False),
@@ -35,11 +41,10 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("user_id", "role"),
     )
-    op.execute("INSERT INTO user_roles (user_id, role, position) "
-               "SELECT id, role, 0 FROM users")
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.drop_column("role")
-    conn = op.get_bind()
+    assert user_roles is not None
+    if held:
+        op.bulk_insert(user_roles, [{"user_id": uid, "role": role, "position": 0}
+                                    for uid, role in held])
     users = sa.table("users", sa.column("id", sa.Integer()), sa.column("username", sa.String()),
                      sa.column("full_name", sa.String()), sa.column("password_hash", sa.String()),
                      sa.column("active", sa.Boolean()), sa.column("created_at", sa.DateTime()),
@@ -54,15 +59,17 @@ def upgrade() -> None:
             session_generation=0))
         new_id = conn.execute(sa.select(users.c.id).where(users.c.username == OPERATOR)
                               ).scalar_one()
-        conn.execute(sa.text("INSERT INTO user_roles (user_id, role, position) "
-                             "VALUES (:id, 'admin', 0)"), {"id": new_id})
+        op.bulk_insert(user_roles, [{"user_id": new_id, "role": "admin", "position": 0}])
 
 
 def downgrade() -> None:
+    conn = op.get_bind()
+    primary = {row.user_id: row.role for row in conn.execute(sa.text(
+        "SELECT user_id, role FROM user_roles ORDER BY position DESC"))}
+    op.drop_table("user_roles")
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.add_column(sa.Column("role", sa.String(length=64), nullable=False,
                                       server_default=""))
-    op.execute("UPDATE users SET role = (SELECT r.role FROM user_roles r WHERE "
-               "r.user_id = users.id ORDER BY r.position LIMIT 1) WHERE EXISTS "
-               "(SELECT 1 FROM user_roles r WHERE r.user_id = users.id)")
-    op.drop_table("user_roles")
+    for user_id, role in primary.items():
+        conn.execute(sa.text("UPDATE users SET role = :role WHERE id = :id"),
+                     {"role": role, "id": user_id})
