@@ -28,8 +28,6 @@ from bridge.services.accounts import (
 from bridge.services.actions import ActionNotAllowed, Actor
 from bridge.store.models import Case, CaseEvent, OutboxRow, User
 from tests.support.web import (
-    ANALIS,
-    KASI,
     PASSWORD,
     PASSWORD_HASH,
     Env,
@@ -141,25 +139,17 @@ def test_the_operator_cannot_sign_in(env: Env) -> None:
 
 def _answer_drafted(env: Env) -> int:
     cid = env.case()
-    env.to_verified(cid)
-    a = env.rt.actions()
-    a.classify(cid, ANALIS, "sedang")
-    a.dispose(cid, KASI, "Seksi")
-    a.record_step(cid, ANALIS, "konsep_jawaban", "konsep v1")
+    env.to_answer_drafted(cid)
     return cid
 
 
 def _sign_in(env: Env, username: str, roles: list[str]) -> Any:
+    """Signed in as a new account ``username`` (a role name, as :meth:`Env.login` takes
+    it) that holds ``roles``."""
     with env.rt.sessions() as s, s.begin():
         s.add(User(username=username, full_name="Agus Prasetyo", roles=roles,
                    password_hash=PASSWORD_HASH, active=True))
-    c = env.client()
-    page = c.get("/masuk")
-    r = c.post("/masuk", data={"username": username, "password": PASSWORD,
-                               "csrf_token": csrf_of(page.text), "next": "/antrean"},
-               follow_redirects=False)
-    assert r.status_code == 303, r.text
-    return c
+    return env.login(username)
 
 
 def _approvals(env: Env, cid: int) -> list[tuple[str, str]]:
@@ -172,7 +162,7 @@ def _approvals(env: Env, cid: int) -> list[tuple[str, str]]:
 def test_a_plt_acts_in_both_roles_on_the_case_page(env: Env) -> None:
     cid = _answer_drafted(env)
     label = env.rt.workflow.role_label
-    plt = _sign_in(env, "agus", ["kabid", "kepala_dinas"])
+    plt = _sign_in(env, "kabid", ["kabid", "kepala_dinas"])
     page = plt.get(f"/kasus/{cid}").text
     assert f"{label('kabid')} · {label('kepala_dinas')}" in page
     # The paraf is the Kabid's; an action both roles may do asks which one acts.
@@ -193,16 +183,16 @@ def test_a_plt_acts_in_both_roles_on_the_case_page(env: Env) -> None:
     assert "Tanda tangan: Surat Jawaban Pengaduan" in page  # now as the Kepala Dinas
     assert env.act(plt, cid, "approve", {"nomor": ""}).status_code == 303
     assert env.stage(cid)[0] == "answer_approved"
-    assert _approvals(env, cid) == [("kabid", "Agus Prasetyo (agus)"),
-                                    ("kepala_dinas", "Agus Prasetyo (agus)")]
+    assert _approvals(env, cid) == [("kabid", "Agus Prasetyo (kabid)"),
+                                    ("kepala_dinas", "Agus Prasetyo (kabid)")]
 
 
 def test_one_role_sees_only_its_own_actions(env: Env) -> None:
     cid = _answer_drafted(env)
-    kabid = _sign_in(env, "nur", ["kabid"])
+    kabid = _sign_in(env, "kabid", ["kabid"])
     page = kabid.get(f"/kasus/{cid}").text
     assert "Paraf: Surat Jawaban Pengaduan" in page and "Bertindak sebagai" not in page
-    kadis = _sign_in(env, "hadi", ["kepala_dinas"])
+    kadis = _sign_in(env, "kepaladinas", ["kepala_dinas"])
     assert "Paraf: Surat Jawaban" not in kadis.get(f"/kasus/{cid}").text
 
 
