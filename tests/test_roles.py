@@ -89,12 +89,8 @@ def test_the_service_acts_in_the_first_role_that_may(env: Env) -> None:
 
 
 def test_migration_carries_each_role_over_and_makes_the_operator(empty_db_url: str) -> None:
-    from alembic import command
-    from alembic.autogenerate import compare_metadata
-    from alembic.runtime.migration import MigrationContext
-
-    from bridge.store.db import _alembic_config, make_engine, upgrade
-    from bridge.store.models import Base
+    from bridge.store.db import make_engine, upgrade
+    from tests.support.migrations import differences, downgrade
 
     engine = make_engine(empty_db_url)
     try:
@@ -115,11 +111,8 @@ def test_migration_carries_each_role_over_and_makes_the_operator(empty_db_url: s
             op = conn.execute(text("SELECT password_hash, active FROM users "
                                    "WHERE username = 'operator'")).one()
             assert op.password_hash == NO_PASSWORD and op.active
-            assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
-        cfg = _alembic_config()
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0009")
+            assert differences(conn) == []
+        downgrade(engine, "0009")
         with engine.connect() as conn:
             back = conn.execute(text("SELECT username, role FROM users ORDER BY username"))
             assert [tuple(r) for r in back] == [("budi", "analis"), ("dewi", "kasi"),
