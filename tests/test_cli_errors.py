@@ -160,7 +160,7 @@ MISTAKES: list[tuple[str, list[str], int, tuple[str, ...]]] = [
     ("web", ["web", "--port", "0"], 2, ("--port",)),
     ("user add", ["user", "add", "siti"], 2, ("--role",)),
     ("user add", ["user", "add", "siti", "--role", "raja", "--name", "Siti",
-                  "--password-stdin"], 1,
+                  "--password-stdin"], 2,
      ("unknown role 'raja'",)),
     ("report", ["report"], 2, ("--period",)),
     ("report", ["report", "--period", "2026-13"], 2, ("--period", "month 13")),

@@ -1,5 +1,5 @@
-"""Seed 001 (a DPMPTSP that takes LAPOR!): completeness check, JFT Analis Kebijakan, the
-BAPP's approval chain, and 2-10 working days counted from complete files -- across Nyepi,
+"""Seed 001 (a DPMPTSP that takes LAPOR!): completeness check, the JFT Analis Kebijakan
+of three bidang (each its own role), the BAPP's approval chain, and 2-10 working days counted from complete files -- across Nyepi,
 Idul Fitri and its cuti bersama (18-24 March 2026) and Good Friday (3 April 2026)."""
 
 from __future__ import annotations
@@ -16,11 +16,15 @@ from tests.support.profiles import make_deployment
 from tests.support.times import end_of, wib
 
 FO = Actor("Yulia Fitri (Front Office)", "petugas")
-ANALIS = Actor("Hendra Saputra, S.E. (JFT Analis Kebijakan)", "analis")
+ANALIS = Actor("Hendra Saputra, S.E. (JFT Analis Kebijakan Bidang Pengaduan)",
+               "analis_pengaduan")
+ANALIS_IPPM = Actor("Rini Oktavia, S.Sos. (JFT Analis Kebijakan Bidang IPPM)", "analis_ippm")
+ANALIS_IZIN = Actor("Fadli Rahman, S.T. (JFT Analis Kebijakan Bidang Perizinan)",
+                    "analis_perizinan")
 KABID = Actor("Dra. Nurhayati (Kabid Pengaduan)", "kabid")
 SEKRETARIS = Actor("Afrizal, S.H. (Sekretaris)", "sekretaris")
 KADIS = Actor("H. Syafrudin, M.M. (Kepala Dinas)", "kepala_dinas")
-UNIT = "JFT Analis Kebijakan Bidang Pengaduan, Kebijakan dan Pelaporan Layanan"
+UNIT = "analis_ippm"
 
 
 def arrive(d: object, lapor: FakeLapor) -> int:
@@ -60,9 +64,19 @@ def test_bapp_procedure_from_complete_files(tmp_path: Path, lapor_mock: FakeLapo
         assert {"2026-03-18", "2026-03-19", "2026-03-20", "2026-03-23", "2026-03-24",
                 "2026-04-03"} <= skipped
 
-        assert a.dispose(cid, FO, UNIT).stage == "handling"
+        # Seed steps 2-3: Front Office -> Bidang IPPM -> Bidang Pengaduan, each bidang's
+        # analyst a role of its own.
+        assert a.dispose(cid, FO, UNIT).stage == "bidang_ippm"
+        for wrong in (FO, ANALIS, ANALIS_IZIN):
+            with pytest.raises(ActionNotAllowed):
+                a.dispose(cid, wrong, "analis_pengaduan")
+        assert a.dispose(cid, ANALIS_IPPM, "analis_pengaduan").stage == "handling"
+        assert d.case(cid).assigned_to == "analis_pengaduan"
         d.clock.set(wib(2026, 3, 17, 9))
+        with pytest.raises(ActionNotAllowed, match="roles allowed: analis_pengaduan"):
+            a.record_step(cid, ANALIS_IPPM, "verifikasi_keabsahan", "bukan bidangnya")
         a.record_step(cid, ANALIS, "verifikasi_keabsahan", "Formulir dan berkas sah")
+        a.record_step(cid, ANALIS_IZIN, "berkas_perizinan", "Berkas terverifikasi diterima")
         a.record_step(cid, ANALIS, "kajian", "Konsultasi dengan Kabid")
         with pytest.raises(ActionNotAllowed, match="analis"):
             a.record_step(cid, ANALIS, "rapat_koordinasi", "bukan tugas analis")
@@ -71,6 +85,7 @@ def test_bapp_procedure_from_complete_files(tmp_path: Path, lapor_mock: FakeLapo
         d.clock.set(wib(2026, 3, 31, 9))
         assert a.record_step(cid, ANALIS, "konsep_jawaban", "Konsep BAPP").stage \
             == "answer_drafted"
+        a.record_step(cid, ANALIS_IZIN, "konsep_perizinan", "Konsep surat diterima")
         assert a.approve(cid, KABID, "bapp").stage == "in_approval"
         with pytest.raises(ActionNotAllowed, match="sekretaris"):
             a.approve(cid, KADIS, "bapp")  # the Sekretaris initials before the signature

@@ -372,11 +372,7 @@ def version_of_case(env: Env, cid: int) -> str:
 
 def test_approval_waits_for_its_turn(env: Env) -> None:
     cid = env.case()
-    env.to_verified(cid)
-    a = env.rt.actions()
-    a.classify(cid, ANALIS, "sedang")
-    a.dispose(cid, KASI, "Seksi")
-    a.record_step(cid, ANALIS, "konsep_jawaban", "konsep v1")
+    env.to_answer_drafted(cid)
     kadis = env.login("kepala_dinas")
     page = kadis.get(f"/kasus/{cid}").text
     assert "menunggu paraf Kepala Bidang Pengaduan" in page

@@ -24,12 +24,17 @@ if TYPE_CHECKING:
     from bridge.services.actions import ActionResult, Actor, CaseActions, NewCase, Upload
 
 
+#: ctx.meta keys: the --user given, and the actor _run resolved from it.
+_USER = "bridge.cli.actions.user"
+_ACTOR = "bridge.cli.actions.actor"
+
+
 # The services load SQLAlchemy (~0.3 s); these three keep them out of --help.
 def _actor(name: str, role: str) -> Actor:
-    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
-    from bridge.services.actions import Actor
-
-    return Actor(name, role)
+    """Who acts: the account :func:`_run` resolved from --user, --role and --actor (the
+    values passed here) and checked before the action began."""
+    actor: Actor = click.get_current_context().meta[_ACTOR]
+    return actor
 
 
 def _upload(path: str) -> Upload:
@@ -46,14 +51,42 @@ def _new_case(**fields: Any) -> NewCase:
     return NewCase(**fields)
 
 
+def _keep_user(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    ctx.meta[_USER] = value
+
+
 def _actor_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("--role", envvar="LAPOR_BRIDGE_ROLE", required=True,
-                     help="Workflow role acting, checked against the profile (petugas, "
-                          "analis, kasi, ...); or $LAPOR_BRIDGE_ROLE.")(f)
+    f = click.option("--user", "user", envvar="LAPOR_BRIDGE_USER", expose_value=False,
+                     callback=_keep_user, metavar="NAME",
+                     help="Account acting (or $LAPOR_BRIDGE_USER): it must exist, be enabled "
+                          "and hold a role the workflow allows for the action. Without it "
+                          "the install's operator account acts, in the role --role names.")(f)
+    f = click.option("--role", envvar="LAPOR_BRIDGE_ROLE",
+                     help="Workflow role acting (petugas, analis, kasi, ...; or "
+                          "$LAPOR_BRIDGE_ROLE): with --user, one of the account's roles "
+                          "(default: the first that may do the action); without it, "
+                          "required.")(f)
     f = click.option("--actor", default=lambda: os.environ.get("LAPOR_BRIDGE_ACTOR", "operator"),
                      show_default="$LAPOR_BRIDGE_ACTOR or operator",
-                     help="Name recorded in the case history.")(f)
+                     help="Name recorded in the case history for the operator account "
+                          "(with --user, the account's name is recorded).")(f)
     return f
+
+
+def _resolve_actor(ctx: click.Context, rt: Any, action: str) -> None:
+    """Check the account acting (exit 2 and nothing written when it may not) and keep it
+    for :func:`_actor`."""
+    # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
+    from bridge.services.accounts import UnknownAccount, command_line_actor, intake_roles
+
+    needs = intake_roles(rt.workflow) if action == "new" else None
+    with rt.sessions() as session:
+        try:
+            ctx.meta[_ACTOR] = command_line_actor(session, ctx.meta.get(_USER),
+                                                  ctx.params.get("role"),
+                                                  ctx.params.get("actor"), needs)
+        except UnknownAccount as exc:
+            fail(str(exc), 2)
 
 
 def _run(ctx: click.Context, fn: Callable[[CaseActions], ActionResult], as_json: bool = False
@@ -62,6 +95,7 @@ def _run(ctx: click.Context, fn: Callable[[CaseActions], ActionResult], as_json:
     from bridge.services.queue import CaseNotFound
 
     with runtime(ctx) as rt:
+        _resolve_actor(ctx, rt, ctx.info_name or "")
         try:
             result = fn(rt.actions())
         except (ActionError, CaseNotFound) as exc:

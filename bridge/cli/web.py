@@ -31,6 +31,7 @@ def web_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
     import uvicorn
     from sqlalchemy import func, select
 
+    from bridge.services.accounts import NO_PASSWORD
     from bridge.store.models import User
     from bridge.web.app import create_app
     from bridge.web.serve import foreground_config
@@ -53,7 +54,9 @@ def web_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
             sock.close()
             fail(f"cannot listen on {bind_host}:{bind_port}: {exc.strerror or exc}")
         with rt.sessions() as s:
-            users = s.scalar(select(func.count()).select_from(User).where(User.active)) or 0
+            # The install's operator account has no password: nobody can sign in with it.
+            users = s.scalar(select(func.count()).select_from(User).where(
+                User.active, User.password_hash != NO_PASSWORD)) or 0
         if not users:
             click.echo("note: no accounts yet; add one with "
                        "`lapor-bridge user add NAME --role ROLE --name \"Full Name\"`", err=True)
@@ -83,30 +86,35 @@ def _read_password(password_stdin: bool) -> str:
 
 @user_group.command("add")
 @click.argument("username")
-@click.option("--role", required=True, help="A role of the workflow profile, or admin.")
+@click.option("--role", "role", required=True, multiple=True,
+              help="A role of the workflow profile, or admin; repeat it (or give a comma "
+                   "list) for an account holding several, e.g. an acting official (Plt). "
+                   "The first is the primary one.")
 @click.option("--name", "full_name", required=True, help="Full name, shown in the history.")
 @click.option("--password-stdin", is_flag=True,
               help="Read the password from the first line of standard input.")
 @config_option
 @click.pass_context
-def user_add(ctx: click.Context, username: str, role: str, full_name: str,
+def user_add(ctx: click.Context, username: str, role: tuple[str, ...], full_name: str,
              password_stdin: bool) -> None:
     """Add an account. The password is asked for (never given on the command line)."""
     # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
-    from bridge.services.accounts import UserError, create_user, known_roles
+    from bridge.services.accounts import UserError, create_user, known_roles, parse_roles
 
     with runtime(ctx) as rt:
         roles = known_roles(rt.workflow.roles)
-        if role not in roles:
-            fail(f"unknown role {role!r}; expected one of {', '.join(roles)}")
+        try:
+            held = parse_roles(role, roles)
+        except UserError as exc:
+            fail(str(exc), 2)
         password = _read_password(password_stdin)
         try:
             with rt.sessions() as s, s.begin():
-                user = create_user(s, username, full_name, role, password, roles)
+                user = create_user(s, username, full_name, held, password, roles)
                 name = user.username
         except UserError as exc:
             fail(str(exc))
-    click.echo(f"user {name} added ({role})")
+    click.echo(f"user {name} added ({', '.join(held)})")
 
 
 @user_group.command("passwd")
@@ -153,21 +161,31 @@ def user_enable(ctx: click.Context, username: str) -> None:
 
 @user_group.command("role")
 @click.argument("username")
-@click.argument("role")
+@click.argument("role", nargs=-1)
+@click.option("--role", "role_options", multiple=True, metavar="ROLE",
+              help="The same as a ROLE argument (repeatable, or a comma list).")
 @config_option
 @click.pass_context
-def user_role(ctx: click.Context, username: str, role: str) -> None:
-    """Give an account another role (its open sessions end)."""
+def user_role(ctx: click.Context, username: str, role: tuple[str, ...],
+              role_options: tuple[str, ...]) -> None:
+    """Give an account other roles: the ROLEs (several for an acting official, Plt)
+    replace the ones it holds, the first becoming its primary role. Its open sessions
+    end."""
     # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
-    from bridge.services.accounts import UserError, known_roles, set_role
+    from bridge.services.accounts import UserError, known_roles, parse_roles, set_role
 
     with runtime(ctx) as rt:
+        roles = known_roles(rt.workflow.roles)
+        try:
+            held = parse_roles([*role, *role_options], roles)
+        except UserError as exc:
+            fail(str(exc), 2)
         try:
             with rt.sessions() as s, s.begin():
-                set_role(s, username, role, known_roles(rt.workflow.roles))
+                set_role(s, username, held, roles)
         except UserError as exc:
             fail(str(exc))
-    click.echo(f"user {username} is now {role}")
+    click.echo(f"user {username} is now {', '.join(held)}")
 
 
 def _set_active(ctx: click.Context, username: str, active: bool) -> None:
@@ -199,4 +217,4 @@ def user_list(ctx: click.Context) -> None:
             click.echo("no accounts")
         for u in users:
             state = "" if u.active else "  (disabled)"
-            click.echo(f"{u.username:<20} {u.role:<14} {u.full_name}{state}")
+            click.echo(f"{u.username:<20} {','.join(u.roles):<14} {u.full_name}{state}")

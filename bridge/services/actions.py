@@ -50,6 +50,9 @@ class BadInput(ActionError):
 class Actor:
     name: str
     role: str
+    #: Other roles the account holds, tried in order when the workflow does not let
+    #: ``role`` do the action (an acting official, Plt, who did not say which role).
+    also: tuple[str, ...] = ()
 
 
 #: The bridge itself, acting where the profile gives role ``sistem`` an action.
@@ -165,17 +168,25 @@ class CaseActions:
                     f"{case.stage!r}); reload it and try again"
                 )
             done = approvals_done(case, document) if document else ()
-            try:
-                move = self.rules.plan(action, case.stage, actor.role, step=step,
-                                       document=document, approvals_done=done,
-                                       fields=fields or {})
-            except WorkflowError as exc:
-                # What the action may still do where the profile's rules do not reach
-                # (an overdue escalation, a reclassification).
-                found = fallback(case, actor.role) if fallback is not None else None
-                if found is None:
-                    raise ActionNotAllowed(f"{case.register_no}: {exc}") from exc
-                move = found
+            roles = (actor.role, *actor.also)
+            move, refusal = None, None
+            for role in roles:
+                try:
+                    move = self.rules.plan(action, case.stage, role, step=step,
+                                           document=document, approvals_done=done,
+                                           fields=fields or {})
+                    break
+                except WorkflowError as exc:
+                    refusal = refusal or exc
+            # What the action may still do where the profile's rules do not reach
+            # (an overdue escalation, a reclassification).
+            if move is None and fallback is not None:
+                for role in roles:
+                    move = fallback(case, role)
+                    if move is not None:
+                        break
+            if move is None:
+                raise ActionNotAllowed(f"{case.register_no}: {refusal}") from refusal
             next_stage = move.to_stage
             old_stage = case.stage
             changes, rows = apply(session, case, move)
@@ -577,12 +588,12 @@ class CaseActions:
                         **({"files": [None, [f.name for f in scans]]} if scans else {})}, []
             data = dict(case.data or {})
             done = dict(data.get("approvals_done") or {})
-            done[document] = [*done.get(document, []), actor.role]
+            done[document] = [*done.get(document, []), position.role]
             data["approvals_done"] = done
             doc_number = self._document_number(session, case, document, number,
                                                position.assigns_number, actor)
             entry = {"document": document, "step": position.index + 1, "kind": position.kind,
-                     "by": actor.name, "role": actor.role, "at": self.clock().isoformat()}
+                     "by": actor.name, "role": position.role, "at": self.clock().isoformat()}
             if scans:
                 entry["file_ids"] = [f.id for f in scans]
                 entry["files"] = [f.name for f in scans]

@@ -289,13 +289,52 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(100), unique=True)
     full_name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(64))
     password_hash: Mapped[str] = mapped_column(String(300))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     #: Part of every session's tag: raising it ends all of the account's sessions
     #: (sign-out, disable, enable, password or role change).
     session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: The account's roles, first the primary one (shown beside the name).
+    role_rows: Mapped[list[UserRole]] = relationship(
+        order_by="UserRole.position", cascade="all, delete-orphan", lazy="selectin")
+
+    def __init__(self, *, role: str | None = None, roles: list[str] | None = None,
+                 **fields: Any) -> None:
+        super().__init__(**fields)
+        if roles or role:
+            self.set_roles(roles or [role or ""])
+
+    @property
+    def roles(self) -> list[str]:
+        return [r.role for r in self.role_rows]
+
+    @property
+    def role(self) -> str:
+        """The primary role (the first), shown beside the name."""
+        return self.role_rows[0].role if self.role_rows else ""
+
+    def set_roles(self, roles: list[str]) -> None:
+        """Make ``roles`` (in order, no repeats) the account's roles, keeping the rows of
+        roles it holds already (a row removed and added back in one flush would clash)."""
+        have = {r.role: r for r in self.role_rows}
+        rows = []
+        for i, role in enumerate(roles):
+            row = have.pop(role, None) or UserRole(role=role)
+            row.position = i
+            rows.append(row)
+        self.role_rows = rows
+
+
+class UserRole(Base):
+    """One role an account holds (an acting official, Plt, holds two or more)."""
+
+    __tablename__ = "user_roles"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    role: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
 
 
 __all__ = [
@@ -316,6 +355,7 @@ __all__ = [
     "SyncCursor",
     "TrackedCase",
     "User",
+    "UserRole",
     "utcnow",
 ]
 

@@ -31,15 +31,15 @@ def download(page: Any, request: Request) -> Response:
         docs = Documents(rt.sessions, rt.settings, page.workflow)
     except ConfigError as exc:
         raise PageError(500, "Pengaturan dokumen tidak sah", str(exc)) from None
-    if docs.cfg.roles and user.role not in docs.cfg.roles:
+    if docs.cfg.roles and not user.holds_any(docs.cfg.roles):
         who = ", ".join(page.role_label(r) for r in docs.cfg.roles)
         raise PageError(403, "Tidak berwenang", (
-            f"Peran Anda ({page.role_label(user.role)}) tidak berwenang mengunduh dokumen. "
+            f"Peran Anda ({page.roles_label(user)}) tidak berwenang mengunduh dokumen. "
             f"Peran yang berwenang: {who}."))
     try:
         doc = docs.case_document(
             case_id, kind, now=page.now(), actor=f"{user.full_name} ({user.username})",
-            reveal_secret=page.workflow.may_see_secret_reporter(user.role))
+            reveal_secret=any(page.workflow.may_see_secret_reporter(r) for r in user.roles))
     except CaseNotFound:
         raise PageError(404, "Pengaduan tidak ditemukan",
                         f"Tidak ada pengaduan dengan nomor {case_id}.") from None

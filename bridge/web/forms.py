@@ -65,6 +65,13 @@ class ActionForm:
     unavailable: str | None = None
     step: str | None = None
     document: str | None = None
+    #: Which of the user's roles may use the form, in the account's order; the user picks
+    #: one when there are several (the first is the default).
+    roles: tuple[str, ...] = ()
+
+
+#: The form field naming the role a user acts in (see :func:`forms_for_roles`).
+ROLE_FIELD = "peran"
 
 
 def _note(label: str = "Catatan", required: bool = False) -> FormField:
@@ -109,6 +116,21 @@ def build_forms(workflow: Workflow, settings: Settings, stage: str, role: str,
         if built is not None:
             forms.append(replace(built, fields=_required(built.fields, rule)))
     return forms
+
+
+def forms_for_roles(workflow: Workflow, settings: Settings, stage: str,
+                    roles: Sequence[str], approvals_done: Mapping[str, Sequence[str]],
+                    on_lapor: bool) -> list[ActionForm]:
+    """The forms of each of ``roles`` (an acting official, Plt, holds two or more), once
+    each, in the order of the first role that has it; ``ActionForm.roles`` says which of
+    ``roles`` may use it. A form two roles share is the first role's form (an approval
+    step belongs to one role only, so the fields never differ in practice)."""
+    merged: dict[str, ActionForm] = {}
+    for role in roles:
+        for f in build_forms(workflow, settings, stage, role, approvals_done, on_lapor):
+            have = merged.get(f.key)
+            merged[f.key] = replace(have or f, roles=(*(have.roles if have else ()), role))
+    return list(merged.values())
 
 
 def _form_for(workflow: Workflow, settings: Settings, rule: Rule, role: str,
@@ -327,6 +349,9 @@ def prefill(form: FormData, spec: ActionForm) -> dict[str, str]:
         raw = form.get(f.name)
         if isinstance(raw, str) and f.kind != "files":
             out[f.name] = raw[: f.max_len * 2]
+    role = form.get(ROLE_FIELD)
+    if isinstance(role, str) and role in spec.roles:
+        out[ROLE_FIELD] = role
     return out
 
 

@@ -21,7 +21,7 @@ from starlette.templating import Jinja2Templates
 
 from bridge.errors import BridgeError
 from bridge.locale import CHANNEL_LABELS, local_time, short_date
-from bridge.services.accounts import WebUser, known_roles, load_user
+from bridge.services.accounts import WebUser, intake_roles, known_roles, load_user
 from bridge.services.outbox import dead_letters
 from bridge.sync.quarantine import AlarmState, alarm_state
 from bridge.web import csrf, forms
@@ -134,7 +134,8 @@ class PageBase:
 
     def template_globals(self) -> dict[str, Callable[..., str]]:
         return {"stage_label": self.workflow.stage_label, "class_label": self._class_label,
-                "channel_label": lambda k: CHANNEL_LABELS.get(k, k)}
+                "channel_label": lambda k: CHANNEL_LABELS.get(k, k),
+                "role_name": self.role_label}
 
     def _class_label(self, severity: str | None) -> str:
         if not severity:
@@ -150,11 +151,8 @@ class PageBase:
 
     @property
     def intake_roles(self) -> frozenset[str]:
-        """Who may take in a case (a new complaint, or a LAPOR! report adopted by id):
-        the roles that may act on the workflow's first stage, and the administrators."""
-        first = self.workflow.initial_stage
-        return frozenset({ADMIN_ROLE}.union(*(r.roles for r in self.workflow.rules
-                                             if first in r.from_stages)))
+        """Who may take in a case (see :func:`bridge.services.accounts.intake_roles`)."""
+        return intake_roles(self.workflow)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), ZoneInfo("UTC"))
@@ -166,7 +164,7 @@ class PageBase:
         with self.rt.sessions() as s:
             user = load_user(s, uid)
         if user is None or user.tag != request.session.get("pv") \
-                or user.role not in self.roles:
+                or not set(user.roles) <= set(self.roles):
             # Disabled, password changed or role gone: that sign-in is over.
             for key in ("uid", "iat", "pv"):
                 request.session.pop(key, None)
@@ -191,7 +189,7 @@ class PageBase:
                status: int = 200, user: WebUser | None = None) -> Response:
         ctx = {
             "user": user,
-            "role_label": self.role_label(user.role) if user else "",
+            "role_label": self.roles_label(user) if user else "",
             "csrf_token": csrf.token(request.session),
             "flashes": request.session.pop("flash", []),
             "regency": self.settings.regency.name,
@@ -207,6 +205,10 @@ class PageBase:
             return "Admin"
         return self.workflow.role_label(role)
 
+    def roles_label(self, user: WebUser) -> str:
+        """The account's roles as staff read them (a Plt holds two or more)."""
+        return " · ".join(self.role_label(r) for r in user.roles) or "-"
+
     def _dead_count(self) -> int:
         with self.rt.sessions() as s:
             return dead_letters(s)
@@ -214,7 +216,7 @@ class PageBase:
     def _quarantine_alarm(self, user: WebUser | None) -> AlarmState | None:
         # Shown to the roles that look after the bridge (those that may retry deliveries):
         # reports LAPOR! sent are missing from the queue until someone corrects the config.
-        if user is None or user.role not in self.web.retry_roles:
+        if user is None or not user.holds_any(self.web.retry_roles):
             return None
         with self.rt.sessions() as s:
             return alarm_state(s)

@@ -86,6 +86,14 @@ class Env:
         a.register(cid, PETUGAS)
         a.files_complete(cid, PETUGAS)
 
+    def to_answer_drafted(self, cid: int) -> None:
+        """Verified, classified sedang, disposed and drafted: the approvals are next."""
+        self.to_verified(cid)
+        a = self.rt.actions()
+        a.classify(cid, ANALIS, "sedang")
+        a.dispose(cid, KASI, "Seksi")
+        a.record_step(cid, ANALIS, "konsep_jawaban", "konsep v1")
+
     def stage(self, cid: int) -> tuple[str, int]:
         with self.rt.sessions() as s:
             c = s.get(Case, cid)

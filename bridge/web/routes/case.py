@@ -62,8 +62,8 @@ class CaseRoutes(PageBase):
     def _load_case(self, user: WebUser, case_id: int) -> tuple[CaseDetail, Any]:
         with self.rt.sessions() as s:
             try:
-                detail = case_detail(s, case_id, self.workflow.may_see_secret_reporter(
-                    user.role))
+                detail = case_detail(s, case_id, any(
+                    self.workflow.may_see_secret_reporter(r) for r in user.roles))
             except CaseNotFound:
                 raise PageError(404, "Pengaduan tidak ditemukan",
                                 f"Tidak ada pengaduan dengan nomor {case_id}.") from None
@@ -102,8 +102,8 @@ class CaseRoutes(PageBase):
         done = self._approvals_done(detail.data)
         on_lapor = c.lapor_id is not None or c.channel == "lapor" or any(
             r.kind == "create" for r in extra["outbox"])
-        action_forms = forms.build_forms(self.workflow, self.settings, c.stage, user.role,
-                                         done, on_lapor)
+        action_forms = forms.forms_for_roles(self.workflow, self.settings, c.stage,
+                                             user.roles, done, on_lapor)
         ctx = {
             "d": detail, "c": c, "forms": action_forms, "error": error,
             "version": extra["version"],
@@ -120,7 +120,7 @@ class CaseRoutes(PageBase):
             "is_terminal": c.stage in self.workflow.stages and self.workflow.is_terminal(
                 c.stage),
             "max_files": self.web.max_upload_files,
-            "safe_url": _safe_url,
+            "safe_url": _safe_url, "role_field": forms.ROLE_FIELD,
         }
         return self.render(request, "case.html", ctx, status=status, user=user)
 
@@ -202,8 +202,8 @@ class CaseRoutes(PageBase):
         detail, extra = self._load_case(user, case_id)
         c = detail.case
         on_lapor = c.lapor_id is not None or c.channel == "lapor"
-        found = forms.build_forms(self.workflow, self.settings, c.stage, user.role,
-                                  self._approvals_done(detail.data), on_lapor)
+        found = forms.forms_for_roles(self.workflow, self.settings, c.stage, user.roles,
+                                      self._approvals_done(detail.data), on_lapor)
         return next((f for f in found if f.key == key), None)
 
     def _case_action(self, request: Request, form: FormData, uploads: list[Any]) -> Response:
@@ -234,10 +234,15 @@ class CaseRoutes(PageBase):
             current_version = case_version(s, case_id)
         if current_version != version:
             return again(409, STALE_MESSAGE)
-        if user.role not in rule.roles:
+        chosen = str(form.get(forms.ROLE_FIELD) or "")
+        if chosen and chosen not in user.roles:
+            raise PageError(403, "Tidak berwenang", (
+                f"Akun Anda tidak memegang peran «{self.role_label(chosen)}». Peran Anda: "
+                f"{self.roles_label(user)}. Tidak ada yang diubah."))
+        if not user.holds_any(rule.roles):
             who = ", ".join(self.role_label(r) for r in sorted(rule.roles)) or "-"
             raise PageError(403, "Tidak berwenang", (
-                f"Peran Anda ({self.role_label(user.role)}) tidak berwenang melakukan "
+                f"Peran Anda ({self.roles_label(user)}) tidak berwenang melakukan "
                 f"«{label}». Menurut SOP, tindakan ini dilakukan oleh: {who}."))
         spec = self._spec_for(user, case_id, key)
         if spec is None:
@@ -254,7 +259,13 @@ class CaseRoutes(PageBase):
             values = forms.read_values(form, spec)
         except forms.FormProblem as exc:
             return again(400, str(exc), spec)
-        actor = Actor(f"{user.full_name} ({user.username})", user.role)
+        if chosen and chosen not in spec.roles:
+            return again(403, (f"Sebagai {self.role_label(chosen)}, Anda tidak berwenang "
+                               f"melakukan «{label}» pada pengaduan ini sekarang. Pilih "
+                               "peran lain. Tidak ada yang diubah."), spec)
+        # Several of the user's roles may do it and none was picked: the first one acts
+        # (the account's order, its primary role first).
+        actor = Actor(f"{user.full_name} ({user.username})", chosen or spec.roles[0])
         try:
             result = forms.run_action(self.rt.actions(), spec, case_id, actor, values,
                                       uploads, version)

@@ -31,10 +31,10 @@ FIELDS = ("kanal", "judul", "isi", "kategori", "lokasi", "nama", "telepon", "ema
 
 class IntakeRoutes(PageBase):
     def _may_take_in(self, user: WebUser) -> None:
-        if user.role not in self.intake_roles:
+        if not user.holds_any(self.intake_roles):
             who = ", ".join(self.role_label(r) for r in sorted(self.intake_roles))
             raise PageError(403, "Tidak berwenang", (
-                f"Peran Anda ({self.role_label(user.role)}) tidak berwenang mencatat "
+                f"Peran Anda ({self.roles_label(user)}) tidak berwenang mencatat "
                 f"pengaduan baru. Yang berwenang: {who}."))
 
     def _form(self, request: Request, user: WebUser, values: dict[str, str],
@@ -81,7 +81,8 @@ class IntakeRoutes(PageBase):
                 problem = _receipt_problem(exc)
         if problem is not None:
             return self._form(request, user, values, problem, status=422)
-        actor = Actor(f"{user.full_name} ({user.username})", user.role)
+        acting = next(r for r in user.roles if r in self.intake_roles)  # checked on entry
+        actor = Actor(f"{user.full_name} ({user.username})", acting)
         try:
             result = self.rt.actions().new_case(new, actor)
         except ActionError as exc:

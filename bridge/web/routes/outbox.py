@@ -24,7 +24,7 @@ class OutboxRoutes(PageBase):
             counts[r.state] = counts.get(r.state, 0) + 1
         return self.render(request, "outbox.html", {
             "rows": rows, "counts": counts, "state_labels": STATE_LABELS,
-            "kinds": OUTBOX_KINDS, "may_retry": user.role in self.web.retry_roles,
+            "kinds": OUTBOX_KINDS, "may_retry": user.holds_any(self.web.retry_roles),
         }, user=user)
 
     async def outbox_retry(self, request: Request) -> Response:
@@ -34,10 +34,10 @@ class OutboxRoutes(PageBase):
     def _outbox_retry(self, request: Request, form: FormData) -> Response:
         csrf.check(request.session, form.get(csrf.FIELD))
         user = self.require_user(request)
-        if user.role not in self.web.retry_roles:
+        if not user.holds_any(self.web.retry_roles):
             who = ", ".join(self.role_label(r) for r in self.web.retry_roles)
             raise PageError(403, "Tidak berwenang", (
-                f"Peran Anda ({self.role_label(user.role)}) tidak berwenang mengulang "
+                f"Peran Anda ({self.roles_label(user)}) tidak berwenang mengulang "
                 f"pengiriman. Yang berwenang: {who}."))
         actor = f"{user.full_name} ({user.username})"
         row_id = request.path_params.get("row_id")

@@ -70,7 +70,7 @@ class QueueRoutes(PageBase):
             "classes": [(n, c.label) for n, c in self.workflow.profile.classes.items()],
             "channels": list(CHANNEL_LABELS.items()),
             "opds": [(o.code, o.name) for o in self.settings.opds],
-            "may_track": user.role in self.intake_roles,
+            "may_track": user.holds_any(self.intake_roles),
             "poll_seconds": self.web.poll_seconds,
             "poll_url": "/antrean/data?" + urlencode(
                 {**{k: v for k, v in params.items() if v}, "hal": str(page)}),
@@ -104,10 +104,10 @@ class QueueRoutes(PageBase):
     def _track(self, request: Request, form: FormData) -> Response:
         csrf.check(request.session, form.get(csrf.FIELD))
         user = self.require_user(request)
-        if user.role not in self.intake_roles:
+        if not user.holds_any(self.intake_roles):
             who = ", ".join(self.role_label(r) for r in sorted(self.intake_roles))
             raise PageError(403, "Tidak berwenang", (
-                f"Peran Anda ({self.role_label(user.role)}) tidak berwenang melacak laporan "
+                f"Peran Anda ({self.roles_label(user)}) tidak berwenang melacak laporan "
                 f"LAPOR!. Yang berwenang: {who}."))
         text = str(form.get("lapor_id") or "").strip()
         if not text.isdigit() or int(text) < 1 or len(text) > 18:

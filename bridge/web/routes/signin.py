@@ -64,9 +64,11 @@ class SignInRoutes(PageBase):
                     "nama pengguna dan kata sandi Anda.")}, status=429)
             return self.render(request, "login.html", {
                 **ctx, "error": "Nama pengguna atau kata sandi salah."}, status=401)
-        if user.role not in self.roles:
+        unknown = [r for r in user.roles if r not in self.roles] or (
+            [] if user.roles else ["-"])
+        if unknown:
             return self.render(request, "login.html", {**ctx, "error": (
-                f"Peran akun ini ({user.role}) tidak dikenal dalam alur kerja yang berlaku. "
+                f"Peran akun ini ({', '.join(unknown)}) tidak dikenal dalam alur kerja yang berlaku. "
                 "Hubungi admin.")}, status=403)
         self.limiter.succeeded(username)
         self._sign_in(request, user)
@@ -76,7 +78,7 @@ class SignInRoutes(PageBase):
         request.session.clear()
         request.session.update({"uid": user.id, "iat": self.clock(), "pv": user.tag})
         csrf.rotate(request.session)
-        log.info("web: %s signed in (%s)", user.username, user.role)
+        log.info("web: %s signed in (%s)", user.username, ", ".join(user.roles))
 
     def demo_login(self, request: Request) -> Response:
         username = self.auto_login.get(request.path_params["token"])
