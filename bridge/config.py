@@ -209,6 +209,10 @@ class LaporSettings(_Section):
 
 
 class DatabaseSettings(_Section):
+    # Dumped as written in the file (``schema``), so that settings survive a round trip
+    # through model_dump() and model_validate().
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
+
     url: str = "sqlite:///lapor-bridge.db"
     echo: bool = False
     #: PostgreSQL only: keep every table in this schema of the database (created when
