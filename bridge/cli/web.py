@@ -51,13 +51,7 @@ def web_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
             sys.exit(2)
         bind_host = host or ws.host
         bind_port = port or ws.port
-        sock = socket.socket(socket.AF_INET6 if ":" in bind_host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((bind_host, bind_port))
-        except OSError as exc:
-            sock.close()
-            fail(f"cannot listen on {bind_host}:{bind_port}: {exc.strerror or exc}")
+        sock = _listen(bind_host, bind_port)
         with rt.sessions() as s:
             # The install's operator account has no password: nobody can sign in with it.
             users = s.scalar(select(func.count()).select_from(User).where(
