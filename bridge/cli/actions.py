@@ -213,6 +213,17 @@ def case_forward(ctx: click.Context, ref: str, to: str, tembusan: tuple[str, ...
     _run(ctx, lambda a: a.forward(ref, _actor(actor, role), to, tembusan, note,
                                   attachments=[_upload(p) for p in attach]), as_json)
 
+@action_command("return-forward", "Give a case another body of this deployment forwarded "
+                "to us back to its sender (not our authority).")
+@click.argument("ref")
+@click.option("--note", required=True, help="Why it is given back (the sender reads it).")
+def case_return_forward(ctx: click.Context, ref: str, note: str, actor: str, role: str,
+                        as_json: bool) -> None:
+    from bridge.services.internal_forward import return_forward
+
+    _run(ctx, lambda a: return_forward(a, ref, _actor(actor, role), note), as_json)
+
+
 @action_command("followup", "Post a follow-up (tindak lanjut) that LAPOR! shows.")
 @click.argument("ref")
 @click.option("--text", required=True)

@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from bridge.cli.common import config_option, fail, runtime
+from bridge.cli.accounts_db import account_store
+from bridge.cli.common import chosen_body, config_option, fail, load, runtime
 from bridge.config import ConfigError
 
 
@@ -31,12 +32,16 @@ def web_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
     import uvicorn
     from sqlalchemy import func, select
 
+    from bridge.bodies import has_bodies
     from bridge.services.accounts import NO_PASSWORD
     from bridge.store.models import User
     from bridge.web.app import create_app
     from bridge.web.serve import foreground_config
     from bridge.web.settings import signing_key, web_settings
 
+    if has_bodies(load(ctx)) and chosen_body(ctx) is None:
+        _serve_pemda(ctx, host, port)
+        return
     with runtime(ctx) as rt:
         try:
             ws = web_settings(rt.settings)
@@ -46,13 +51,7 @@ def web_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
             sys.exit(2)
         bind_host = host or ws.host
         bind_port = port or ws.port
-        sock = socket.socket(socket.AF_INET6 if ":" in bind_host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((bind_host, bind_port))
-        except OSError as exc:
-            sock.close()
-            fail(f"cannot listen on {bind_host}:{bind_port}: {exc.strerror or exc}")
+        sock = _listen(bind_host, bind_port)
         with rt.sessions() as s:
             # The install's operator account has no password: nobody can sign in with it.
             users = s.scalar(select(func.count()).select_from(User).where(
@@ -67,6 +66,47 @@ def web_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         click.echo(f"staff page at http://{bind_host}:{bind_port}/ (signing key: {key.origin}); "
+                   "Ctrl-C to stop")
+        uvicorn.Server(foreground_config(app)).run(sockets=[sock])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    return sock
+
+
+def _serve_pemda(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Every body of a Pemda in one page, under /b/<code>/; the accounts in the
+    deployment's own database."""
+    import uvicorn
+
+    from bridge.cli.accounts_db import deployment_database
+    from bridge.cli.common import deployment
+    from bridge.web.pemda import create_pemda_app
+    from bridge.web.serve import foreground_config
+    from bridge.web.settings import signing_key, web_settings
+
+    settings = load(ctx)
+    try:
+        ws = web_settings(settings)
+        key = signing_key(settings, ws)
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    with deployment(ctx) as dep, deployment_database(settings) as accounts:
+        sock = _listen(host or ws.host, port or ws.port)
+        try:
+            app = create_pemda_app(dep, accounts, web=ws, key=key)
+        except ConfigError as exc:
+            sock.close()
+            fail(str(exc), 2)
+        click.echo(f"staff page of {len(dep.codes)} bodies ({', '.join(dep.codes)}) at "
+                   f"http://{host or ws.host}:{port or ws.port}/ (signing key: {key.origin}); "
                    "Ctrl-C to stop")
         uvicorn.Server(foreground_config(app)).run(sockets=[sock])
 
@@ -99,22 +139,28 @@ def user_add(ctx: click.Context, username: str, role: tuple[str, ...], full_name
              password_stdin: bool) -> None:
     """Add an account. The password is asked for (never given on the command line)."""
     # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
-    from bridge.services.accounts import UserError, create_user, known_roles, parse_roles
+    from bridge.services.accounts import UserError, create_user, parse_roles
+    from bridge.services.members import create_member
 
-    with runtime(ctx) as rt:
-        roles = known_roles(rt.workflow.roles)
+    with account_store(ctx, need_body=True) as store:
+        roles = store.roles
         try:
             held = parse_roles(role, roles)
         except UserError as exc:
             fail(str(exc), 2)
         password = _read_password(password_stdin)
         try:
-            with rt.sessions() as s, s.begin():
-                user = create_user(s, username, full_name, held, password, roles)
+            with store.sessions() as s, s.begin():
+                if store.body:
+                    user = create_member(s, username, full_name, store.body, held, password,
+                                         roles)
+                else:
+                    user = create_user(s, username, full_name, held, password, roles)
                 name = user.username
         except UserError as exc:
             fail(str(exc))
-    click.echo(f"user {name} added ({', '.join(held)})")
+    where = f" in {store.body}" if store.body else ""
+    click.echo(f"user {name} added ({', '.join(held)}{where})")
 
 
 @user_group.command("passwd")
@@ -128,13 +174,13 @@ def user_passwd(ctx: click.Context, username: str, password_stdin: bool) -> None
     # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.services.accounts import UserError, find_user, set_password
 
-    with runtime(ctx) as rt:
-        with rt.sessions() as s:
+    with account_store(ctx) as store:
+        with store.sessions() as s:
             if find_user(s, username) is None:
                 fail(f"no user {username!r}")
         password = _read_password(password_stdin)
         try:
-            with rt.sessions() as s, s.begin():
+            with store.sessions() as s, s.begin():
                 set_password(s, username, password)
         except UserError as exc:
             fail(str(exc))
@@ -172,29 +218,34 @@ def user_role(ctx: click.Context, username: str, role: tuple[str, ...],
     replace the ones it holds, the first becoming its primary role. Its open sessions
     end."""
     # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
-    from bridge.services.accounts import UserError, known_roles, parse_roles, set_role
+    from bridge.services.accounts import UserError, parse_roles, set_role
+    from bridge.services.members import set_body_roles
 
-    with runtime(ctx) as rt:
-        roles = known_roles(rt.workflow.roles)
+    with account_store(ctx, need_body=True) as store:
+        roles = store.roles
         try:
             held = parse_roles([*role, *role_options], roles)
         except UserError as exc:
             fail(str(exc), 2)
         try:
-            with rt.sessions() as s, s.begin():
-                set_role(s, username, held, roles)
+            with store.sessions() as s, s.begin():
+                if store.body:
+                    set_body_roles(s, username, store.body, held, roles)
+                else:
+                    set_role(s, username, held, roles)
         except UserError as exc:
             fail(str(exc))
-    click.echo(f"user {username} is now {', '.join(held)}")
+    where = f" in {store.body}" if store.body else ""
+    click.echo(f"user {username} is now {', '.join(held)}{where}")
 
 
 def _set_active(ctx: click.Context, username: str, active: bool) -> None:
     # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.services.accounts import UserError, set_active
 
-    with runtime(ctx) as rt:
+    with account_store(ctx) as store:
         try:
-            with rt.sessions() as s, s.begin():
+            with store.sessions() as s, s.begin():
                 set_active(s, username, active)
         except UserError as exc:
             fail(str(exc))
@@ -209,12 +260,17 @@ def user_list(ctx: click.Context) -> None:
     # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from sqlalchemy import select
 
+    from bridge.services.members import body_roles
     from bridge.store.models import User
 
-    with runtime(ctx) as rt, rt.sessions() as s:
+    with account_store(ctx) as store, store.sessions() as s:
         users = s.scalars(select(User).order_by(User.username)).all()
         if not users:
             click.echo("no accounts")
         for u in users:
             state = "" if u.active else "  (disabled)"
-            click.echo(f"{u.username:<20} {','.join(u.roles):<14} {u.full_name}{state}")
+            held = ",".join(u.roles)
+            if store.body != "":
+                held = " ".join(f"{code}:{','.join(r)}" for code, r in
+                                body_roles(s, u.id).items()) or held
+            click.echo(f"{u.username:<20} {held:<14} {u.full_name}{state}")

@@ -614,6 +614,16 @@ def return_roles(workflow: Workflow) -> frozenset[str]:
     return frozenset(roles)
 
 
+def open_arrival(sessions: sessionmaker[Session], case_id: int) -> str | None:
+    """The body the case came from, while it may still be given back; else None."""
+    with sessions() as session:
+        arrival = session.scalars(select(InternalArrival).where(
+            InternalArrival.case_id == case_id).order_by(InternalArrival.id.desc())).first()
+        if arrival is None or arrival.returned_at is not None:
+            return None
+        return arrival.from_body
+
+
 def return_forward(actions: CaseActions, ref: str | int, actor: Actor, note: str,
                    expected_version: int | None = None) -> ActionResult:
     """The receiver says the case is not its own: it leaves the receiver's queue and goes
@@ -675,5 +685,5 @@ def return_forward(actions: CaseActions, ref: str | int, actor: Actor, note: str
 __all__ = [
     "DEAD", "DELIVERED", "FINISHED", "PENDING", "RETURNED", "ForwardRun", "ForwardView",
     "InternalForwardHook", "InternalForwarding", "Receiver", "ReceiverLookup",
-    "forward_views", "receiver_snapshot", "return_forward", "return_roles", "return_stage",
+    "forward_views", "open_arrival", "receiver_snapshot", "return_forward", "return_roles", "return_stage",
 ]

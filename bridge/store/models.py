@@ -337,6 +337,20 @@ class UserRole(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class UserBodyRole(Base):
+    """On a Pemda: one role an account holds in one body (the deployment's own database
+    keeps the accounts; each body's store keeps its cases)."""
+
+    __tablename__ = "user_body_roles"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    #: The body's code as written in ``[[bodies]]``.
+    body: Mapped[str] = mapped_column(String(20), primary_key=True)
+    role: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
 __all__ = [
     "Base",
     "Case",
@@ -355,6 +369,7 @@ __all__ = [
     "SyncCursor",
     "TrackedCase",
     "User",
+    "UserBodyRole",
     "UserRole",
     "utcnow",
 ]

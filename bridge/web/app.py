@@ -12,6 +12,7 @@ GET  /antrean/data                          the queue's rows (JSON + HTML, ETag)
 POST /antrean/lacak                         "Lacak ID LAPOR!": adopt a LAPOR! report by id
 GET  /kasus/{id}                            a case: report, history, deadlines, actions
 POST /kasus/{id}/aksi/{rule}                an SOP action (through CaseActions)
+POST /kasus/{id}/kembalikan                 give a case forwarded in back to its sender
 GET  /kotak-keluar                          the outbox: pending, waiting, dead
 POST /kotak-keluar/{row}/ulang              retry one dead row
 POST /kotak-keluar/ulang-semua              retry every dead row
@@ -43,6 +44,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.config import ConfigError
 from bridge.services.accounts import known_roles
+from bridge.services.members import Accounts
 from bridge.web import csrf, documents
 from bridge.web.sessions import CookieSessions
 from bridge.web.settings import SigningKey, WebSettings, signing_key, web_settings
@@ -118,13 +120,16 @@ def _templates(tz: str, clock: Callable[[], float]) -> Jinja2Templates:
 
 def create_app(rt: Any, *, web: WebSettings | None = None, key: SigningKey | None = None,
                clock: Callable[[], float] = time.time,
-               auto_login: Mapping[str, str] | None = None) -> Starlette:
+               auto_login: Mapping[str, str] | None = None,
+               accounts: Accounts | None = None, base: str = "",
+               bodies: Mapping[str, str] | None = None) -> Starlette:
     """The staff page for the deployment ``rt`` (a :class:`bridge.runtime.Runtime`).
 
     ``web``/``key`` default to the ``[web]`` section and its signing key. ``clock``
     (seconds since the epoch) drives session expiry and the sign-in limiter.
     ``auto_login`` maps a secret token to a username for ``/masuk/demo/{token}``; only the
-    demo passes it.
+    demo passes it. ``accounts``, ``base`` and ``bodies``: one body of a Pemda's page
+    (see :mod:`bridge.web.pemda`); a one-body deployment leaves them out.
     """
     web = web or web_settings(rt.settings)
     roles = known_roles(rt.workflow.roles)
@@ -134,8 +139,9 @@ def create_app(rt: Any, *, web: WebSettings | None = None, key: SigningKey | Non
                               f"unknown role {role!r}; expected one of {', '.join(roles)}")
     key = key or signing_key(rt.settings, web)
     templates = _templates(rt.settings.regency.timezone, clock)
-    page = StaffPage(rt, web, templates, clock, auto_login)
+    page = StaffPage(rt, web, templates, clock, auto_login, accounts, base, bodies)
     templates.env.globals.update(page.template_globals())
+    templates.env.globals["base"] = base
 
     def error_page(request: Request, status: int, title: str, message: str) -> Response:
         user = None
@@ -207,6 +213,7 @@ def create_app(rt: Any, *, web: WebSettings | None = None, key: SigningKey | Non
         Route("/kasus/baru", page.intake, methods=["POST"]),
         Route("/kasus/{case_id:id}", page.case_page, methods=["GET"]),
         Route("/kasus/{case_id:id}/aksi/{key}", page.case_action, methods=["POST"]),
+        Route("/kasus/{case_id:id}/kembalikan", page.return_case, methods=["POST"]),
         Route("/kasus/{case_id:id}/dokumen/{kind}", partial(documents.download, page)),
         Route("/kotak-keluar", page.outbox, methods=["GET"]),
         Route("/kotak-keluar/ulang-semua", page.outbox_retry, methods=["POST"]),

@@ -21,7 +21,8 @@ from starlette.templating import Jinja2Templates
 
 from bridge.errors import BridgeError
 from bridge.locale import CHANNEL_LABELS, local_time, short_date
-from bridge.services.accounts import WebUser, intake_roles, known_roles, load_user
+from bridge.services.accounts import WebUser, intake_roles, known_roles
+from bridge.services.members import Accounts, LocalAccounts
 from bridge.services.outbox import dead_letters
 from bridge.sync.quarantine import AlarmState, alarm_state
 from bridge.web import csrf, forms
@@ -114,8 +115,16 @@ class PageBase:
     """The state and helpers the route areas build on."""
 
     def __init__(self, rt: Any, web: WebSettings, templates: Jinja2Templates,
-                 clock: Callable[[], float], auto_login: Mapping[str, str] | None) -> None:
+                 clock: Callable[[], float], auto_login: Mapping[str, str] | None,
+                 accounts: Accounts | None = None, base: str = "",
+                 bodies: Mapping[str, str] | None = None) -> None:
         self.rt = rt
+        #: Where the accounts live: the body's own store, or a Pemda's database.
+        self.accounts: Accounts = accounts or LocalAccounts(rt.sessions)
+        #: The path this body's pages are under ("" for a one-body deployment; on a Pemda
+        #: "/b/<code>") and the Pemda's bodies (code -> name) for the chooser.
+        self.base = base
+        self.pemda_bodies = dict(bodies or {})
         self.settings = rt.settings
         self.workflow = rt.workflow
         self.web = web
@@ -161,8 +170,7 @@ class PageBase:
         uid = request.session.get("uid")
         if not isinstance(uid, int):
             return None
-        with self.rt.sessions() as s:
-            user = load_user(s, uid)
+        user = self.accounts.load(uid)
         if user is None or user.tag != request.session.get("pv") \
                 or not set(user.roles) <= set(self.roles):
             # Disabled, password changed or role gone: that sign-in is over.
@@ -178,7 +186,19 @@ class PageBase:
             if request.method == "GET" and request.url.query:
                 path += "?" + request.url.query
             raise SignInRequired(path, expired=bool(request.session.pop("expired", False)))
+        if self.base and not user.roles:
+            # A Pemda account signed in, but not a member of this body.
+            raise PageError(403, "Bukan badan Anda", (
+                "Akun Anda bukan anggota badan ini. Pilih salah satu badan Anda di bagian "
+                "atas halaman."))
         return user
+
+    def body_choices(self, user: WebUser | None) -> list[tuple[str, str, str]]:
+        """The Pemda bodies the user belongs to: (code, name, link), for the header."""
+        if user is None or not self.base:
+            return []
+        return [(code, self.pemda_bodies[code], f"/b/{code}/antrean")
+                for code in self.accounts.bodies(user.id) if code in self.pemda_bodies]
 
     def flash(self, request: Request, kind: str, text: str) -> None:
         messages = list(request.session.get("flash", []))[-4:]
@@ -195,6 +215,8 @@ class PageBase:
             "regency": self.settings.regency.name,
             "dead_count": self._dead_count() if user else 0,
             "quarantine_alarm": self._quarantine_alarm(user),
+            "body_choices": self.body_choices(user),
+            "body_code": self.rt.body_code if self.base else "",
             **context,
         }
         return self.templates.TemplateResponse(request, name, ctx, status_code=status,

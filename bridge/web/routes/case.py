@@ -39,17 +39,17 @@ from bridge.web.page import (
     STALE_MESSAGE,
     STATE_LABELS,
     DeadlineView,
-    PageBase,
     PageError,
     _int,
     _safe_url,
     _show,
     log,
 )
+from bridge.web.routes.forwards import ForwardRoutes
 from bridge.workflow.errors import MissingFields
 
 
-class CaseRoutes(PageBase):
+class CaseRoutes(ForwardRoutes):
     # -- case ------------------------------------------------------------------------
 
     def case_page(self, request: Request) -> Response:
@@ -121,6 +121,7 @@ class CaseRoutes(PageBase):
                 c.stage),
             "max_files": self.web.max_upload_files,
             "safe_url": _safe_url, "role_field": forms.ROLE_FIELD,
+            **self.forward_context(user, case_id, c.stage),
         }
         return self.render(request, "case.html", ctx, status=status, user=user)
 

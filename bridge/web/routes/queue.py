@@ -72,7 +72,7 @@ class QueueRoutes(PageBase):
             "opds": [(o.code, o.name) for o in self.settings.opds],
             "may_track": user.holds_any(self.intake_roles),
             "poll_seconds": self.web.poll_seconds,
-            "poll_url": "/antrean/data?" + urlencode(
+            "poll_url": self.base + "/antrean/data?" + urlencode(
                 {**{k: v for k, v in params.items() if v}, "hal": str(page)}),
         }
         return self.render(request, "queue.html", ctx, user=user)
@@ -82,7 +82,7 @@ class QueueRoutes(PageBase):
         user = self.current_user(request)
         if user is None:
             return JSONResponse({"error": "Sesi berakhir; silakan masuk kembali.",
-                                 "login": "/masuk?next=/antrean"}, status_code=401)
+                                 "login": self.base + "/masuk?next=/antrean"}, status_code=401)
         flt, _params, _page = self._filter(request)
         ctx = self._rows_context(self._rows(flt))
         template = self.templates.get_template("_queue_rows.html")

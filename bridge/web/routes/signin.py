@@ -9,7 +9,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from bridge.services.accounts import WebUser, authenticate, end_sessions_of, find_user, load_user
+from bridge.services.accounts import WebUser
 from bridge.web import csrf
 from bridge.web.page import (
     PageBase,
@@ -53,8 +53,7 @@ class SignInRoutes(PageBase):
         if not username or not password:
             return self.render(request, "login.html", {
                 **ctx, "error": "Isi nama pengguna dan kata sandi."}, status=400)
-        with self.rt.sessions() as s, s.begin():
-            user = authenticate(s, username, password)
+        user = self.accounts.authenticate(username, password)
         if user is None:
             self.limiter.failed(username, address)
             log.warning("web: failed sign-in for %r from %s", username, address)
@@ -64,8 +63,12 @@ class SignInRoutes(PageBase):
                     "nama pengguna dan kata sandi Anda.")}, status=429)
             return self.render(request, "login.html", {
                 **ctx, "error": "Nama pengguna atau kata sandi salah."}, status=401)
+        elsewhere = self.body_choices(user) if self.base and not user.roles else []
+        if elsewhere:
+            # A Pemda account signing in on a body it is not a member of: to its own.
+            next_url = elsewhere[0][2]
         unknown = [r for r in user.roles if r not in self.roles] or (
-            [] if user.roles else ["-"])
+            [] if user.roles or elsewhere else ["-"])
         if unknown:
             return self.render(request, "login.html", {**ctx, "error": (
                 f"Peran akun ini ({', '.join(unknown)}) tidak dikenal dalam alur kerja yang berlaku. "
@@ -85,9 +88,7 @@ class SignInRoutes(PageBase):
         if username is None:
             raise PageError(404, "Tautan tidak berlaku",
                             "Tautan masuk ini tidak dikenal atau sudah tidak berlaku.")
-        with self.rt.sessions() as s:
-            found = find_user(s, username)
-            user = load_user(s, found.id) if found else None
+        user = self.accounts.find(username)
         if user is None:
             raise PageError(404, "Akun tidak ada", "Akun demo tidak ditemukan.")
         self._sign_in(request, user)
@@ -100,13 +101,9 @@ class SignInRoutes(PageBase):
         if user is not None:
             # A copy of the cookie must not outlive the sign-out: end every session of
             # the account (other browsers too), not only this one.
-            await run_in_threadpool(self._end_sessions, user.id)
+            await run_in_threadpool(self.accounts.end_sessions, user.id)
         request.session.clear()
         csrf.rotate(request.session)
         self.flash(request, "ok", "Anda telah keluar.")
         return RedirectResponse("/masuk", 303)
-
-    def _end_sessions(self, uid: int) -> None:
-        with self.rt.sessions() as s, s.begin():
-            end_sessions_of(s, uid)
 
