@@ -111,11 +111,11 @@ class BenchReport:
 class SandboxProcess:
     """``python -m bridge.bench.sandbox`` with its admin API."""
 
-    def __init__(self, reports: int, seed: int) -> None:
+    def __init__(self, reports: int, seed: int, *extra: str) -> None:
         self.reports = reports
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bridge.bench.sandbox", "--reports", str(reports),
-             "--seed", str(seed)],
+             "--seed", str(seed), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
