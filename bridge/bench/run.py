@@ -80,6 +80,8 @@ class BenchOptions:
     pull_interval: float | None = None
     #: Tracked open cases in the polling simulation (0: skip it).
     tracked_cases: int = 10_000
+    #: ``bench --bodies``: the scale runs (a ScaleOptions) instead of every other phase.
+    scale: Any = None
 
 
 @dataclass
@@ -91,6 +93,7 @@ class BenchReport:
     targets: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    scale: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -99,7 +102,8 @@ class BenchReport:
     def as_json(self) -> dict[str, Any]:
         return {"config": self.config, "machine": self.machine, "phases": self.phases,
                 "checks": self.checks, "targets": self.targets, "notes": self.notes,
-                "summary": self.summary, "ok": self.ok}
+                "summary": self.summary, **({"scale": self.scale} if self.scale else {}),
+                "ok": self.ok}
 
     def check(self, what: str, ok: bool, detail: str = "") -> None:
         self.checks.append({"what": what, "ok": bool(ok), "detail": detail})
@@ -256,6 +260,13 @@ def run_bench(opts: BenchOptions, progress: Callable[[str], None] = lambda _m: N
         else:
             workdir = opts.workdir
             workdir.mkdir(parents=True, exist_ok=True)
+        if opts.scale is not None:
+            # Lazy: only `bench --bodies` needs it.
+            from bridge.bench.scale import scale_bench
+
+            scale_bench(opts.scale, report, workdir, progress)
+            report.machine["loadavg_end"] = round(os.getloadavg()[0], 2)
+            return report
         dbs = Databases(workdir, opts.postgres, report.notes)
         stack.callback(dbs.close)
         report.config["databases"] = dbs.kinds
@@ -648,6 +659,12 @@ def text_lines(report: BenchReport) -> list[str]:
         f"{'phase':<30} {'db':<10} {'reports':>8} {'items':>8} {'seconds':>8} "
         f"{'cpu s':>7} {'items/s':>8} {'requests':>8} {'peak RSS':>9} {'of base':>7}",
     ]
+    if report.scale:
+        # Lazy: only `bench --bodies` needs it.
+        from bridge.bench.scale import scale_lines
+
+        lines = [f"lapor-bridge bench --bodies: {m['cpus']} CPUs, Python {m['python']}", "",
+                 *scale_lines(report.scale)]
     for p in report.phases:
         share = f"{p['baseline_share']:>7.0%}" if "baseline_share" in p else f"{'':>7}"
         rate = f"{p['rate']:>8,.0f}" if p["rate"] >= 10 else f"{p['rate']:>8.2f}"

@@ -188,8 +188,9 @@ def run_once(opts: ScaleOptions, n_workers: int, db_url: str, config: Path,
                     progress(f"  killed worker {killed['pid']} holding "
                              f"{len(killed['bodies'])} bodies")
                 if killed is not None and killed["waiting"]:
-                    _watch_failover(killed, seen, now)
+                    _watch_failover(engine, killed, seen, now)
                 time.sleep(POLL_S)
+        stored = counts.read()  # with every worker stopped
     finally:
         engine.dispose()
     start = min(first.values())
@@ -198,7 +199,7 @@ def run_once(opts: ScaleOptions, n_workers: int, db_url: str, config: Path,
     result: dict[str, Any] = {
         "workers": n_workers, "reports": total, "startup_s": start - launched,
         "seconds": end - start, "rate": total / max(end - start, 1e-9),
-        "per_body": per_body,
+        "per_body": per_body, "stored": stored,
     }
     if killed is not None:
         result["failover"] = {k: v for k, v in killed.items() if k != "waiting"}
@@ -219,10 +220,17 @@ def _kill_one(engine: Engine, codes: list[str], procs: list[subprocess.Popen[byt
     bodies = [c for c in held[victim.pid] if after[c] < counts.reports]
     return {"pid": victim.pid, "at": at, "bodies": bodies,
             "counts": {c: after[c] for c in bodies}, "waiting": set(bodies),
-            "resumed": {}}
+            "resumed": {}, "taken": {}}
 
 
-def _watch_failover(killed: dict[str, Any], seen: dict[str, int], now: float) -> None:
+def _watch_failover(engine: Engine, killed: dict[str, Any], seen: dict[str, int],
+                    now: float) -> None:
+    from bridge.daemon.share import owners
+
+    untaken = [c for c in killed["bodies"] if c not in killed["taken"]]
+    for code, holder in owners(engine, untaken).items():
+        if holder is not None and f":{killed['pid']}:" not in f"{holder}:":
+            killed["taken"][code] = now - killed["at"]
     for code in list(killed["waiting"]):
         if seen[code] > killed["counts"][code]:
             killed["resumed"][code] = now - killed["at"]
@@ -265,9 +273,11 @@ def summarize(opts: ScaleOptions, runs: dict[str, dict[str, Any]]) -> dict[str, 
     speedup = many["rate"] / one["rate"] if one["rate"] else 0.0
     fail = runs.get("failover", {}).get("failover")
     failover_s = max(fail["resumed"].values(), default=0.0) if fail else None
+    takeover_s = max(fail["taken"].values(), default=0.0) if fail else None
     return {
         "options": {**asdict(opts), "lease_bound": opts.lease_bound},
         "runs": runs, "speedup": speedup, "failover_s": failover_s,
+        "takeover_s": takeover_s,
         "failover_bodies": len(fail["bodies"]) if fail else 0,
         "targets": {
             "speedup": {"target": SPEEDUP_TARGET, "value": speedup,
@@ -277,3 +287,58 @@ def summarize(opts: ScaleOptions, runs: dict[str, dict[str, Any]]) -> dict[str, 
                          ("PASS" if failover_s <= opts.lease_bound else "MISS")},
         },
     }
+
+
+def scale_bench(opts: ScaleOptions, report: Any, workdir: Path,
+                progress: Callable[[str], None]) -> None:
+    """The scale runs as the bench's only phase: figures into ``report.scale``, a count
+    check per run, and the two targets."""
+    from bridge.bench.run import BenchError, _target
+    from bridge.tools.pg_cluster import NoPostgres, start_cluster
+
+    try:
+        cluster = start_cluster()
+    except NoPostgres as exc:
+        raise BenchError(f"the scale bench needs PostgreSQL: {exc}") from None
+    try:
+        result = run_scale(opts, cluster, workdir, progress)
+    except ScaleError as exc:
+        raise BenchError(str(exc)) from None
+    finally:
+        cluster.stop()
+    report.scale = result
+    report.config["databases"] = ["postgresql"]
+    for name, run in result["runs"].items():
+        wrong = {c: n for c, n in run["stored"].items() if n != opts.reports}
+        report.check(f"scale, {name} ({run['workers']} worker(s)): every body holds its "
+                     f"{opts.reports} reports once", not wrong,
+                     f"wrong: {wrong}" if wrong else f"{sum(run['stored'].values())} cases")
+    t = result["targets"]
+    _target(report, f"{opts.workers} workers over {opts.bodies} bodies >= "
+            f"{SPEEDUP_TARGET:g}x the rate of 1 worker", result["speedup"],
+            t["speedup"]["status"] == "PASS", f"{result['speedup']:.2f}x")
+    failover = result["failover_s"]
+    _target(report, f"failover after SIGKILL within the lease bound (lease_ttl + poll "
+            f"interval = {opts.lease_bound:g} s)", failover,
+            None if failover is None else t["failover"]["status"] == "PASS",
+            "no body to take over" if failover is None else
+            f"{failover:.2f} s until every body progresses again (leases taken after "
+            f"{result['takeover_s']:.2f} s, {result['failover_bodies']} bodies)")
+
+
+def scale_lines(scale: dict[str, Any]) -> list[str]:
+    o = scale["options"]
+    lines = [f"scale: {o['bodies']} bodies x {o['reports']} reports, LAPOR! latency "
+             f"{o['latency_ms']:g} ms, page size {o['page_size']}, pull interval "
+             f"{o['pull_interval']:g} s, lease_ttl {o['lease_ttl']:g} s", "",
+             f"{'run':<10} {'workers':>7} {'reports':>8} {'start s':>8} {'seconds':>8} "
+             f"{'reports/s':>10} {'per body min/median/max':>26}"]
+    for name, run in scale["runs"].items():
+        rates = sorted(run["per_body"].values())
+        lines.append(f"{name:<10} {run['workers']:>7} {run['reports']:>8,} "
+                     f"{run['startup_s']:>8.1f} {run['seconds']:>8.2f} {run['rate']:>10,.0f} "
+                     f"{rates[0]:>8,.0f}/{rates[len(rates) // 2]:,.0f}/{rates[-1]:,.0f}")
+    lines.append(f"speedup {scale['speedup']:.2f}x; failover "
+                 + ("n/a" if scale["failover_s"] is None else
+                    f"{scale['failover_s']:.2f} s (leases taken {scale['takeover_s']:.2f} s)"))
+    return lines
