@@ -261,10 +261,7 @@ def run_bench(opts: BenchOptions, progress: Callable[[str], None] = lambda _m: N
             workdir = opts.workdir
             workdir.mkdir(parents=True, exist_ok=True)
         if opts.scale is not None:
-            # Lazy: only `bench --bodies` needs it.
-            from bridge.bench.scale import scale_bench
-
-            scale_bench(opts.scale, report, workdir, progress)
+            _run_scale(opts.scale, report, workdir, progress)
             report.machine["loadavg_end"] = round(os.getloadavg()[0], 2)
             return report
         dbs = Databases(workdir, opts.postgres, report.notes)
@@ -643,6 +640,49 @@ def _shares(report: BenchReport) -> None:
             base = {"rate": _spread(bases)["median"]} if bases else None
         if base is not None and base["rate"]:
             p["baseline_share"] = p["rate"] / base["rate"]
+
+
+def _run_scale(scale: Any, report: BenchReport, workdir: Path,
+               progress: Callable[[str], None]) -> None:
+    """``bench --bodies``: the scale runs (:mod:`bridge.bench.scale`) as the only phase:
+    figures into ``report.scale``, a count check per run, and the two targets."""
+    # Lazy: only `bench --bodies` needs them.
+    from bridge.bench.scale import SPEEDUP_TARGET, ScaleError, run_scale, sandbox_args
+    from bridge.tools.pg_cluster import NoPostgres, start_cluster
+
+    opts = scale
+    try:
+        cluster = start_cluster()
+    except NoPostgres as exc:
+        raise BenchError(f"the scale bench needs PostgreSQL: {exc}") from None
+    try:
+        box = SandboxProcess(opts.reports, opts.seed, *sandbox_args(opts))
+        try:
+            result = run_scale(opts, cluster, box, workdir, progress)
+        finally:
+            box.stop()
+    except ScaleError as exc:
+        raise BenchError(str(exc)) from None
+    finally:
+        cluster.stop()
+    report.scale = result
+    report.config["databases"] = ["postgresql"]
+    for name, run in result["runs"].items():
+        wrong = {c: n for c, n in run["stored"].items() if n != opts.reports}
+        report.check(f"scale, {name} ({run['workers']} worker(s)): every body holds its "
+                     f"{opts.reports} reports once", not wrong,
+                     f"wrong: {wrong}" if wrong else f"{sum(run['stored'].values())} cases")
+    t = result["targets"]
+    _target(report, f"{opts.workers} workers over {opts.bodies} bodies >= "
+            f"{SPEEDUP_TARGET:g}x the rate of 1 worker", result["speedup"],
+            t["speedup"]["status"] == "PASS", f"{result['speedup']:.2f}x")
+    failover = result["failover_s"]
+    _target(report, f"failover after SIGKILL within the lease bound (lease_ttl + poll "
+            f"interval = {opts.lease_bound:g} s)", failover,
+            None if failover is None else t["failover"]["status"] == "PASS",
+            "no body to take over" if failover is None else
+            f"{failover:.2f} s until every body progresses again (leases taken after "
+            f"{result['takeover_s']:.2f} s, {result['failover_bodies']} bodies)")
 
 
 # --------------------------------------------------------------------------- text

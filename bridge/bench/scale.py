@@ -17,6 +17,7 @@ where several workers help even on two cores.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -237,35 +238,30 @@ def _watch_failover(engine: Engine, killed: dict[str, Any], seen: dict[str, int]
             killed["waiting"].discard(code)
 
 
-def run_scale(opts: ScaleOptions, cluster: Any, workdir: Path,
+def run_scale(opts: ScaleOptions, cluster: Any, box: Any, workdir: Path,
               progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
-    """The three runs on ``cluster`` (a :class:`bridge.tools.pg_cluster.PgCluster`);
-    returns the ``scale`` section of the bench's JSON."""
-    # Lazy: the bench's orchestration module imports this one only for --bodies.
-    from bridge.bench.run import SandboxProcess
-
-    ids = ",".join(str(FIRST_INSTITUTION + k) for k in range(opts.bodies))
-    box = SandboxProcess(opts.reports, opts.seed, "--institutions", ids, "--faults",
-                         f'{{"latency_ms": {opts.latency_ms}}}')
-    try:
-        env = {**os.environ, **secrets_env(opts, box.bearer, box.token),
-               "PYTHONUNBUFFERED": "1"}
-        env.pop("LAPOR_BRIDGE_CONFIG", None)
-        runs: dict[str, dict[str, Any]] = {}
-        plan = [("one", 1, False), ("many", opts.workers, False),
-                ("failover", opts.workers, True)]
-        for name, n, kill in plan:
-            db_url = cluster.create_database(f"scale_{name}")
-            config = workdir / f"pemda-{name}.toml"
-            config.write_text(pemda_toml(opts, box.url, db_url), encoding="utf-8")
-            progress(f"scale: {n} worker(s) over {opts.bodies} bodies"
-                     f"{', one killed mid-sync' if kill else ''}...")
-            runs[name] = run_once(opts, n, db_url, config, env,
-                                  workdir / f"workers-{name}.log", kill=kill,
-                                  progress=progress)
-    finally:
-        box.stop()
+    """The three runs on ``cluster`` (a :class:`bridge.tools.pg_cluster.PgCluster`) against
+    ``box``, a sandbox hosting the bodies' institutions (``url``, ``bearer``: the bearers'
+    prefix, ``token``); returns the ``scale`` section of the bench's JSON."""
+    env = {**os.environ, **secrets_env(opts, box.bearer, box.token), "PYTHONUNBUFFERED": "1"}
+    env.pop("LAPOR_BRIDGE_CONFIG", None)
+    runs: dict[str, dict[str, Any]] = {}
+    for name, n, kill in (("one", 1, False), ("many", opts.workers, False),
+                          ("failover", opts.workers, True)):
+        db_url = cluster.create_database(f"scale_{name}")
+        config = workdir / f"pemda-{name}.toml"
+        config.write_text(pemda_toml(opts, box.url, db_url), encoding="utf-8")
+        progress(f"scale: {n} worker(s) over {opts.bodies} bodies"
+                 f"{', one killed mid-sync' if kill else ''}...")
+        runs[name] = run_once(opts, n, db_url, config, env, workdir / f"workers-{name}.log",
+                              kill=kill, progress=progress)
     return summarize(opts, runs)
+
+
+def sandbox_args(opts: ScaleOptions) -> list[str]:
+    """``python -m bridge.bench.sandbox`` arguments of the bodies' institutions."""
+    ids = ",".join(str(FIRST_INSTITUTION + k) for k in range(opts.bodies))
+    return ["--institutions", ids, "--faults", json.dumps({"latency_ms": opts.latency_ms})]
 
 
 def summarize(opts: ScaleOptions, runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -287,43 +283,6 @@ def summarize(opts: ScaleOptions, runs: dict[str, dict[str, Any]]) -> dict[str, 
                          ("PASS" if failover_s <= opts.lease_bound else "MISS")},
         },
     }
-
-
-def scale_bench(opts: ScaleOptions, report: Any, workdir: Path,
-                progress: Callable[[str], None]) -> None:
-    """The scale runs as the bench's only phase: figures into ``report.scale``, a count
-    check per run, and the two targets."""
-    from bridge.bench.run import BenchError, _target
-    from bridge.tools.pg_cluster import NoPostgres, start_cluster
-
-    try:
-        cluster = start_cluster()
-    except NoPostgres as exc:
-        raise BenchError(f"the scale bench needs PostgreSQL: {exc}") from None
-    try:
-        result = run_scale(opts, cluster, workdir, progress)
-    except ScaleError as exc:
-        raise BenchError(str(exc)) from None
-    finally:
-        cluster.stop()
-    report.scale = result
-    report.config["databases"] = ["postgresql"]
-    for name, run in result["runs"].items():
-        wrong = {c: n for c, n in run["stored"].items() if n != opts.reports}
-        report.check(f"scale, {name} ({run['workers']} worker(s)): every body holds its "
-                     f"{opts.reports} reports once", not wrong,
-                     f"wrong: {wrong}" if wrong else f"{sum(run['stored'].values())} cases")
-    t = result["targets"]
-    _target(report, f"{opts.workers} workers over {opts.bodies} bodies >= "
-            f"{SPEEDUP_TARGET:g}x the rate of 1 worker", result["speedup"],
-            t["speedup"]["status"] == "PASS", f"{result['speedup']:.2f}x")
-    failover = result["failover_s"]
-    _target(report, f"failover after SIGKILL within the lease bound (lease_ttl + poll "
-            f"interval = {opts.lease_bound:g} s)", failover,
-            None if failover is None else t["failover"]["status"] == "PASS",
-            "no body to take over" if failover is None else
-            f"{failover:.2f} s until every body progresses again (leases taken after "
-            f"{result['takeover_s']:.2f} s, {result['failover_bodies']} bodies)")
 
 
 def scale_lines(scale: dict[str, Any]) -> list[str]:
