@@ -80,6 +80,8 @@ class BenchOptions:
     pull_interval: float | None = None
     #: Tracked open cases in the polling simulation (0: skip it).
     tracked_cases: int = 10_000
+    #: ``bench --bodies``: the scale runs (a ScaleOptions) instead of every other phase.
+    scale: Any = None
 
 
 @dataclass
@@ -91,6 +93,7 @@ class BenchReport:
     targets: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    scale: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -99,7 +102,8 @@ class BenchReport:
     def as_json(self) -> dict[str, Any]:
         return {"config": self.config, "machine": self.machine, "phases": self.phases,
                 "checks": self.checks, "targets": self.targets, "notes": self.notes,
-                "summary": self.summary, "ok": self.ok}
+                "summary": self.summary, **({"scale": self.scale} if self.scale else {}),
+                "ok": self.ok}
 
     def check(self, what: str, ok: bool, detail: str = "") -> None:
         self.checks.append({"what": what, "ok": bool(ok), "detail": detail})
@@ -111,11 +115,11 @@ class BenchReport:
 class SandboxProcess:
     """``python -m bridge.bench.sandbox`` with its admin API."""
 
-    def __init__(self, reports: int, seed: int) -> None:
+    def __init__(self, reports: int, seed: int, *extra: str) -> None:
         self.reports = reports
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bridge.bench.sandbox", "--reports", str(reports),
-             "--seed", str(seed)],
+             "--seed", str(seed), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
@@ -256,6 +260,10 @@ def run_bench(opts: BenchOptions, progress: Callable[[str], None] = lambda _m: N
         else:
             workdir = opts.workdir
             workdir.mkdir(parents=True, exist_ok=True)
+        if opts.scale is not None:
+            _run_scale(opts.scale, report, workdir, progress)
+            report.machine["loadavg_end"] = round(os.getloadavg()[0], 2)
+            return report
         dbs = Databases(workdir, opts.postgres, report.notes)
         stack.callback(dbs.close)
         report.config["databases"] = dbs.kinds
@@ -634,6 +642,49 @@ def _shares(report: BenchReport) -> None:
             p["baseline_share"] = p["rate"] / base["rate"]
 
 
+def _run_scale(scale: Any, report: BenchReport, workdir: Path,
+               progress: Callable[[str], None]) -> None:
+    """``bench --bodies``: the scale runs (:mod:`bridge.bench.scale`) as the only phase:
+    figures into ``report.scale``, a count check per run, and the two targets."""
+    # Lazy: only `bench --bodies` needs them.
+    from bridge.bench.scale import SPEEDUP_TARGET, ScaleError, run_scale, sandbox_args
+    from bridge.tools.pg_cluster import NoPostgres, start_cluster
+
+    opts = scale
+    try:
+        cluster = start_cluster()
+    except NoPostgres as exc:
+        raise BenchError(f"the scale bench needs PostgreSQL: {exc}") from None
+    try:
+        box = SandboxProcess(opts.reports, opts.seed, *sandbox_args(opts))
+        try:
+            result = run_scale(opts, cluster, box, workdir, progress)
+        finally:
+            box.stop()
+    except ScaleError as exc:
+        raise BenchError(str(exc)) from None
+    finally:
+        cluster.stop()
+    report.scale = result
+    report.config["databases"] = ["postgresql"]
+    for name, run in result["runs"].items():
+        wrong = {c: n for c, n in run["stored"].items() if n != opts.reports}
+        report.check(f"scale, {name} ({run['workers']} worker(s)): every body holds its "
+                     f"{opts.reports} reports once", not wrong,
+                     f"wrong: {wrong}" if wrong else f"{sum(run['stored'].values())} cases")
+    t = result["targets"]
+    _target(report, f"{opts.workers} workers over {opts.bodies} bodies >= "
+            f"{SPEEDUP_TARGET:g}x the rate of 1 worker", result["speedup"],
+            t["speedup"]["status"] == "PASS", f"{result['speedup']:.2f}x")
+    failover = result["failover_s"]
+    _target(report, f"failover after SIGKILL within the lease bound (lease_ttl + poll "
+            f"interval = {opts.lease_bound:g} s)", failover,
+            None if failover is None else t["failover"]["status"] == "PASS",
+            "no body to take over" if failover is None else
+            f"{failover:.2f} s until every body progresses again (leases taken after "
+            f"{result['takeover_s']:.2f} s, {result['failover_bodies']} bodies)")
+
+
 # --------------------------------------------------------------------------- text
 
 
@@ -648,6 +699,12 @@ def text_lines(report: BenchReport) -> list[str]:
         f"{'phase':<30} {'db':<10} {'reports':>8} {'items':>8} {'seconds':>8} "
         f"{'cpu s':>7} {'items/s':>8} {'requests':>8} {'peak RSS':>9} {'of base':>7}",
     ]
+    if report.scale:
+        # Lazy: only `bench --bodies` needs it.
+        from bridge.bench.scale import scale_lines
+
+        lines = [f"lapor-bridge bench --bodies: {m['cpus']} CPUs, Python {m['python']}", "",
+                 *scale_lines(report.scale)]
     for p in report.phases:
         share = f"{p['baseline_share']:>7.0%}" if "baseline_share" in p else f"{'':>7}"
         rate = f"{p['rate']:>8,.0f}" if p["rate"] >= 10 else f"{p['rate']:>8.2f}"

@@ -59,11 +59,22 @@ def _sizes(_ctx: click.Context, _param: click.Parameter, value: str) -> list[int
 @click.option("--tracked", "tracked_cases", default=10_000, show_default=True,
               type=click.IntRange(0),
               help="Tracked open cases in the polling simulation (0: skip it).")
+@click.option("--bodies", default=0, show_default=True, type=click.IntRange(0, 500),
+              help="The scale bench (needs --postgres): `lapor-bridge run` workers over this "
+                   "many bodies, 1 worker against --workers, and a SIGKILL failover; every "
+                   "other phase is skipped.")
+@click.option("--workers", default=3, show_default=True, type=click.IntRange(1, 32),
+              help="Worker processes of the scale bench.")
+@click.option("--body-reports", default=300, show_default=True, type=click.IntRange(1),
+              help="Reports of each body's institution in the scale bench.")
+@click.option("--latency-ms", default=50.0, show_default=True, type=click.FloatRange(0),
+              help="The sandbox's latency per LAPOR! request in the scale bench.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench_cmd(sizes: list[int], followups: int, page_size: int, concurrency: int,
               postgres: bool, inprocess_sandbox: bool, seed: int, workdir: Path | None,
               profile_dir: Path | None, sync_size: int, pairs: int, ttq_reports: int,
               ttq_rate: float, pull_interval: float | None, tracked_cases: int,
+              bodies: int, workers: int, body_reports: int, latency_ms: float,
               as_json: bool) -> None:
     """Benchmark pull, incremental sync and push against the sandbox on loopback, and
     what users run: the whole `sync --once` command (triage, notifications, events, the
@@ -79,12 +90,23 @@ def bench_cmd(sizes: list[int], followups: int, page_size: int, concurrency: int
     # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.bench.run import BenchError, BenchOptions, run_bench, text_lines
 
+    scale = None
+    if bodies:
+        if not postgres:
+            raise click.UsageError("--bodies needs --postgres: several workers share the "
+                                   "bodies through PostgreSQL (SQLite stays single-worker)")
+        from bridge.bench.scale import ScaleOptions
+
+        scale = ScaleOptions(bodies=bodies, workers=workers, reports=body_reports,
+                             latency_ms=latency_ms, seed=seed,
+                             pull_interval=pull_interval or ScaleOptions.pull_interval)
     opts = BenchOptions(sizes=sizes, followups=followups, page_size=page_size,
                         concurrency=concurrency, seed=seed, postgres=postgres,
                         inprocess_sandbox=inprocess_sandbox, workdir=workdir,
                         profile_dir=profile_dir, sync_size=sync_size, pairs=pairs,
                         ttq_reports=ttq_reports, ttq_rate=ttq_rate,
-                        pull_interval=pull_interval, tracked_cases=tracked_cases)
+                        pull_interval=pull_interval, tracked_cases=tracked_cases,
+                        scale=scale)
 
     def progress(message: str) -> None:
         if not as_json:

@@ -221,13 +221,15 @@ def holder_pid(holder: str | None) -> int | None:
     return int(holder.split(":")[-2])
 
 
-def assert_store_matches_sandbox(db_url: str, sandbox: SandboxServer) -> int:
+def assert_store_matches_sandbox(db_url: str, sandbox: SandboxServer | Any,
+                                 schema: str | None = None) -> int:
     """Every listed sandbox report is a case with the same title, content and status, once;
-    register numbers have no gaps and no repeats. Returns the number of cases."""
+    register numbers have no gaps and no repeats. Returns the number of cases. (``sandbox``:
+    anything with a ``.state``; ``schema``: a body's schema on PostgreSQL.)"""
     from sqlalchemy.orm import Session
 
     remote = {r["id"]: r for r in sandbox.state.reports(listed_only=True)}
-    engine = make_engine(db_url)
+    engine = make_engine(db_url, schema=schema)
     try:
         with Session(engine) as s:
             cases = list(s.scalars(select(Case).where(Case.channel == "lapor")))
