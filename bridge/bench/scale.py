@@ -31,6 +31,8 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
+from bridge.errors import BridgeError
+
 #: Issue #17's target: 3 workers over 30 bodies at least this many times 1 worker.
 SPEEDUP_TARGET = 2.5
 #: The first institution id; body k has FIRST_INSTITUTION + k.
@@ -38,7 +40,7 @@ FIRST_INSTITUTION = 1001
 POLL_S = 0.05
 
 
-class ScaleError(RuntimeError):
+class ScaleError(BridgeError, RuntimeError):
     """A run did not finish or its counts are wrong."""
 
 
