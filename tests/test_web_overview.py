@@ -18,8 +18,8 @@ from bridge.store.models import OutboxRow, QuarantinedItem, SyncCursor
 from bridge.sync.pull import INBOX
 from bridge.web.pemda import create_pemda_app
 from bridge.web.routes.overview import span
-from tests.support.pemda_web import PASSWORD, new_case, pemda_deployment
-from tests.support.web import build_env, csrf_of
+from tests.support.pemda_web import PASSWORD, new_case, pemda_deployment, sign_in
+from tests.support.web import build_env
 
 
 def cells(html: str, code: str) -> dict[str, str]:
@@ -91,14 +91,6 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any,
             set_body_roles(s, "kominfo", "DLH", ["admin"], roles)
         app = create_pemda_app(dep, accounts)  # type: ignore[arg-type]
         yield dep, TestClient(app, base_url="http://testserver")
-
-
-def sign_in(client: TestClient, username: str) -> None:
-    token = csrf_of(client.get("/masuk").text)
-    r = client.post("/b/DPM/masuk", data={"username": username, "password": PASSWORD,
-                                           "csrf_token": token, "next": "/antrean"},
-                    follow_redirects=False)
-    assert r.status_code == 303, r.text
 
 
 def test_pemda_summary_lists_each_administered_body(site: tuple[Any, TestClient]) -> None:
