@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 from bridge.services.internal_forward import RETURNED
 from bridge.store.models import Case, InternalForward
 from bridge.web.pemda import create_pemda_app
-from tests.support.pemda_web import KASI, PASSWORD, deliver, new_case, pemda_deployment
+from tests.support.pemda_web import KASI, deliver, new_case, pemda_deployment, sign_in
 from tests.support.web import csrf_of, version_of
 
 
@@ -25,15 +25,6 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any,
     with pemda_deployment(tmp_path, monkeypatch) as (dep, accounts):
         app = create_pemda_app(dep, accounts)  # type: ignore[arg-type]
         yield dep, TestClient(app, base_url="http://testserver")
-
-
-def sign_in(client: TestClient, username: str) -> Any:
-    token = csrf_of(client.get("/masuk").text)
-    r = client.post("/b/DPM/masuk", data={"username": username, "password": PASSWORD,
-                                           "csrf_token": token, "next": "/antrean"},
-                    follow_redirects=False)
-    assert r.status_code == 303, r.text
-    return r
 
 
 def test_each_user_sees_only_their_bodies(site: tuple[Any, TestClient]) -> None:

@@ -291,3 +291,97 @@ def test_page_loads_nothing_from_outside(browser: Any, world: World) -> None:
     assert errors == []
     ctx.close()
 
+
+
+@pytest.fixture
+def pemda(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str]]:
+    """A Pemda of two bodies (DPM sends, DLH receives) on SQLite, its staff page served."""
+    from bridge.web.pemda import create_pemda_app
+    from tests.support.pemda_web import pemda_deployment
+
+    with pemda_deployment(tmp_path, monkeypatch) as (dep, accounts):
+        app = create_pemda_app(dep, accounts,  # type: ignore[arg-type]
+                               web=WebSettings(poll_seconds=1),
+                               key=SigningKey("p" * 48, "test"))
+        with ThreadedServer(app) as server:
+            yield dep, server.url
+
+
+def test_forward_between_bodies_reaches_the_receiver_and_shows_on_the_sender(
+        browser: Any, pemda: tuple[Any, str], tmp_path: Path) -> None:
+    from tests.support.pemda_web import PASSWORD as PEMDA_PASSWORD
+    from tests.support.pemda_web import deliver, new_case
+
+    dep, url = pemda
+    dpm, dlh = dep.runtime("DPM"), dep.runtime("DLH")
+    title = "Limbah cair pabrik tahu di Desa Karangasem"
+    case_id = new_case(dpm, title)
+
+    def sign_in_body(page: Any, code: str, username: str) -> None:
+        page.goto(f"{url}/b/{code}/masuk")
+        page.fill("#username", username)
+        page.fill("#password", PEMDA_PASSWORD)
+        page.click("button:has-text('Masuk')")
+        page.wait_for_url(f"{url}/b/{code}/antrean", timeout=WAIT_MS)
+
+    # DPM's kasi forwards the case to the DLH through the case page's form.
+    sari_ctx = browser.new_context(viewport={"width": 1280, "height": 900}, locale="id-ID")
+    sari = sari_ctx.new_page()
+    sign_in_body(sari, "DPM", "sari")
+    sari.goto(f"{url}/b/DPM/kasus/{case_id}")
+    form = open_form(sari, "Teruskan ke OPD terkait")
+    form.locator("select[name=opd]").select_option("DLH")
+    form.locator("textarea[name=tembusan]").fill("Pelapor")
+    form.locator("textarea[name=catatan]").fill("Pencemaran adalah kewenangan DLH.")
+    form.locator("button[type=submit]").click()
+    sari.wait_for_url(f"{url}/b/DPM/kasus/{case_id}", timeout=WAIT_MS)
+    sari.wait_for_selector("#penerusan >> text=Menunggu dikirim ke antrean",
+                           timeout=WAIT_MS)
+
+    # The sender's sync cycle delivers it into the DLH's queue.
+    deliver(dpm)
+    with dlh.sessions() as s:
+        dlh_id, stage = s.execute(select(Case.id, Case.stage)
+                                  .where(Case.title == title)).one()
+
+    budi_ctx = browser.new_context(viewport={"width": 1280, "height": 900}, locale="id-ID")
+    budi = budi_ctx.new_page()
+    sign_in_body(budi, "DLH", "budi")
+    row = budi.locator("#antrean-isi tr", has_text=title)
+    row.wait_for(timeout=WAIT_MS)
+    row.locator("a").click()
+    budi.wait_for_url(f"{url}/b/DLH/kasus/{dlh_id}", timeout=WAIT_MS)
+    assert "Pelapor" in budi.inner_text("body")  # the tembusan came along
+
+    # The sender's case page shows where it stands at the receiver; its own copy is
+    # at the forwarded stage meanwhile.
+    sari.goto(f"{url}/b/DPM/antrean")
+    assert sari.locator("#antrean-isi tr", has_text=title).locator(
+        "td[data-label=Tahap]").inner_text() == dpm.workflow.stage_label("forwarded")
+    sari.goto(f"{url}/b/DPM/kasus/{case_id}")
+    shown = sari.locator("#penerusan .penerusan[data-body=DLH] .tahap-tujuan")
+    shown.wait_for(timeout=WAIT_MS)
+    assert shown.inner_text() == dlh.workflow.stage_label(stage)
+    shot(sari, tmp_path, "web-pemda-sender.png")
+
+    # The DLH gives it back; once the sender's cycle follows up, it is in DPM's queue again.
+    give_back = open_form(budi, "Kembalikan ke pengirim (DPM)")
+    give_back.locator("textarea[name=alasan]").fill("Izin lingkungan diterbitkan DPMPTSP.")
+    give_back.locator("button[type=submit]").click()
+    budi.wait_for_selector("text=Pengaduan dikembalikan kepada pengirim", timeout=WAIT_MS)
+    forwarding = dpm.forwarding()
+    assert forwarding is not None
+    forwarding.follow()
+    with dpm.sessions() as s:
+        back = s.get(Case, case_id)
+        assert back is not None and back.stage != "forwarded" and back.closed_at is None
+    sari.goto(f"{url}/b/DPM/antrean")
+    mine = sari.locator("#antrean-isi tr", has_text=title)
+    mine.wait_for(timeout=WAIT_MS)
+    assert mine.locator("td[data-label=Tahap]").inner_text() == \
+        dpm.workflow.stage_label(back.stage)
+    sari.goto(f"{url}/b/DPM/kasus/{case_id}")
+    assert "Dikembalikan oleh" in sari.inner_text("#penerusan")
+    assert "Izin lingkungan diterbitkan DPMPTSP." in sari.inner_text("#penerusan")
+    sari_ctx.close()
+    budi_ctx.close()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from bridge.cli.common import config_option, fail, runtime
+from bridge.cli.common import config_option, fail, load, runtime
 from bridge.cli.words import ACTION_COMMANDS, explain
 from bridge.locale import local_time
 
@@ -59,7 +59,8 @@ def _actor_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--user", "user", envvar="LAPOR_BRIDGE_USER", expose_value=False,
                      callback=_keep_user, metavar="NAME",
                      help="Account acting (or $LAPOR_BRIDGE_USER): it must exist, be enabled "
-                          "and hold a role the workflow allows for the action. Without it "
+                          "and hold a role the workflow allows for the action (on a Pemda: "
+                          "a role in the body --body names). Without it "
                           "the install's operator account acts, in the role --role names.")(f)
     f = click.option("--role", envvar="LAPOR_BRIDGE_ROLE",
                      help="Workflow role acting (petugas, analis, kasi, ...; or "
@@ -80,6 +81,8 @@ def _resolve_actor(ctx: click.Context, rt: Any, action: str) -> None:
     from bridge.services.accounts import UnknownAccount, command_line_actor, intake_roles
 
     needs = intake_roles(rt.workflow) if action == "new" else None
+    if ctx.meta.get(_USER) and _pemda_member(ctx, rt, needs):
+        return
     with rt.sessions() as session:
         try:
             ctx.meta[_ACTOR] = command_line_actor(session, ctx.meta.get(_USER),
@@ -87,6 +90,26 @@ def _resolve_actor(ctx: click.Context, rt: Any, action: str) -> None:
                                                   ctx.params.get("actor"), needs)
         except UnknownAccount as exc:
             fail(str(exc), 2)
+
+
+def _pemda_member(ctx: click.Context, rt: Any, needs: Any) -> bool:
+    """On a Pemda, --user is an account of the deployment's database acting with its roles
+    in this body; False on a one-body deployment (the body's own accounts)."""
+    from bridge.bodies import has_bodies
+    from bridge.cli.accounts_db import deployment_database
+    from bridge.services.accounts import UnknownAccount
+    from bridge.services.members import member_actor
+
+    settings = load(ctx)
+    if not has_bodies(settings):
+        return False
+    with deployment_database(settings) as sessions, sessions() as session:
+        try:
+            ctx.meta[_ACTOR] = member_actor(session, rt.body_code, ctx.meta[_USER],
+                                            ctx.params.get("role"), needs)
+        except UnknownAccount as exc:
+            fail(str(exc), 2)
+    return True
 
 
 def _run(ctx: click.Context, fn: Callable[[CaseActions], ActionResult], as_json: bool = False

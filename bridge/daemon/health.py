@@ -25,51 +25,24 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import generate_latest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.daemon.jobs import PUSH_STREAM
 from bridge.daemon.lease import LeaseInfo, read_lease
 from bridge.daemon.settings import DaemonSettings
 from bridge.daemon.status import STOPPED, InstanceStatus, read_statuses
 from bridge.filemodes import open_to_others
 from bridge.locale import human_span
-from bridge.services.outbox import list_outbox
-from bridge.store.models import PendingEvent, QuarantinedItem, SyncCursor, TrackedCase, utcnow
-from bridge.sync.pull import INBOX
-from bridge.sync.quarantine import AlarmState, alarm_state
-from bridge.sync.track import NO_INBOX_TEXT, inbox_unavailable
+from bridge.services.store_health import StreamState, age, iso, read_store_state
+from bridge.store.models import utcnow
+from bridge.sync.quarantine import AlarmState
 
 log = logging.getLogger("bridge.daemon.health")
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def _age(now: datetime, value: datetime | None) -> float | None:
-    return None if value is None else max(0.0, (now - value).total_seconds())
-
-
-@dataclass
-class StreamState:
-    last_success_at: datetime | None = None
-    last_error: str | None = None
-    last_error_at: datetime | None = None
-
-    @property
-    def failing(self) -> bool:
-        """The latest outcome is an error (newer than the last success)."""
-        if self.last_error is None or self.last_error_at is None:
-            return False
-        return self.last_success_at is None or self.last_error_at > self.last_success_at
-
-    def as_json(self, now: datetime) -> dict[str, Any]:
-        return {"last_success_at": _iso(self.last_success_at),
-                "age_seconds": _age(now, self.last_success_at),
-                "failing": self.failing,
-                "last_error": self.last_error if self.failing else None,
-                "last_error_at": _iso(self.last_error_at)}
+# The store's part is read by the services; this module judges it and serves it.
+_iso = iso
+_age = age
 
 
 @dataclass
@@ -158,13 +131,6 @@ class HealthReport:
         }
 
 
-def _stream(session: Session, name: str) -> tuple[StreamState, SyncCursor | None]:
-    row = session.get(SyncCursor, name)
-    if row is None:
-        return StreamState(), None
-    return StreamState(row.last_success_at, row.last_error, row.last_error_at), row
-
-
 def collect(engine: Engine, sessions: sessionmaker[Session], cfg: DaemonSettings,
             now: datetime | None = None, body: str | None = None) -> HealthReport:
     """Read the deployment's state and judge it against ``cfg.health``. ``body`` (the
@@ -177,29 +143,12 @@ def collect(engine: Engine, sessions: sessionmaker[Session], cfg: DaemonSettings
     alive = {i.instance: i.role != STOPPED and (now - i.heartbeat_at).total_seconds() <= beat
              for i in instances}
     with sessions() as session:
-        pull, inbox_row = _stream(session, INBOX)
-        push, _ = _stream(session, PUSH_STREAM)
-        cursor_at = inbox_row.updated_since if inbox_row is not None else None
-        pending = list_outbox(session, ("pending", "waiting", "dead"), limit=10_000_000)
-        outbox = {"pending": 0, "waiting": 0, "dead": 0}
-        oldest: datetime | None = None
-        for view in pending:
-            outbox[view.state] += 1
-            if view.state == "pending" and (oldest is None or view.created_at < oldest):
-                oldest = view.created_at
-        quarantined = int(session.scalar(
-            select(func.count()).select_from(QuarantinedItem)
-            .where(QuarantinedItem.resolved_at.is_(None))) or 0)
-        events = int(session.scalar(select(func.count()).select_from(PendingEvent)) or 0)
-        alarm = alarm_state(session)
-        no_inbox = inbox_unavailable(session)
-        tracked = {("closed" if closed else "open"): int(n) for closed, n in session.execute(
-            select(TrackedCase.closed, func.count()).group_by(TrackedCase.closed))}
-    report = HealthReport(now, lease, instances, alive, pull, push, cursor_at, outbox, oldest,
-                          quarantined, events, quarantine_alarm=alarm)
-    if no_inbox is not None:
-        report.inbox_note = f"{NO_INBOX_TEXT} ({no_inbox.last_error})"
-    report.tracked = tracked
+        store = read_store_state(session, now)
+    report = HealthReport(now, lease, instances, alive, store.pull, store.push,
+                          store.cursor_at, store.outbox, store.oldest_pending_at,
+                          store.quarantined, store.pending_events,
+                          quarantine_alarm=store.quarantine_alarm, inbox_note=store.inbox_note,
+                          tracked=store.tracked)
     report.problems = judge(report, cfg)
     if body is not None:
         report.bodies = {body: replace(report, problems=judge_store(report, cfg), bodies={})}

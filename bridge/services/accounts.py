@@ -236,9 +236,16 @@ def command_line_actor(session: Session, username: str | None, role: str | None,
         return Actor(operator_name or OPERATOR, role)
     if user is None:
         raise UnknownAccount(f"no user {name!r} (see `lapor-bridge user list`)")
+    return account_actor(user, user.roles, role, needs)
+
+
+def account_actor(user: User, held: Sequence[str], role: str | None,
+                  needs: Collection[str] | None = None) -> Actor:
+    """The enabled account ``user`` acting with ``held`` (its roles where it acts), in
+    ``role`` or the first that fits (see :func:`command_line_actor`)."""
     if not user.active:
         raise UnknownAccount(f"user {user.username!r} is disabled")
-    held = user.roles
+    held = list(held)
     who = f"{user.full_name} ({user.username})"
     if needs is not None and not (role and role not in held):
         usable = [r for r in held if r in needs and (not role or r == role)]

@@ -10,15 +10,17 @@ sign-in is valid in each of the account's bodies and any change to it ends them 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Protocol
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.services.accounts import (
+    UnknownAccount,
     UserError,
     WebUser,
+    account_actor,
     authenticate,
     create_user,
     end_sessions,
@@ -28,6 +30,7 @@ from bridge.services.accounts import (
     parse_roles,
     session_tag,
 )
+from bridge.services.actions import Actor
 from bridge.store.models import User, UserBodyRole
 
 
@@ -168,5 +171,21 @@ class BodyAccounts:
             return list(body_roles(s, user_id))
 
 
+def member_actor(session: Session, body: str, username: str, role: str | None,
+                 needs: Collection[str] | None = None) -> Actor:
+    """A Pemda's account acting in ``body`` from the command line (``--user``), with its
+    roles in that body, as the body's page would let it act; raises
+    :class:`UnknownAccount` with the one-line reason."""
+    user = find_user(session, username)
+    if user is None:
+        raise UnknownAccount(f"no user {username.strip()!r} (see `lapor-bridge user list`)")
+    held = body_roles(session, user.id)
+    if not held.get(body):
+        elsewhere = ", ".join(sorted(held))
+        raise UnknownAccount(f"user {user.username!r} has no role in {body}"
+                             + (f" (member of {elsewhere})" if elsewhere else ""))
+    return account_actor(user, held[body], role, needs)
+
+
 __all__ = ["Accounts", "BodyAccounts", "LocalAccounts", "body_roles", "create_member",
-           "leave_body", "set_body_roles"]
+           "leave_body", "member_actor", "set_body_roles"]

@@ -46,6 +46,7 @@ from bridge.config import ConfigError
 from bridge.services.accounts import known_roles
 from bridge.services.members import Accounts
 from bridge.web import csrf, documents
+from bridge.web.routes.overview import OverviewSource
 from bridge.web.sessions import CookieSessions
 from bridge.web.settings import SigningKey, WebSettings, signing_key, web_settings
 from bridge.web.views import PageError, SignInRequired, StaffPage, template_filters
@@ -122,14 +123,16 @@ def create_app(rt: Any, *, web: WebSettings | None = None, key: SigningKey | Non
                clock: Callable[[], float] = time.time,
                auto_login: Mapping[str, str] | None = None,
                accounts: Accounts | None = None, base: str = "",
-               bodies: Mapping[str, str] | None = None) -> Starlette:
+               bodies: Mapping[str, str] | None = None,
+               overview: OverviewSource | None = None) -> Starlette:
     """The staff page for the deployment ``rt`` (a :class:`bridge.runtime.Runtime`).
 
     ``web``/``key`` default to the ``[web]`` section and its signing key. ``clock``
     (seconds since the epoch) drives session expiry and the sign-in limiter.
     ``auto_login`` maps a secret token to a username for ``/masuk/demo/{token}``; only the
     demo passes it. ``accounts``, ``base`` and ``bodies``: one body of a Pemda's page
-    (see :mod:`bridge.web.pemda`); a one-body deployment leaves them out.
+    (see :mod:`bridge.web.pemda`); a one-body deployment leaves them out. ``overview``:
+    the bodies an admin's ``/ringkasan`` lists (default: this one).
     """
     web = web or web_settings(rt.settings)
     roles = known_roles(rt.workflow.roles)
@@ -140,6 +143,7 @@ def create_app(rt: Any, *, web: WebSettings | None = None, key: SigningKey | Non
     key = key or signing_key(rt.settings, web)
     templates = _templates(rt.settings.regency.timezone, clock)
     page = StaffPage(rt, web, templates, clock, auto_login, accounts, base, bodies)
+    page.overview_source = overview
     templates.env.globals.update(page.template_globals())
     templates.env.globals["base"] = base
 
@@ -220,6 +224,7 @@ def create_app(rt: Any, *, web: WebSettings | None = None, key: SigningKey | Non
         Route("/kotak-keluar/{row_id:id}/ulang", page.outbox_retry, methods=["POST"]),
         Route("/rekap", page.recap_page, methods=["GET"]),
         Route("/rekap.csv", page.recap_csv, methods=["GET"]),
+        Route("/ringkasan", page.overview_page, methods=["GET"]),
         Mount("/static", app=static, name="static"),
     ]
     app = Starlette(

@@ -24,6 +24,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bridge.services.accounts import WebUser
 from bridge.services.members import BodyAccounts
 from bridge.web.app import SecurityHeaders, create_app
 from bridge.web.sessions import CookieSessions
@@ -88,12 +89,19 @@ def create_pemda_app(dep: Any, accounts_db: sessionmaker[Session], *,
     web = web or web_settings(dep.settings)
     key = key or signing_key(dep.settings, web)
     names = {body.code: body.name for body in dep.bodies}
+    stores = [(body.code, body.name, rt.sessions) for body, rt in dep]
+
+    def administered(user: WebUser) -> list[tuple[str, str, sessionmaker[Session]]]:
+        # The summary lists the bodies where the account is an admin, and no other.
+        return [(code, name, sessions) for code, name, sessions in stores
+                if _admin_in(accounts_db, code, user.id)]
+
     apps: dict[str, ASGIApp] = {}
     for body, rt in dep:
         prefix = f"/b/{body.code}"
         apps[body.code] = _Prefixed(create_app(
             rt, web=web, key=key, clock=clock, accounts=BodyAccounts(accounts_db, body.code),
-            base=prefix, bodies=names), prefix)
+            base=prefix, bodies=names, overview=administered), prefix)
     first = dep.bodies[0].code
     anyone = BodyAccounts(accounts_db, first)
 
@@ -123,6 +131,11 @@ def create_pemda_app(dep: Any, accounts_db: sessionmaker[Session], *,
                         secure=web.cookie_secure, clock=clock)
     site.add_middleware(SecurityHeaders)
     return PemdaSite(apps, site)
+
+
+def _admin_in(accounts_db: sessionmaker[Session], code: str, user_id: int) -> bool:
+    member = BodyAccounts(accounts_db, code).load(user_id)
+    return member is not None and member.is_admin
 
 
 __all__ = ["PemdaSite", "create_pemda_app"]

@@ -15,13 +15,14 @@ from bridge.web.page import PageError, SignInRequired, template_filters
 from bridge.web.routes.case import CaseRoutes
 from bridge.web.routes.intake import IntakeRoutes
 from bridge.web.routes.outbox import OutboxRoutes
+from bridge.web.routes.overview import OverviewRoutes
 from bridge.web.routes.queue import QueueRoutes
 from bridge.web.routes.recap import RecapRoutes
 from bridge.web.routes.signin import SignInRoutes
 
 
 class StaffPage(SignInRoutes, QueueRoutes, IntakeRoutes, CaseRoutes, OutboxRoutes,
-                RecapRoutes):
+                RecapRoutes, OverviewRoutes):
     """The staff page: every area's routes on one object (see bridge.web.app)."""
 
     def home(self, request: Request) -> Response:

@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
 from bridge.app.deployment import Deployment
 from bridge.config import load_settings
@@ -16,6 +18,7 @@ from bridge.services.actions import Actor, NewCase
 from bridge.services.members import create_member
 from bridge.store.db import ensure_schema, make_engine, session_factory
 from tests.support.settings import TEST_BEARER, TEST_TOKEN
+from tests.support.web import csrf_of
 
 PASSWORD = "kata-sandi-uji-panjang"
 PETUGAS = Actor("Sari (front office)", "petugas")
@@ -87,3 +90,13 @@ def deliver(rt: Runtime) -> None:
     forwarding = rt.forwarding()
     assert forwarding is not None
     forwarding.deliver()
+
+
+def sign_in(client: TestClient, username: str) -> Any:
+    """Sign ``username`` in on the Pemda's page (through DPM's form: one cookie for all)."""
+    token = csrf_of(client.get("/masuk").text)
+    r = client.post("/b/DPM/masuk", data={"username": username, "password": PASSWORD,
+                                           "csrf_token": token, "next": "/antrean"},
+                    follow_redirects=False)
+    assert r.status_code == 303, r.text
+    return r
