@@ -102,7 +102,7 @@ def test_three_workers_over_twelve_bodies_survive_a_sigkill(pg_url: str, tmp_pat
             with workers(OPTS.workers, config, env, log) as procs:
                 wait_for("cases in the staff's bodies",
                          lambda: all(counts.read()[c] > 3 for c in codes[:STAFF_BODIES]),
-                         timeout=40, procs=procs, log=log)
+                         timeout=90, procs=procs, log=log)
                 for _ in range(5):  # staff at work, the workers mid-sync
                     for st in staff:
                         st.work()
@@ -166,7 +166,7 @@ def test_three_workers_over_twelve_bodies_survive_a_sigkill(pg_url: str, tmp_pat
 def test_bench_bodies_counts_in_the_json(tmp_path: Path, pg_cluster: Any) -> None:
     # pg_cluster: skips with its reason when there are no server binaries; the bench
     # starts its own.
-    result = run_cli("bench", "--bodies", "3", "--workers", "2", "--body-reports", "40",
+    result = run_cli("bench", "--bodies", "3", "--workers", "2", "--body-reports", "100",
                      "--latency-ms", "20", "--postgres", "--json", "--workdir",
                      str(tmp_path / "bench"), cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -174,8 +174,8 @@ def test_bench_bodies_counts_in_the_json(tmp_path: Path, pg_cluster: Any) -> Non
     scale = data["scale"]
     assert set(scale["runs"]) == {"one", "many", "failover"}
     for run in scale["runs"].values():
-        assert run["reports"] == 120
-        assert run["stored"] == {body_code(k): 40 for k in range(3)}
+        assert run["reports"] == 300
+        assert run["stored"] == {body_code(k): 100 for k in range(3)}
         assert set(run["per_body"]) == {body_code(k) for k in range(3)}
     assert scale["runs"]["many"]["workers"] == 2 and scale["runs"]["one"]["workers"] == 1
     assert scale["speedup"] > 0

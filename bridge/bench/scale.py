@@ -270,8 +270,9 @@ def summarize(opts: ScaleOptions, runs: dict[str, dict[str, Any]]) -> dict[str, 
     one, many = runs["one"], runs["many"]
     speedup = many["rate"] / one["rate"] if one["rate"] else 0.0
     fail = runs.get("failover", {}).get("failover")
-    failover_s = max(fail["resumed"].values(), default=0.0) if fail else None
-    takeover_s = max(fail["taken"].values(), default=0.0) if fail else None
+    # No figure when the killed worker held no unfinished body (the run was over).
+    failover_s = max(fail["resumed"].values()) if fail and fail["resumed"] else None
+    takeover_s = max(fail["taken"].values()) if fail and fail["taken"] else None
     return {
         "options": {**asdict(opts), "lease_bound": opts.lease_bound},
         "runs": runs, "speedup": speedup, "failover_s": failover_s,
@@ -301,5 +302,7 @@ def scale_lines(scale: dict[str, Any]) -> list[str]:
                      f"{rates[0]:>8,.0f}/{rates[len(rates) // 2]:,.0f}/{rates[-1]:,.0f}")
     lines.append(f"speedup {scale['speedup']:.2f}x; failover "
                  + ("n/a" if scale["failover_s"] is None else
-                    f"{scale['failover_s']:.2f} s (leases taken {scale['takeover_s']:.2f} s)"))
+                    f"{scale['failover_s']:.2f} s (leases taken "
+                    + ("unseen" if scale["takeover_s"] is None else f"{scale['takeover_s']:.2f} s")
+                    + ")"))
     return lines
