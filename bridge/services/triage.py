@@ -24,7 +24,7 @@ import copy
 import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
@@ -38,6 +38,7 @@ from bridge.domain import (
     Classification,
     Notification,
     RoutingDecision,
+    restaged,
     snapshot_from_row,
 )
 from bridge.events import event_row, notification_row, record_notification
@@ -381,7 +382,7 @@ def _route_view(ctx: _Context, a: _Asking) -> CaseSnapshot | None:
                                    _route_possible(ctx.rt.workflow, a.stage)):
         return None
     suggested = (a.cls_state or {}).get("severity") if a.severity is None else a.severity
-    return replace(a.snapshot, stage=a.stage, severity=suggested)
+    return restaged(a.snapshot, stage=a.stage, severity=suggested)
 
 
 def _routed(ctx: _Context, a: _Asking, outcome: HookOutcome[RoutingDecision]) -> None:
