@@ -125,6 +125,23 @@ class CaseSnapshot:
         return None
 
 
+#: Fields :func:`restaged` may change: plain values with no invariant of their own.
+_RESTAGE_FIELDS = frozenset({"stage", "severity", "assigned_to", "forwarded_to"})
+
+
+def restaged(snapshot: CaseSnapshot, **changes: str | None) -> CaseSnapshot:
+    """``dataclasses.replace`` for the fields triage moves (stage, class, handlers),
+    sharing the snapshot's already frozen data instead of deep-copying it again."""
+    unknown = set(changes) - _RESTAGE_FIELDS
+    if unknown:
+        raise TypeError(f"restaged() cannot change {', '.join(sorted(unknown))}")
+    new = object.__new__(CaseSnapshot)
+    for name in CaseSnapshot.__slots__:
+        object.__setattr__(new, name, changes[name] if name in changes
+                           else getattr(snapshot, name))
+    return new
+
+
 def snapshot_from_row(row: Any) -> CaseSnapshot:
     """Build a :class:`CaseSnapshot` from anything shaped like ``bridge.store.models.Case``.
 

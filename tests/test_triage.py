@@ -275,3 +275,38 @@ def test_a_batch_reads_and_writes_in_a_few_statements(runtime_factory: Any) -> N
         assert digest["data"]["case_ids"] == ids
         assert s.scalar(select(func.count()).select_from(CaseEvent)
                         .where(CaseEvent.kind == "triage")) == 40
+
+
+def test_what_changes_between_the_read_and_the_write_is_kept(runtime_factory: Any) -> None:
+    """The write reads data and attention again in its transaction; a case whose version
+    moved in between is read again in full, so its messages show it as committed."""
+    from sqlalchemy import update
+
+    ids: dict[str, int] = {}
+
+    class Meanwhile(Rules):
+        @hookimpl
+        def route_case(self, case: CaseSnapshot) -> RoutingDecision | None:
+            with rt.sessions() as s, s.begin():
+                if case.id == ids["quiet"]:  # another writer that leaves the version
+                    s.execute(update(Case).where(Case.id == case.id).values(
+                        data={"catatan": "tetap"}, attention="periksa lampiran"))
+                else:
+                    s.execute(update(Case).where(Case.id == case.id).values(
+                        title="Limbah B diperbarui", version=Case.version + 1))
+            return self.route
+
+    rules = Meanwhile(RoutingDecision(ours=False, opd="Dinas Lingkungan Hidup", reason="x"))
+    rt = setup(runtime_factory, rules)
+    quiet, moved = new(rt, title="Limbah A"), new(rt, title="Limbah B")
+    ids["quiet"] = quiet
+    result = triage_new_cases(rt, [quiet, moved], now=NOW)
+    assert [c.skipped for c in result.cases] == [None, None]
+    kept = case(rt, quiet)
+    assert kept.data["catatan"] == "tetap" and "triage" in kept.data
+    assert kept.attention == "periksa lampiran"
+    with rt.sessions() as s:
+        texts = [str(d) for d in s.scalars(select(PendingEvent.data)
+                                           .where(PendingEvent.name == "notify"))]
+    assert any("Limbah B diperbarui" in t for t in texts), texts
+    assert not any("'Limbah B'" in t or "Limbah B\n" in t for t in texts)

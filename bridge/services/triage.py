@@ -24,7 +24,7 @@ import copy
 import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
@@ -38,6 +38,7 @@ from bridge.domain import (
     Classification,
     Notification,
     RoutingDecision,
+    restaged,
     snapshot_from_row,
 )
 from bridge.events import event_row, notification_row, record_notification
@@ -244,7 +245,12 @@ _COLUMNS = (Case.id, Case.register_no, Case.channel, Case.lapor_id, Case.trackin
             Case.title, Case.content, Case.category, Case.location, Case.is_anonymous,
             Case.is_secret, Case.reporter, Case.stage, Case.severity, Case.assigned_to,
             Case.forwarded_to, Case.received_at, Case.files_complete_at, Case.deadline_at,
-            Case.remote_status_code, Case.remote_status_name, Case.attention, Case.data)
+            Case.remote_status_code, Case.remote_status_name, Case.attention, Case.data,
+            Case.version)
+#: What the write reads again inside its transaction: the columns it reads, changes and
+#: writes back (so that nothing committed since the first read is lost), and the version
+#: that tells whether the rest of the first read still holds.
+_FRESH = (Case.id, Case.version, Case.attention, Case.data)
 _CASES = cast(Table, Case.__table__)
 _HISTORY = cast(Table, CaseEvent.__table__)
 _PENDING = cast(Table, PendingEvent.__table__)
@@ -280,6 +286,9 @@ class _Decided:
     state: dict[str, Any]
     original: dict[str, Any]
     failures: list[PluginFailure]
+    #: The case as first read (the batch's one full read), and its snapshot.
+    row: Any = None
+    snapshot: CaseSnapshot | None = None
 
 
 def _context(rt: Runtime, now: datetime | None) -> _Context:
@@ -373,7 +382,7 @@ def _route_view(ctx: _Context, a: _Asking) -> CaseSnapshot | None:
                                    _route_possible(ctx.rt.workflow, a.stage)):
         return None
     suggested = (a.cls_state or {}).get("severity") if a.severity is None else a.severity
-    return replace(a.snapshot, stage=a.stage, severity=suggested)
+    return restaged(a.snapshot, stage=a.stage, severity=suggested)
 
 
 def _routed(ctx: _Context, a: _Asking, outcome: HookOutcome[RoutingDecision]) -> None:
@@ -459,7 +468,8 @@ def _decide(ctx: _Context, ids: Sequence[int], rows: dict[int, Any]
         a.out.classification = a.cls_state
         a.out.routing = a.state.get("routing")
         a.out.failures = [str(f) for f in a.failures]
-        results[a.out.case_id] = _Decided(a.out, a.state, a.original, a.failures)
+        results[a.out.case_id] = _Decided(a.out, a.state, a.original, a.failures,
+                                          rows.get(a.out.case_id), a.snapshot)
     return [results[i] for i in ids]
 
 
@@ -524,9 +534,11 @@ class _Rows:
     arrival: tuple[tuple[str, ...], CaseSnapshot] | None = None
 
 
-def _case_rows(ctx: _Context, decided: _Decided, row: Any, announce: bool) -> _Rows:
+def _case_rows(ctx: _Context, decided: _Decided, row: Any, announce: bool,
+               view: CaseSnapshot | None = None) -> _Rows:
     """Build (not run) what recording one case's triage writes; the snapshot the
-    notifications are rendered from is the case as it will be committed."""
+    notifications are rendered from is the case as it will be committed (``view``: the
+    snapshot taken when the case was first read, when nothing has changed it since)."""
     rt, at, state, failures, out = ctx.rt, ctx.at, decided.state, decided.failures, decided.out
     data = copy.deepcopy(dict(row.data or {}))
     changed = data.get(TRIAGE_KEY) != state
@@ -547,10 +559,11 @@ def _case_rows(ctx: _Context, decided: _Decided, row: Any, announce: bool) -> _R
     renderer = ctx.renderer
     arrival: tuple[tuple[str, ...], CaseSnapshot] | None = None
     if renderer is not None:
-        # Templates never see case.data (CaseView has no such field): the snapshot is
-        # built without it rather than deep-copying the triage state once more.
-        view = snapshot_from_row(SimpleNamespace(**{**vars(row), "data": None,
-                                                    "attention": attention}))
+        if view is None:
+            # Templates never see case.data (CaseView has no such field): the snapshot
+            # is built without it rather than deep-copying the triage state once more.
+            view = snapshot_from_row(SimpleNamespace(**{**vars(row), "data": None,
+                                                        "attention": attention}))
         roles = stage_roles(rt.workflow, view.stage)
         notes: list[Notification] = []
         if announce and roles:
@@ -617,6 +630,35 @@ def _arrivals(ctx: _Context, built: Sequence[_Rows], outs: dict[int, CaseTriage]
     return rows
 
 
+def _current(session: Session, todo: Sequence[_Decided]
+             ) -> dict[int, tuple[Any, CaseSnapshot | None]]:
+    """The cases as they stand inside the write's transaction, each with the snapshot to
+    render its notifications from (``None``: build it from the row).
+
+    The columns the write changes (data, attention) are always read again. The rest of
+    the batch's first read, and its snapshot, still hold when the case's version is the
+    same and triage applied nothing to it (every action bumps the version); other cases
+    are read again in full."""
+    fresh = {r.id: r for r in session.execute(
+        select(*_FRESH).where(Case.id.in_([d.out.case_id for d in todo]))).all()}
+    out: dict[int, tuple[Any, CaseSnapshot | None]] = {}
+    again: list[int] = []
+    for d in todo:
+        now = fresh.get(d.out.case_id)
+        if now is None:
+            continue
+        first = d.row
+        if first is None or d.out.newly_applied or first.version != now.version:
+            again.append(d.out.case_id)
+            continue
+        out[now.id] = (SimpleNamespace(**{**vars(first), "data": now.data,
+                                          "attention": now.attention}), d.snapshot)
+    if again:
+        for r in session.execute(select(*_COLUMNS).where(Case.id.in_(again))).all():
+            out[r.id] = (SimpleNamespace(**r._asdict()), None)
+    return out
+
+
 def _write(ctx: _Context, decided: Sequence[_Decided], announce: bool) -> None:
     """Record the decided cases in one transaction: one read of their current rows, then
     one executemany each for the cases, their history and their pending events."""
@@ -625,15 +667,15 @@ def _write(ctx: _Context, decided: Sequence[_Decided], announce: bool) -> None:
     if not todo:
         return
     with rt.sessions() as session, session.begin():
-        current = {r.id: SimpleNamespace(**r._asdict()) for r in session.execute(
-            select(*_COLUMNS).where(Case.id.in_([d.out.case_id for d in todo]))).all()}
+        current = _current(session, todo)
         built: list[_Rows] = []
         for d in todo:
-            row = current.get(d.out.case_id)
-            if row is None:
+            found = current.get(d.out.case_id)
+            if found is None:
                 continue  # deleted since it was read: nothing to record on it
+            row, view = found
             try:
-                built.append(_case_rows(ctx, d, row, announce))
+                built.append(_case_rows(ctx, d, row, announce, view))
             except Exception:  # one case's rows (a template, a plugin's odd value) only
                 log.exception("triage of case %s could not be recorded", d.out.case_id)
                 d.out.skipped = "error (see log)"
