@@ -681,8 +681,9 @@ def _run_scale(scale: Any, report: BenchReport, workdir: Path,
             f"interval = {opts.lease_bound:g} s)", failover,
             None if failover is None else t["failover"]["status"] == "PASS",
             "no body to take over" if failover is None else
-            f"{failover:.2f} s until every body progresses again (leases taken after "
-            f"{result['takeover_s']:.2f} s, {result['failover_bodies']} bodies)")
+            f"{failover:.2f} s until a live worker holds every one of the killed worker's "
+            f"{result['failover_bodies']} bodies; each stored its next report after "
+            + ("-" if result["resumed_s"] is None else f"{result['resumed_s']:.2f} s"))
 
 
 # --------------------------------------------------------------------------- text

@@ -72,7 +72,10 @@ class BodyRunner:
     # -- BodyHandle ----------------------------------------------------------------------
 
     def hand_back(self) -> None:
+        # The cycle in hand ends at its next page or row (as on SIGTERM), not after a
+        # whole catch-up: the body's rightful owner takes it a moment later.
         self._back.set()
+        self._stop.set()
         self._wake.set()
 
     def stop_now(self) -> None:

@@ -12,7 +12,7 @@
   workers that briefly disagree on the assignment can never both run a body; the worst a
   disagreement does is a short gap.
 * **Hand-back**: a worker holding a body that is no longer its share asks the body's
-  runner to finish the cycle in hand, then releases the lease; the rightful owner takes it
+  runner to end its cycle at the next page or row, then releases the lease; the rightful owner takes it
   at its next tick. A dead worker's bodies are taken over once its leases expire: within
   ``ttl`` + one tick.
 
@@ -49,7 +49,14 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from bridge.daemon.lease import SYNC_LEASE, LeaseClock, LeaseManager, _db_now, make_holder
+from bridge.daemon.lease import (
+    SYNC_LEASE,
+    LeaseClock,
+    LeaseManager,
+    _db_now,
+    acquire_all,
+    make_holder,
+)
 from bridge.errors import BridgeError
 from bridge.store.models import Worker
 
@@ -286,7 +293,8 @@ class BodyHandle(Protocol):
     """What the share needs of a running body (:class:`bridge.daemon.bodyrun.BodyRunner`)."""
 
     def hand_back(self) -> None:
-        """Finish the cycle in hand, then stop (the body goes to another worker)."""
+        """End the cycle in hand at its next page or row, then stop (the body goes to
+        another worker)."""
 
     def stop_now(self) -> None:
         """Stop at the next page or row (the lease is lost, or the process stops)."""
@@ -350,6 +358,10 @@ class Share:
     def tick(self) -> None:
         """Heartbeat, recompute the share, renew / hand back / take leases.
 
+        Every renewal and take of the tick goes in one transaction (one commit however
+        many bodies), so that a tick stays well inside its interval and a dead worker's
+        bodies are taken within lease_ttl + tick.
+
         Raises the database's error when it cannot be reached (the caller logs it; the
         watchdog stops every body whose renewal no longer covers the present).
         """
@@ -359,23 +371,31 @@ class Share:
         with self._lock:
             self.live, self.share = live, sorted(mine)
             for code, owned in list(self.owned.items()):
-                self._keep_or_drop(code, owned, code in mine)
-            for code in self.bodies:
-                if code in mine and code not in self.owned:
-                    self._try_take(code)
+                if owned.handle.finished():
+                    self._forget(code, owned)
+            renew = [code for code, owned in self.owned.items() if not owned.lost]
+            take = [code for code in self.bodies if code in mine and code not in self.owned]
+            leases = [self.owned[code].lease for code in renew] + [self._lease(c) for c in take]
+            held = acquire_all(leases)
+            for code, ok in zip(renew, held[:len(renew)], strict=True):
+                self._keep_or_drop(code, self.owned[code], ok, code in mine)
+            for code, lease, ok in zip(take, leases[len(renew):], held[len(renew):],
+                                       strict=True):
+                if ok:
+                    log.info("body %s: taken by this worker", code,
+                             extra={"event": "body_taken", "body": code, "worker": self.id})
+                    self.owned[code] = _Owned(lease, self.start_body(code, lease))
 
-    def _keep_or_drop(self, code: str, owned: _Owned, wanted: bool) -> None:
-        if owned.handle.finished():
-            del self.owned[code]
-            if not owned.lost:
-                owned.lease.release()
-                log.info("body %s: released%s", code,
-                         " (handed back)" if owned.handing_back else "",
-                         extra={"event": "body_released", "body": code})
-            return
-        if owned.lost:
-            return
-        if not owned.lease.acquire():
+    def _forget(self, code: str, owned: _Owned) -> None:
+        del self.owned[code]
+        if not owned.lost:
+            owned.lease.release()
+            log.info("body %s: released%s", code,
+                     " (handed back)" if owned.handing_back else "",
+                     extra={"event": "body_released", "body": code})
+
+    def _keep_or_drop(self, code: str, owned: _Owned, held: bool, wanted: bool) -> None:
+        if not held:
             owned.lost = True
             owned.handle.stop_now()
             log.error("body %s: lost its lease to another worker; stopping it", code,
@@ -385,15 +405,7 @@ class Share:
             owned.handing_back = True
             owned.handle.hand_back()
             log.info("body %s: no longer this worker's share; handing it back after the "
-                     "cycle in hand", code, extra={"event": "body_hand_back", "body": code})
-
-    def _try_take(self, code: str) -> None:
-        lease = self._lease(code)
-        if not lease.acquire():
-            return
-        log.info("body %s: taken by this worker", code,
-                 extra={"event": "body_taken", "body": code, "worker": self.id})
-        self.owned[code] = _Owned(lease, self.start_body(code, lease))
+                     "page in hand", code, extra={"event": "body_hand_back", "body": code})
 
     def watchdog(self) -> None:
         """Stop every body whose last renewal no longer covers the present (the database

@@ -108,6 +108,9 @@ class SharedWorker:
     # -- loops --------------------------------------------------------------------------
 
     def _share_loop(self) -> None:
+        # Ticks start every ``tick`` seconds whatever one takes (not ``tick`` after the
+        # last ended), so that a dead worker's bodies are taken within lease_ttl + tick.
+        next_at = time.monotonic()
         while not self.stopping.is_set():
             before = list(self.share.share)
             try:
@@ -124,7 +127,8 @@ class SharedWorker:
                     log.info("share: %d live worker(s); this one runs %s",
                              len(self.share.live), ", ".join(self.share.share) or "nothing",
                              extra={"event": "share", "bodies": self.share.share})
-            self.stopping.wait(self.tick)
+            next_at = max(next_at + self.tick, time.monotonic())
+            self.stopping.wait(next_at - time.monotonic())
 
     def _watchdog_loop(self) -> None:
         step = min(0.5, self.cfg.lease_renew_interval / 4)
