@@ -21,6 +21,7 @@ from bridge.store.db import current_revision, head_revision, make_engine
 from bridge.store.models import Case
 from bridge.tools.pg_cluster import PgCluster
 from tests.support.cli import assert_one_line_error, run_cli
+from tests.support.profiles import pdf_text
 from tests.support.settings import TEST_BEARER, TEST_TOKEN
 
 #: The sandboxes' reports are received in the 60 days before this: all in 2026.
@@ -399,7 +400,14 @@ def _pemda_recap_sums_the_bodies(config: Path, out: Path) -> None:
     assert "2 perangkat daerah, 50 pengaduan diterima" in ran.stderr
     files = sorted(p.name for p in out.iterdir())
     assert files == ["rekapitulasi-uji-2026-daftar.csv", "rekapitulasi-uji-2026-opd.csv",
-                     "rekapitulasi-uji-2026.csv", "rekapitulasi-uji-2026.html"]
+                     "rekapitulasi-uji-2026.csv", "rekapitulasi-uji-2026.html",
+                     "rekapitulasi-uji-2026.pdf"]
+    # The Pemda's cover letter, then every body's complaints (the follow-ups read in
+    # each body's own store).
+    text = pdf_text((out / "rekapitulasi-uji-2026.pdf").read_bytes())
+    assert "Penyampaian Rekapitulasi" in text
+    for n, body_name in ((30, "DPMPTSP"), (20, "DLH")):  # each body's complaints listed
+        assert text.count(f"{body_name}/") >= n, (body_name, text[:3000])
     rows = list(csv.reader(io.StringIO(
         (out / "rekapitulasi-uji-2026-opd.csv").read_text("utf-8-sig"))))
     received = rows[0].index("diterima")

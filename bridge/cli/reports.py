@@ -85,24 +85,35 @@ def recap_cmd(ctx: click.Context, pemda: bool, period_text: str, out_dir: str | 
         ctx.invoke(report_cmd, period_text=period_text, out_dir=out_dir, notify=False)
         return
     # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
+    from bridge.cli.accounts_db import deployment_database
     from bridge.filemodes import file_mode
+    from bridge.reports.pdf import write_pemda_recap_pdf
     from bridge.reports.pemda import build_pemda_recap, write_pemda_recap
     from bridge.reports.settings import output_dir, reports_settings
 
     period = _period(period_text)
     with deployment(ctx) as dep:
         settings = dep.settings
+        now = datetime.now(UTC)
         try:
-            target = out_dir or str(output_dir(settings, reports_settings(settings)))
-            total, parts = build_pemda_recap(dep, period, now=datetime.now(UTC))
+            cfg = reports_settings(settings)
+            target = out_dir or str(output_dir(settings, cfg))
+            total, parts = build_pemda_recap(dep, period, now=now)
         except ConfigError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         try:
             paths = write_pemda_recap(total, parts, target, settings.regency.code,
                                       file_mode(settings))
+            # The cover letter is the Pemda's own: numbered in its own database.
+            with deployment_database(settings) as sessions:
+                paths.append(write_pemda_recap_pdf(
+                    dep, total, parts, sessions, target, cfg.recipients_for(period.kind),
+                    now=now, mode=file_mode(settings)))
         except OSError as exc:
             fail(f"cannot write the recap into {target}: {exc}")
+        except (DocumentError, ConfigError) as exc:
+            fail(f"recap PDF: {exc}")
     _written(paths, f"{total.period.label}: {len(parts)} perangkat daerah, {_figures(total)}")
 
 

@@ -254,28 +254,30 @@ class RecapLetter:
         self.docs = documents
 
     def make(self, recap: Any, recipients: Sequence[str], *, now: datetime,
-             actor: str | None = None) -> Document:
+             actor: str | None = None, sources: Sequence[CaseSource] | None = None
+             ) -> Document:
         """``recap``: a :class:`bridge.reports.recap.Recap`. Numbered from the register
-        that counts ``surat_pengantar`` (one number per period, kept on reprint)."""
+        that counts ``surat_pengantar`` (one number per period, kept on reprint).
+
+        ``sources``: where the follow-ups of the recap's complaints are read, each store
+        with the lines that are its own (a Pemda's recap sums several bodies' stores);
+        by default this store, for every line."""
         docs = self.docs
+        follow = self._followups(sources or [CaseSource(docs.sessions, docs.settings,
+                                                        tuple(recap.lines))], recap.as_of)
         with docs.sessions() as session, session.begin():
             number = numbering.issue(session, docs.cfg, "surat_pengantar",
                                      f"recap:{recap.period.code}", at=now, tz=docs.tz,
                                      actor=actor)
             cases = []
-            by_register = {c.register_no: c for c in session.scalars(select(Case).where(
-                Case.register_no.in_([line.register_no for line in recap.lines])))}
             for line in recap.lines:
-                case = by_register.get(line.register_no)
-                follow = followup_summaries(session, case, recap.as_of, docs.settings) \
-                    if case is not None else []
                 cases.append({
                     "register_no": line.register_no, "title": _short(line.title, 120),
                     "received": docs._day(line.received_at), "channel": line.channel,
                     "stage": line.stage, "status": _STATUS.get(line.status, line.status),
                     "deadline": docs._day(line.deadline_at) if line.deadline_at else "",
                     "followups": [{"date": docs._day(at), "summary": text}
-                                  for at, text in follow]})
+                                  for at, text in follow.get(id(line), [])]})
             context = {
                 **docs._base(now),
                 "number": number or "-",
@@ -293,6 +295,31 @@ class RecapLetter:
                      render_html(docs.env, "lampiran_rekap.html.j2", context)]
             content = docs._pdf("surat_pengantar", pages, recap.period.label)
         return Document("surat_pengantar", "", content, number)
+
+    @staticmethod
+    def _followups(sources: Sequence[CaseSource], as_of: datetime
+                   ) -> dict[int, list[tuple[datetime, str]]]:
+        """Each line's follow-ups (by ``id(line)``), read in the store the line is from."""
+        out: dict[int, list[tuple[datetime, str]]] = {}
+        for source in sources:
+            with source.sessions() as session:
+                by_register = {c.register_no: c for c in session.scalars(select(Case).where(
+                    Case.register_no.in_([line.register_no for line in source.lines])))}
+                for line in source.lines:
+                    case = by_register.get(line.register_no)
+                    if case is not None:
+                        out[id(line)] = followup_summaries(session, case, as_of,
+                                                           source.settings)
+        return out
+
+
+@dataclass(frozen=True)
+class CaseSource:
+    """A store and the recap lines that are its complaints (see :meth:`RecapLetter.make`)."""
+
+    sessions: sessionmaker[Session]
+    settings: Settings
+    lines: Sequence[Any]
 
 
 _STATUS = {"tepat_waktu": "selesai tepat waktu", "terlambat": "selesai melewati batas waktu",
