@@ -71,13 +71,21 @@ def short_date(dt: datetime | None, tz: str = "Asia/Jakarta") -> str:
     return f"{dt.astimezone(ZoneInfo(tz)):%d-%m-%Y}"
 
 
-def human_span(seconds: float) -> str:
-    """A duration as operators read it: seconds, minutes, hours or days."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
+#: The units of :func:`human_span`: for operators (logs, status) and for staff (the page).
+SPAN_UNITS_EN = ("s", "min", "h", "days")
+SPAN_UNITS_ID = ("detik", "menit", "jam", "hari")
+
+
+def human_span(seconds: float, units: tuple[str, str, str, str] = SPAN_UNITS_EN) -> str:
+    """A duration in seconds, minutes, hours or days: with one decimal for hours and days
+    in the operators' English units, whole numbers (rounded down) in the staff's."""
+    whole = units is SPAN_UNITS_ID
+    for limit, size, unit in ((120, 1, units[0]), (7200, 60, units[1]),
+                              (172800, 3600, units[2]), (float("inf"), 86400, units[3])):
+        if seconds < limit:
+            value = seconds / size
+            if whole:
+                return f"{int(value)} {unit}"
+            return f"{value:.1f} {unit}" if size >= 3600 else f"{value:.0f} {unit}"
+    raise AssertionError("unreachable")
 

@@ -187,22 +187,20 @@ def user_passwd(ctx: click.Context, username: str, password_stdin: bool) -> None
     click.echo(f"password of {username} changed")
 
 
-@user_group.command("disable")
-@click.argument("username")
-@config_option
-@click.pass_context
-def user_disable(ctx: click.Context, username: str) -> None:
-    """Stop an account from signing in (its open sessions end)."""
-    _set_active(ctx, username, False)
+def _activity_command(name: str, active: bool, doc: str) -> None:
+    @click.argument("username")
+    @config_option
+    @click.pass_context
+    def command(ctx: click.Context, username: str) -> None:
+        _set_active(ctx, username, active)
+
+    command.__doc__ = doc
+    user_group.command(name)(command)
 
 
-@user_group.command("enable")
-@click.argument("username")
-@config_option
-@click.pass_context
-def user_enable(ctx: click.Context, username: str) -> None:
-    """Let a disabled account sign in again (sessions from before stay ended)."""
-    _set_active(ctx, username, True)
+_activity_command("disable", False, "Stop an account from signing in (its open sessions end).")
+_activity_command("enable", True,
+                  "Let a disabled account sign in again (sessions from before stay ended).")
 
 
 @user_group.command("role")

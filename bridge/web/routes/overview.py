@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bridge.locale import SPAN_UNITS_ID, human_span
 from bridge.services.accounts import WebUser
 from bridge.services.store_health import bodies_figures
 from bridge.web.page import PageBase, PageError
@@ -20,15 +21,7 @@ OverviewSource = Callable[[WebUser], Sequence[tuple[str, str, sessionmaker[Sessi
 
 def span(seconds: float | None) -> str:
     """A lag as staff read it: "-" when nothing was pulled yet."""
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{int(seconds)} detik"
-    if seconds < 7200:
-        return f"{int(seconds // 60)} menit"
-    if seconds < 172800:
-        return f"{int(seconds // 3600)} jam"
-    return f"{int(seconds // 86400)} hari"
+    return "-" if seconds is None else human_span(seconds, SPAN_UNITS_ID)
 
 
 class OverviewRoutes(PageBase):
