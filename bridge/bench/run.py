@@ -704,7 +704,7 @@ def text_lines(report: BenchReport) -> list[str]:
         # Lazy: only `bench --bodies` needs it.
         from bridge.bench.scale import scale_lines
 
-        lines = [f"lapor-bridge bench --bodies: {m['cpus']} CPUs, Python {m['python']}", "",
+        lines = [f"lapor-bridge bench (a Pemda's bodies): {m['cpus']} CPUs, Python {m['python']}", "",
                  *scale_lines(report.scale)]
     for p in report.phases:
         share = f"{p['baseline_share']:>7.0%}" if "baseline_share" in p else f"{'':>7}"
