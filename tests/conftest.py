@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from bridge.lapor.sandbox import SandboxServer
 from bridge.tools.pg_cluster import NoPostgres, PgCluster, start_cluster
@@ -31,6 +32,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     deselected: the ``slow`` marker only orders."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
+
+# No time limit per example: speed is the benchmarks' business, and a loaded CI machine
+# must not turn a slow example into a failure (hypothesis' default is 200 ms).
+hypothesis_settings.register_profile("lapor-bridge", deadline=None)
+hypothesis_settings.load_profile("lapor-bridge")
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:

@@ -184,7 +184,10 @@ def test_a_lost_lease_stops_the_sync_jobs(runtime_factory: Any, sandbox: Sandbox
         with rt.engine.begin() as conn:
             conn.execute(text("UPDATE leases SET holder = 'thief:2:x'"))
         wait_for("demotion", lambda: daemon.role == STANDBY)
-        assert "lost the sync lease (another daemon holds the lease)" in caplog.text
+        # Usually the renewal finds the thief; on a loaded machine the watchdog may see the
+        # renewal late first. Either way the daemon stands down.
+        assert ("lost the sync lease (another daemon holds the lease)" in caplog.text
+                or "lost the sync lease (the lease could not be renewed" in caplog.text)
         assert daemon.next_runs()["pull"] is None
         # A pull that started before the demotion finishes its page: wait for it, so
         # that the report below can only come in through a standby's pull.
