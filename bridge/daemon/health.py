@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,9 +33,14 @@ from bridge.daemon.settings import DaemonSettings
 from bridge.daemon.status import STOPPED, InstanceStatus, read_statuses
 from bridge.filemodes import open_to_others
 from bridge.locale import human_span
-from bridge.services.store_health import StreamState, age, iso, read_store_state
+from bridge.services.store_health import (
+    StoreState,
+    StreamState,
+    age,
+    iso,
+    read_store_state,
+)
 from bridge.store.models import utcnow
-from bridge.sync.quarantine import AlarmState
 
 log = logging.getLogger("bridge.daemon.health")
 
@@ -45,26 +50,14 @@ _iso = iso
 _age = age
 
 
-@dataclass
-class HealthReport:
-    checked_at: datetime
+@dataclass(kw_only=True)
+class HealthReport(StoreState):
+    """The store's state (:class:`StoreState`), the daemons around it, and the problems."""
+
     lease: LeaseInfo | None
     instances: list[InstanceStatus]
     alive: dict[str, bool]
-    pull: StreamState
-    push: StreamState
-    cursor_at: datetime | None
-    outbox: dict[str, int]
-    oldest_pending_at: datetime | None
-    quarantined: int
-    pending_events: int
     problems: list[str] = field(default_factory=list)
-    #: Items of a pull that quarantined a whole page or too large a share, still waiting.
-    quarantine_alarm: AlarmState | None = None
-    #: Set while the inbox is unavailable (the bridge tracks known cases by id only).
-    inbox_note: str | None = None
-    #: Tracked cases: open and closed.
-    tracked: dict[str, int] = field(default_factory=dict)
     #: Each body's own report, by code (one entry for a one-body deployment); its
     #: problems are its store's only (the daemon's are the deployment's).
     bodies: dict[str, HealthReport] = field(default_factory=dict)
@@ -81,10 +74,6 @@ class HealthReport:
             if inst.instance == self.lease.holder:
                 return inst
         return None
-
-    @property
-    def lag_seconds(self) -> float | None:
-        return _age(self.checked_at, self.cursor_at)
 
     def as_json(self) -> dict[str, Any]:
         now = self.checked_at
@@ -144,11 +133,8 @@ def collect(engine: Engine, sessions: sessionmaker[Session], cfg: DaemonSettings
              for i in instances}
     with sessions() as session:
         store = read_store_state(session, now)
-    report = HealthReport(now, lease, instances, alive, store.pull, store.push,
-                          store.cursor_at, store.outbox, store.oldest_pending_at,
-                          store.quarantined, store.pending_events,
-                          quarantine_alarm=store.quarantine_alarm, inbox_note=store.inbox_note,
-                          tracked=store.tracked)
+    report = HealthReport(**{f.name: getattr(store, f.name) for f in fields(StoreState)},
+                          lease=lease, instances=instances, alive=alive)
     report.problems = judge(report, cfg)
     if body is not None:
         report.bodies = {body: replace(report, problems=judge_store(report, cfg), bodies={})}
@@ -170,11 +156,14 @@ def combine(reports: Mapping[str, HealthReport], cfg: DaemonSettings) -> HealthR
         for key, n in r.tracked.items():
             tracked[key] = tracked.get(key, 0) + n
     report = HealthReport(
-        first.checked_at, first.lease, first.instances, first.alive,
-        _oldest_stream([r.pull for r in parts]), _oldest_stream([r.push for r in parts]),
-        None if None in cursors else min(c for c in cursors if c is not None),
-        outbox, min(pendings) if pendings else None,
-        sum(r.quarantined for r in parts), sum(r.pending_events for r in parts),
+        checked_at=first.checked_at, lease=first.lease, instances=first.instances,
+        alive=first.alive,
+        pull=_oldest_stream([r.pull for r in parts]),
+        push=_oldest_stream([r.push for r in parts]),
+        cursor_at=None if None in cursors else min(c for c in cursors if c is not None),
+        outbox=outbox, oldest_pending_at=min(pendings) if pendings else None,
+        quarantined=sum(r.quarantined for r in parts),
+        pending_events=sum(r.pending_events for r in parts),
         quarantine_alarm=next((r.quarantine_alarm for r in parts if r.quarantine_alarm),
                               None),
         tracked=tracked)
