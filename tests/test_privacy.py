@@ -28,7 +28,7 @@ from bridge.services.sweep import sweep_deadlines
 from bridge.services.triage import triage_new_cases
 from bridge.store.models import Case, OutboxRow, PendingEvent
 from bridge.testing import FAKE_BASE_URL, FAKE_BEARER, FAKE_TOKEN, FakeLapor, SmtpSink
-from tests.support.profiles import ROOT, Deployment, make_deployment
+from tests.support.profiles import ROOT, Deployment, make_deployment, pdf_text
 from tests.support.times import wib
 
 SECRET = ("Bambang Rahasia Wijaya", "bambang.rahasia@example.id", "081399887766")
@@ -46,13 +46,6 @@ class Spy:
     @hookimpl
     def case_received(self, case: CaseSnapshot) -> None:
         self.reporters[case.id] = case.reporter
-
-
-def pdf_text(path: Path) -> str:
-    """The text of a PDF recap, as a reader would copy it."""
-    from pypdf import PdfReader
-
-    return "\n".join(page.extract_text() or "" for page in PdfReader(path).pages)
 
 
 def leaks(text: str, identity: tuple[str, ...]) -> list[str]:
@@ -143,7 +136,7 @@ def test_anonim_shows_no_identity_anywhere(world: Deployment, tmp_path: Path,
     assert anon_mail and all("Pelapor        : Anonim" in n.body for n in anon_mail)
     # Recap files.
     for path in sorted(world.out_dir.iterdir()):
-        outputs[path.name] = pdf_text(path) if path.suffix == ".pdf" else path.read_text(
+        outputs[path.name] = pdf_text(path.read_bytes()) if path.suffix == ".pdf" else path.read_text(
             encoding="utf-8")
     # What LAPOR! was sent.
     outputs["lapor"] = "\n".join(r.content.decode("utf-8", "replace")

@@ -233,15 +233,14 @@ def _kill_one(engine: Engine, codes: list[str], procs: list[subprocess.Popen[byt
 def _watch_failover(engine: Engine, killed: dict[str, Any], seen: dict[str, int],
                     now: float) -> None:
     from bridge.daemon.lease import read_lease
-    from bridge.daemon.share import body_lease, owners
+    from bridge.daemon.share import body_lease
 
-    untaken = [c for c in killed["bodies"] if c not in killed["taken"]]
-    for code, holder in owners(engine, untaken).items():
-        if holder is not None and f":{killed['pid']}:" not in f"{holder}:":
-            info = read_lease(engine, body_lease(code))
-            acquired = None if info is None else info.acquired_at
-            killed["taken"][code] = ((acquired - killed["at_wall"]).total_seconds()
-                                     if acquired is not None else now - killed["at"])
+    # One read per body still held by the dead worker: who holds it now, and since when.
+    for code in [c for c in killed["bodies"] if c not in killed["taken"]]:
+        info = read_lease(engine, body_lease(code))
+        if (info is not None and not info.expired
+                and f":{killed['pid']}:" not in f"{info.holder}:"):
+            killed["taken"][code] = (info.acquired_at - killed["at_wall"]).total_seconds()
     for code in list(killed["waiting"]):
         if seen[code] > killed["counts"][code]:
             killed["resumed"][code] = now - killed["at"]
