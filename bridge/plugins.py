@@ -20,7 +20,6 @@ import inspect
 import logging
 import queue
 import threading
-import time
 import warnings
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -34,7 +33,7 @@ import pluggy
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bridge import domain, hookspecs
-from bridge.bounded import BoundedCall
+from bridge.bounded import BoundedCalls
 from bridge.config import (
     ConfigError,
     Settings,
@@ -543,54 +542,43 @@ class PluginHost:
                     "past their time limit", case_ids[i])) for i in range(first, len(calls)))
                 break
 
-            def finish(call: BoundedCall) -> None:
+            def late(_i: int) -> None:
                 with self._lock:
-                    call.done.set()
-                    if call.abandoned:
-                        self._stuck[name] -= 1
+                    self._stuck[name] -= 1
 
             # A plugin's exception is kept for the host to report: it must not kill the host.
-            states = [BoundedCall(functools.partial(
-                impl.function, *[self._configs.get(name) if arg == "config" else kwargs[arg]
-                                 for arg in impl.argnames]), finish)
-                for kwargs in calls[first:]]
-            contexts = [contextvars.copy_context() for _ in states]
-            given_up = threading.Event()
-
-            def run_all(states: list[BoundedCall] = states,
-                        contexts: list[contextvars.Context] = contexts,
-                        given_up: threading.Event = given_up) -> None:
-                for state, context in zip(states, contexts, strict=True):
-                    if given_up.is_set():  # an earlier call ran past its limit
-                        return
-                    context.run(state.run)
-
+            # Each call gets its own context copy, as pluggy's plain call would share none.
+            batch = BoundedCalls([functools.partial(
+                contextvars.copy_context().run, impl.function,
+                *[self._configs.get(name) if arg == "config" else kwargs[arg]
+                  for arg in impl.argnames])
+                for kwargs in calls[first:]], late)
             worker = self._worker(name)
-            worker.jobs.put(run_all)
-            for offset, state in enumerate(states):
-                case_id = case_ids[first + offset]
-                if not _await(state, limit):
+
+            def give_up(i: int, batch: BoundedCalls = batch, worker: _Worker = worker) -> None:
+                # Python cannot kill a thread: it is left to finish (daemon), and counted
+                # so a plugin that hangs every time stops being called; the calls queued
+                # behind it are not run there.
+                worker.retired = True
+                if batch.started[i] is not None:
                     with self._lock:
-                        if not state.done.is_set():
-                            # Python cannot kill a thread: it is left to finish (daemon),
-                            # and counted so a plugin that hangs every time stops being
-                            # called; the calls queued behind it are not run there.
-                            state.abandoned = True
-                            worker.retired = True
-                            given_up.set()
-                            self._stuck[name] += 1
-                    if state.abandoned:
-                        results.append((None, self._fail(
-                            name, hook, "timeout", f"did not finish within {limit:g} s",
-                            case_id)))
-                        break
-                if state.error is not None:
-                    exc = state.error
+                        self._stuck[name] += 1
+
+            worker.jobs.put(batch.run)
+            for offset in range(len(batch.fns)):
+                case_id = case_ids[first + offset]
+                if not batch.wait(offset, limit, give_up):
+                    results.append((None, self._fail(
+                        name, hook, "timeout", f"did not finish within {limit:g} s",
+                        case_id)))
+                    break
+                exc = batch.errors[offset]
+                if exc is not None:
                     results.append((None, self._fail(name, hook, "error",
                                                      f"{type(exc).__name__}: {exc}",
                                                      case_id, exc)))
                 else:
-                    results.append((state.value, None))
+                    results.append((batch.values[offset], None))
             else:
                 self._idle(name, worker)
         return results
@@ -635,20 +623,6 @@ class PluginHost:
         job.__name__ = f"{plugin}:{job_id}"
         job.__qualname__ = job.__name__
         return job
-
-
-def _await(state: BoundedCall, limit: float) -> bool:
-    """Wait for ``state`` until ``limit`` seconds after it started; True if it finished.
-    A call still queued behind another gets its full limit once it starts."""
-    while True:
-        began = state.started
-        wait = limit if began is None else began + limit - time.monotonic()
-        if state.wait(max(0.0, wait)):
-            return True
-        if began is None and state.started is None:
-            return False  # not even started within a whole limit
-        if began is not None:
-            return False
 
 
 def _wrong_type(value: Any, expected: str) -> str:

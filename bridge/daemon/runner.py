@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from apscheduler.triggers.base import BaseTrigger
 from sqlalchemy.exc import DBAPIError
 
-from bridge.bounded import BoundedCall
+from bridge.bounded import BoundedCalls
 from bridge.daemon import jobs
 from bridge.errors import BridgeError
 from bridge.lapor.errors import LaporError
@@ -112,7 +112,7 @@ class JobRunner:
                              f"{self.timeout:g} s; this run is skipped")
         assert d.rt is not None
         ctx = jobs.JobContext(rt=d.rt, job=self.spec.id)
-        call = BoundedCall(lambda: self._body(ctx))
+        call = BoundedCalls([lambda: self._body(ctx)])
         started = time.monotonic()
         thread = threading.Thread(target=call.run, name=f"job:{self.spec.id}", daemon=True)
         d.register(ctx)
