@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, bindparam, insert, or_, select, update
+from sqlalchemy import Result, Table, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from bridge.config import OpdSettings
@@ -45,7 +45,6 @@ from bridge.events import event_row, notification_row, record_notification
 from bridge.plugins import HookOutcome, PluginFailure
 from bridge.services.actions import SYSTEM, ActionError, CaseActions
 from bridge.store.models import Case, CaseEvent, PendingEvent, RemoteInstitution
-from bridge.workflow.errors import TransitionNotAllowed
 from bridge.workflow.profile import Workflow
 
 if TYPE_CHECKING:
@@ -143,11 +142,7 @@ def stage_roles(workflow: Workflow, stage: str) -> list[str]:
 def allowed(workflow: Workflow, action: str, stage: str, fields: dict[str, Any] | None = None,
             role: str = SYSTEM_ROLE) -> bool:
     """Whether ``role`` may take ``action`` in ``stage`` (with ``fields``), per the profile."""
-    try:
-        workflow.plan(action, stage, role, fields=fields)
-    except TransitionNotAllowed:
-        return False
-    return True
+    return workflow.permits(action, stage, role, fields)
 
 
 def flag_failures(session: Session, case: Case, failures: Sequence[PluginFailure],
@@ -308,8 +303,14 @@ def _context(rt: Runtime, now: datetime | None) -> _Context:
 def _read(rt: Runtime, ids: Sequence[int]) -> dict[int, Any]:
     """The batch's cases in one query, as rows shaped like a Case (for snapshots)."""
     with rt.sessions() as session:
-        rows = session.execute(select(*_COLUMNS).where(Case.id.in_(list(ids)))).all()
-    return {row.id: SimpleNamespace(**row._asdict()) for row in rows}
+        rows = _namespaces(session.execute(select(*_COLUMNS).where(Case.id.in_(list(ids)))))
+    return {row.id: row for row in rows}
+
+
+def _namespaces(result: Result[Any]) -> list[SimpleNamespace]:
+    """The rows as namespaces (the key view built once, not once per row as ``_asdict``)."""
+    keys = list(result.keys())
+    return [SimpleNamespace(**dict(zip(keys, row, strict=True))) for row in result]
 
 
 @dataclass
@@ -654,8 +655,8 @@ def _current(session: Session, todo: Sequence[_Decided]
         out[now.id] = (SimpleNamespace(**{**vars(first), "data": now.data,
                                           "attention": now.attention}), d.snapshot)
     if again:
-        for r in session.execute(select(*_COLUMNS).where(Case.id.in_(again))).all():
-            out[r.id] = (SimpleNamespace(**r._asdict()), None)
+        for r in _namespaces(session.execute(select(*_COLUMNS).where(Case.id.in_(again)))):
+            out[r.id] = (r, None)
     return out
 
 

@@ -637,6 +637,10 @@ class Workflow:
             for stage in rule.from_stages:
                 by_stage[stage].append(rule)
         self._by_stage = {s: tuple(r) for s, r in by_stage.items()}
+        # Answers of permits(): triage asks the same few questions for every case of a
+        # burst, and a refusal builds a whole explanation to throw away.
+        self._permitted: dict[tuple[str, str, str, frozenset[str] | None], bool] = {}
+        self._actions: dict[tuple[str, str], tuple[str, ...]] = {}
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Workflow:
@@ -741,6 +745,16 @@ class Workflow:
         Without ``approvals_done`` an approve is listed for every role of the chain; with
         it (document -> roles done), only for the role whose turn it is.
         """
+        if approvals_done is None:
+            known = self._actions.get((stage, role))
+            if known is None:
+                known = self._actions[(stage, role)] = tuple(
+                    self._allowed_actions(stage, role, None))
+            return list(known)
+        return self._allowed_actions(stage, role, approvals_done)
+
+    def _allowed_actions(self, stage: str, role: str,
+                         approvals_done: Mapping[str, Sequence[str]] | None) -> list[str]:
         out: list[str] = []
         for rule in self.rules_from(stage, role):
             if rule.action == "approve" and approvals_done is not None and rule.document:
@@ -754,6 +768,24 @@ class Workflow:
             if rule.action not in out:
                 out.append(rule.action)
         return out
+
+    def permits(self, action: str, stage: str, role: str,
+                fields: Mapping[str, Any] | None = None) -> bool:
+        """Whether :meth:`plan` (no step, document or approvals done) allows ``action``:
+        the answer depends only on which ``fields`` are given non-empty, so it is kept."""
+        present = (None if fields is None
+                   else frozenset(k for k, v in fields.items() if not _empty(v)))
+        key = (action, stage, role, present)
+        answer = self._permitted.get(key)
+        if answer is None:
+            try:
+                self.plan(action, stage, role, fields=fields)
+            except TransitionNotAllowed:
+                answer = False
+            else:
+                answer = True
+            self._permitted[key] = answer
+        return answer
 
     def lapor_message(self, action: str, from_stage: str, register_no: str,
                       note: str | None) -> LaporPost | None:
