@@ -7,6 +7,7 @@ field the bridge reads is validated: a malformed item is quarantined, never gues
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
@@ -16,6 +17,7 @@ from bridge.locale import JAKARTA
 
 #: LAPOR!'s follow-up timestamps: local time (Asia/Jakarta) as ``d-m-Y H:i:s``.
 LAPOR_LOCAL_FORMAT = "%d-%m-%Y %H:%M:%S"
+_LOCAL = re.compile(r"(\d\d)-(\d\d)-(\d{4}) (\d\d):(\d\d):(\d\d)", re.ASCII)
 
 
 def parse_remote_time(value: Any) -> datetime:
@@ -24,9 +26,15 @@ def parse_remote_time(value: Any) -> datetime:
         dt = value
     elif isinstance(value, str):
         text = value.strip()
-        # ISO first: the inbox's format, so the common case raises no exception.
+        local = _LOCAL.fullmatch(text)
         try:
-            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if local is not None:
+                # The local format's usual spelling, read without strptime (a tenth of
+                # its cost; a first pull reads two or three of these per report).
+                day, month, year, hour, minute, second = map(int, local.groups())
+                dt = datetime(year, month, day, hour, minute, second, tzinfo=JAKARTA)
+            else:
+                dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             try:
                 dt = datetime.strptime(text, LAPOR_LOCAL_FORMAT).replace(tzinfo=JAKARTA)
