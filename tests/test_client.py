@@ -1037,3 +1037,25 @@ def test_non_finite_numbers_are_not_json(router: respx.Router, client: LaporClie
         client.inbox_page(None)
     assert "HTTP 200 body is not JSON: " in str(info.value)
     assert ("beyond a double" in str(info.value)) == number[-1].isdigit()
+
+
+@pytest.mark.parametrize("extra", [
+    "123456789012345678901234567890",   # beyond 64 bits: orjson would read a float
+    '"\\ud800"',                         # a lone surrogate: orjson refuses it
+    '"caf\\u00e9 \\u0000 nul"',          # escapes, NUL dropped as before
+    "18446744073709551615",             # the largest unsigned 64-bit integer
+    "1.5e300",
+])
+def test_listing_bodies_read_exactly_as_the_standard_library(
+        router: respx.Router, client: LaporClient, extra: str) -> None:
+    item = json.dumps(report(1))[:-1] + ', "extra": ' + extra + "}"
+    body = '{"results": {"data": [' + item + '], "next_page_url": null}}'
+    router.get(INBOX).mock(return_value=httpx.Response(
+        200, content=body.encode(), headers={"Content-Type": "application/json"}))
+    page = client.inbox_page(None)
+    expected = json.loads(body)["results"]["data"][0]["extra"]
+    if isinstance(expected, str):
+        expected = expected.replace("\x00", "")
+    assert not page.rejected
+    raw = page.sources["1"]["extra"]
+    assert raw == expected and type(raw) is type(expected)
