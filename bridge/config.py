@@ -65,6 +65,29 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def numbering_pattern(value: str, sample: dict[str, object], fields: str = "") -> str:
+    """``value`` if it is a numbering pattern (a register number, a letter number): it has
+    ``{seq}``, so that numbers are unique, and formats with the ``sample`` fields
+    (``fields`` ends the message when it does not)."""
+    if "{seq" not in value:
+        raise ValueError("must contain {seq} so that numbers are unique")
+    try:
+        value.format(**sample)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"not a valid format pattern ({exc}){fields}") from None
+    return value
+
+
+def endpoint_path(value: str | None, empty: str | None = None) -> str | None:
+    """``value`` if it is an endpoint path (None: not set). "" is accepted only where it
+    switches the endpoint off, and ``empty`` then ends the message that says so."""
+    if value is None or (value == "" and empty is not None):
+        return value
+    if not value.startswith("/"):
+        raise ValueError("expected a path starting with /" + (empty or ""))
+    return value
+
+
 class RegencySettings(_Section):
     name: str
     code: str = Field(pattern=r"^[A-Za-z0-9_-]{1,20}$")
@@ -86,13 +109,8 @@ class RegencySettings(_Section):
     @field_validator("register_format")
     @classmethod
     def _format_has_seq(cls, value: str) -> str:
-        if "{seq" not in value:
-            raise ValueError("must contain {seq} so that numbers are unique")
-        try:
-            value.format(code="X", year=2026, month=1, seq=1, channel="lapor")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"not a valid format pattern ({exc})") from exc
-        return value
+        return numbering_pattern(
+            value, {"code": "X", "year": 2026, "month": 1, "seq": 1, "channel": "lapor"})
 
 
 #: The ``[lapor]`` path settings and the profile endpoint each one overrides.
@@ -181,15 +199,8 @@ class LaporSettings(_Section):
             raise ValueError(f"not a regular expression ({exc})") from None
         return value
 
-    @field_validator("inbox_path")
-    @classmethod
-    def _inbox_path(cls, value: str) -> str:
-        # "" says there is no inbox: reports are found by tracking known ids only.
-        if value and not value.startswith("/"):
-            raise ValueError("expected a path starting with /, or \"\" for no inbox")
-        return value
-
     @field_validator(
+        "inbox_path",
         "complaint_path",
         "followups_path",
         "followup_add_path",
@@ -201,11 +212,9 @@ class LaporSettings(_Section):
     )
     @classmethod
     def _path(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None or (value == "" and info.field_name == "inbox_path"):
-            return value
-        if not value.startswith("/"):
-            raise ValueError("expected a path starting with /")
-        return value
+        # "" says there is no inbox: reports are found by tracking known ids only.
+        no_inbox = ', or "" for no inbox' if info.field_name == "inbox_path" else None
+        return endpoint_path(value, no_inbox)
 
 
 class DatabaseSettings(_Section):

@@ -4,10 +4,10 @@ Pemda, where each account belongs to bodies with roles per body."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
     from bridge.config import Settings
 
+T = TypeVar("T")
+
 
 @dataclass
 class AccountStore:
@@ -26,6 +28,17 @@ class AccountStore:
     roles: list[str]
     #: On a Pemda, the body ``--body`` names (None when none was named); "" otherwise.
     body: str | None
+
+    def change(self, write: Callable[[Session], T]) -> T:
+        """Run ``write`` in one transaction; an account change the rules refuse
+        (``UserError``) ends the command with its one-line reason, nothing written."""
+        from bridge.services.accounts import UserError
+
+        try:
+            with self.sessions() as s, s.begin():
+                return write(s)
+        except UserError as exc:
+            fail(str(exc))
 
 
 @contextmanager

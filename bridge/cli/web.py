@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import socket
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from bridge.cli.accounts_db import account_store
 from bridge.cli.common import chosen_body, config_option, fail, load, runtime
 from bridge.config import ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 def commands() -> list[click.Command]:
@@ -149,16 +153,14 @@ def user_add(ctx: click.Context, username: str, role: tuple[str, ...], full_name
         except UserError as exc:
             fail(str(exc), 2)
         password = _read_password(password_stdin)
-        try:
-            with store.sessions() as s, s.begin():
-                if store.body:
-                    user = create_member(s, username, full_name, store.body, held, password,
-                                         roles)
-                else:
-                    user = create_user(s, username, full_name, held, password, roles)
-                name = user.username
-        except UserError as exc:
-            fail(str(exc))
+
+        def add(s: Session) -> str:
+            if store.body:
+                return create_member(s, username, full_name, store.body, held, password,
+                                     roles).username
+            return create_user(s, username, full_name, held, password, roles).username
+
+        name = store.change(add)
     where = f" in {store.body}" if store.body else ""
     click.echo(f"user {name} added ({', '.join(held)}{where})")
 
@@ -172,18 +174,14 @@ def user_add(ctx: click.Context, username: str, role: tuple[str, ...], full_name
 def user_passwd(ctx: click.Context, username: str, password_stdin: bool) -> None:
     """Set a new password (the account's open sessions end)."""
     # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
-    from bridge.services.accounts import UserError, find_user, set_password
+    from bridge.services.accounts import find_user, set_password
 
     with account_store(ctx) as store:
         with store.sessions() as s:
             if find_user(s, username) is None:
                 fail(f"no user {username!r}")
         password = _read_password(password_stdin)
-        try:
-            with store.sessions() as s, s.begin():
-                set_password(s, username, password)
-        except UserError as exc:
-            fail(str(exc))
+        store.change(lambda s: set_password(s, username, password))
     click.echo(f"password of {username} changed")
 
 
@@ -225,28 +223,24 @@ def user_role(ctx: click.Context, username: str, role: tuple[str, ...],
             held = parse_roles([*role, *role_options], roles)
         except UserError as exc:
             fail(str(exc), 2)
-        try:
-            with store.sessions() as s, s.begin():
-                if store.body:
-                    set_body_roles(s, username, store.body, held, roles)
-                else:
-                    set_role(s, username, held, roles)
-        except UserError as exc:
-            fail(str(exc))
+
+        def give(s: Session) -> None:
+            if store.body:
+                set_body_roles(s, username, store.body, held, roles)
+            else:
+                set_role(s, username, held, roles)
+
+        store.change(give)
     where = f" in {store.body}" if store.body else ""
     click.echo(f"user {username} is now {', '.join(held)}{where}")
 
 
 def _set_active(ctx: click.Context, username: str, active: bool) -> None:
     # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
-    from bridge.services.accounts import UserError, set_active
+    from bridge.services.accounts import set_active
 
     with account_store(ctx) as store:
-        try:
-            with store.sessions() as s, s.begin():
-                set_active(s, username, active)
-        except UserError as exc:
-            fail(str(exc))
+        store.change(lambda s: set_active(s, username, active))
     click.echo(f"user {username} {'enabled' if active else 'disabled'}")
 
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bridge.config import Settings, register_section, section_settings
+from bridge.config import Settings, numbering_pattern, register_section, section_settings
 from bridge.documents import KINDS
 
 register_section("documents")
@@ -56,15 +56,9 @@ class LetterRegister(_Model):
     @field_validator("format")
     @classmethod
     def _format(cls, value: str) -> str:
-        if "{seq" not in value:
-            raise ValueError("must contain {seq} so that numbers are unique")
-        try:
-            value.format(seq=1, code="X", unit="U", month=1, month_roman="I", year=2026,
-                         kind="k")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"not a valid format pattern ({exc}); fields: "
-                             + ", ".join(NUMBER_FIELDS)) from None
-        return value
+        sample = {"seq": 1, "code": "X", "unit": "U", "month": 1, "month_roman": "I",
+                  "year": 2026, "kind": "k"}
+        return numbering_pattern(value, sample, "; fields: " + ", ".join(NUMBER_FIELDS))
 
     @field_validator("kinds")
     @classmethod

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bridge.config import ENDPOINT_OF_PATH, ConfigError, LaporSettings
+from bridge.config import ENDPOINT_OF_PATH, ConfigError, LaporSettings, endpoint_path
 from bridge.errors import BridgeError
 
 DEFAULT_PROFILE = "lapor-v3"
@@ -107,10 +107,8 @@ class Endpoint(_Strict):
 
     @field_validator("path")
     @classmethod
-    def _path(cls, value: str) -> str:
-        if value and not value.startswith("/"):
-            raise ValueError("expected a path starting with / (or \"\" for none)")
-        return value
+    def _path(cls, value: str) -> str | None:
+        return endpoint_path(value, ' (or "" for none)')
 
     @field_validator("list", "item", "next", "page", "logs")
     @classmethod

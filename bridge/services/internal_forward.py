@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.config import OpdSettings, Settings
 from bridge.lapor.api_profile import profile_of
+from bridge.runs import RunRecord
 from bridge.services.actions import (
     SYSTEM,
     ActionNotAllowed,
@@ -223,7 +224,7 @@ def forward_views(sessions: sessionmaker[Session], case_id: int,
 
 
 @dataclass
-class ForwardRun:
+class ForwardRun(RunRecord):
     delivered: int = 0
     retried: int = 0
     dead: int = 0
@@ -234,9 +235,6 @@ class ForwardRun:
     def summary(self) -> str:
         return (f"internal forwards: {self.delivered} delivered, {self.returned} returned, "
                 f"{self.finished} finished, {self.retried} to retry, {self.dead} dead")
-
-    def as_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.errors import BridgeError
 from bridge.lapor.models import Page, RejectedItem, RemoteComplaint
+from bridge.runs import NOT_IN_JSON, RunRecord
 from bridge.store import register
 from bridge.store.models import Case, CaseEvent, SyncCursor, utcnow
 from bridge.sync.quarantine import RunTally, flag_alarm, record_rejected
@@ -85,7 +86,7 @@ class PaginationError(BridgeError):
 
 
 @dataclass
-class PullResult:
+class PullResult(RunRecord):
     stream: str
     requests: int = 0
     pages: int = 0
@@ -101,13 +102,8 @@ class PullResult:
     #: The quarantine alarm's one line, when a whole page or more than
     #: ``lapor.quarantine_alarm_share`` of the run was quarantined.
     alarm: str | None = None
-    created_ids: list[int] = field(default_factory=list)
-    updated_ids: list[int] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, Any]:
-        """The counts as plain values, without the case id lists: what ``sync --json``
-        prints, the daemon records for its pull job and the bench reports."""
-        return {k: v for k, v in vars(self).items() if k not in ("created_ids", "updated_ids")}
+    created_ids: list[int] = field(default_factory=list, metadata=NOT_IN_JSON)
+    updated_ids: list[int] = field(default_factory=list, metadata=NOT_IN_JSON)
 
     def summary(self) -> str:
         return (

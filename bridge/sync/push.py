@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, cast
 
@@ -44,6 +44,7 @@ from bridge.lapor.models import (
     RemoteComplaint,
     RemoteFollowup,
 )
+from bridge.runs import RunRecord
 from bridge.store.models import Case, CaseEvent, OutboxRow, StoredFile, UTCDateTime, utcnow
 from bridge.sync.track import enrol
 
@@ -174,7 +175,7 @@ def strip_markers(text: str) -> str:
 
 
 @dataclass
-class PushResult:
+class PushResult(RunRecord):
     delivered: int = 0
     confirmed_by_readback: int = 0
     retried: int = 0
@@ -186,10 +187,6 @@ class PushResult:
     def summary(self) -> str:
         return (f"push: {self.delivered} delivered ({self.confirmed_by_readback} confirmed by "
                 f"read-back), {self.retried} to retry, {self.dead} dead in {self.seconds:.2f}s")
-
-    def as_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 class _Abort(Exception):
     """Stop the whole run: the problem is not the row's (bad credentials)."""

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bridge.errors import BridgeError
 from bridge.lapor.errors import AuthError, LaporError, NotFound
 from bridge.lapor.models import Page, RejectedItem, RemoteComplaint, RemoteFollowup
+from bridge.runs import NOT_IN_JSON, RunRecord
 from bridge.store.models import Case, CaseEvent, SyncCursor, TrackedCase, utcnow
 from bridge.sync import track_plan as plan
 from bridge.sync.pull import INBOX, EventSink, Puller, PullResult
@@ -81,7 +82,7 @@ class Adopted:
 
 
 @dataclass
-class TrackResult:
+class TrackResult(RunRecord):
     due: int = 0
     polled: int = 0
     changed: int = 0
@@ -93,7 +94,7 @@ class TrackResult:
     left: int = 0
     seconds: float = 0.0
     stopped: bool = False
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list, metadata=NOT_IN_JSON)
     #: Why the run ended early (credentials refused, too many failures in a row).
     aborted: str | None = None
 
@@ -102,9 +103,6 @@ class TrackResult:
                 f"{self.followups} new follow-ups, {self.stale} stale, {self.failed} failed, "
                 f"{self.left} left for the next run in {self.seconds:.2f}s")
         return text + (f" (stopped: {self.aborted})" if self.aborted else "")
-
-    def as_json(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if k != "errors"}
 
 
 def _ts(value: datetime | None) -> float | None:

@@ -37,7 +37,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -52,6 +52,9 @@ from bridge.web.settings import SigningKey, WebSettings, signing_key, web_settin
 from bridge.web.views import PageError, SignInRequired, StaffPage, template_filters
 
 log = logging.getLogger("bridge.web")
+
+#: A page handler (GET handlers are plain functions, POST handlers coroutines).
+Endpoint = Callable[[Request], Any]
 
 #: No outside origin for anything; no inline script or style (the page has none).
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -204,29 +207,32 @@ def create_app(rt: Any, *, web: WebSettings | None = None, key: SigningKey | Non
             status_code=500, headers={**dict(SECURITY_HEADERS), "cache-control": "no-store"})
 
     static = StaticFiles(directory=str(files("bridge.web") / "static"))
-    routes = [
-        Route("/", page.home),
-        Route("/masuk", page.login_form, methods=["GET"]),
-        Route("/masuk", page.login, methods=["POST"]),
-        Route("/masuk/demo/{token}", page.demo_login, methods=["GET"]),
-        Route("/keluar", page.logout, methods=["POST"]),
-        Route("/antrean", page.queue, methods=["GET"]),
-        Route("/antrean/data", page.queue_data, methods=["GET"]),
-        Route("/antrean/lacak", page.track, methods=["POST"]),
-        Route("/kasus/baru", page.intake_form, methods=["GET"]),
-        Route("/kasus/baru", page.intake, methods=["POST"]),
-        Route("/kasus/{case_id:id}", page.case_page, methods=["GET"]),
-        Route("/kasus/{case_id:id}/aksi/{key}", page.case_action, methods=["POST"]),
-        Route("/kasus/{case_id:id}/kembalikan", page.return_case, methods=["POST"]),
-        Route("/kasus/{case_id:id}/dokumen/{kind}", partial(documents.download, page)),
-        Route("/kotak-keluar", page.outbox, methods=["GET"]),
-        Route("/kotak-keluar/ulang-semua", page.outbox_retry, methods=["POST"]),
-        Route("/kotak-keluar/{row_id:id}/ulang", page.outbox_retry, methods=["POST"]),
-        Route("/rekap", page.recap_page, methods=["GET"]),
-        Route("/rekap.csv", page.recap_csv, methods=["GET"]),
-        Route("/ringkasan", page.overview_page, methods=["GET"]),
-        Mount("/static", app=static, name="static"),
+    # One row a URL: its GET handler and its POST handler (None: that method is refused).
+    pages: list[tuple[str, Endpoint | None, Endpoint | None]] = [
+        ("/", page.home, None),
+        ("/masuk", page.login_form, page.login),
+        ("/masuk/demo/{token}", page.demo_login, None),
+        ("/keluar", None, page.logout),
+        ("/antrean", page.queue, None),
+        ("/antrean/data", page.queue_data, None),
+        ("/antrean/lacak", None, page.track),
+        ("/kasus/baru", page.intake_form, page.intake),
+        ("/kasus/{case_id:id}", page.case_page, None),
+        ("/kasus/{case_id:id}/aksi/{key}", None, page.case_action),
+        ("/kasus/{case_id:id}/kembalikan", None, page.return_case),
+        ("/kasus/{case_id:id}/dokumen/{kind}", partial(documents.download, page), None),
+        ("/kotak-keluar", page.outbox, None),
+        ("/kotak-keluar/ulang-semua", None, page.outbox_retry),
+        ("/kotak-keluar/{row_id:id}/ulang", None, page.outbox_retry),
+        ("/rekap", page.recap_page, None),
+        ("/rekap.csv", page.recap_csv, None),
+        ("/ringkasan", page.overview_page, None),
     ]
+    routes: list[BaseRoute] = [
+        Route(path, handler, methods=[method])
+        for path, get, post in pages
+        for method, handler in (("GET", get), ("POST", post)) if handler is not None]
+    routes.append(Mount("/static", app=static, name="static"))
     app = Starlette(
         routes=routes,
         exception_handlers={

@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -230,6 +231,28 @@ class PageBase:
     def roles_label(self, user: WebUser) -> str:
         """The account's roles as staff read them (a Plt holds two or more)."""
         return " · ".join(self.role_label(r) for r in user.roles) or "-"
+
+    def require_role(self, user: WebUser, roles: Iterable[str], doing: str) -> None:
+        """403 unless ``user`` holds one of ``roles`` (named in that order), saying what
+        the user was ``doing`` ("mengulang pengiriman") and who may."""
+        roles = list(roles)
+        if not user.holds_any(roles):
+            who = ", ".join(self.role_label(r) for r in roles)
+            raise PageError(403, "Tidak berwenang", (
+                f"Peran Anda ({self.roles_label(user)}) tidak berwenang {doing}. "
+                f"Yang berwenang: {who}."))
+
+    async def staff_post(self, request: Request,
+                         handler: Callable[[Request, FormData, WebUser], Response]) -> Response:
+        """A staff member's posted form: read within the size limit, then, off the event
+        loop, its CSRF token checked and its sender signed in before ``handler`` runs."""
+        form = await self.read_form(request)
+        return await run_in_threadpool(self._staff_post, request, form, handler)
+
+    def _staff_post(self, request: Request, form: FormData,
+                    handler: Callable[[Request, FormData, WebUser], Response]) -> Response:
+        csrf.check(request.session, form.get(csrf.FIELD))
+        return handler(request, form, self.require_user(request))
 
     def _dead_count(self) -> int:
         with self.rt.sessions() as s:

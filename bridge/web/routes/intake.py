@@ -22,7 +22,7 @@ from bridge.services.actions import LOCAL_CHANNELS, ActionError, Actor, NewCase,
 from bridge.services.receipt import BadReceipt, check_received_at, parse_received_at
 from bridge.services.triage import triage_new_cases
 from bridge.web import csrf, forms
-from bridge.web.page import PageBase, PageError, log
+from bridge.web.page import PageBase, log
 
 #: The form's text fields.
 FIELDS = ("kanal", "judul", "isi", "kategori", "lokasi", "nama", "telepon", "email",
@@ -31,11 +31,7 @@ FIELDS = ("kanal", "judul", "isi", "kategori", "lokasi", "nama", "telepon", "ema
 
 class IntakeRoutes(PageBase):
     def _may_take_in(self, user: WebUser) -> None:
-        if not user.holds_any(self.intake_roles):
-            who = ", ".join(self.role_label(r) for r in sorted(self.intake_roles))
-            raise PageError(403, "Tidak berwenang", (
-                f"Peran Anda ({self.roles_label(user)}) tidak berwenang mencatat "
-                f"pengaduan baru. Yang berwenang: {who}."))
+        self.require_role(user, sorted(self.intake_roles), "mencatat pengaduan baru")
 
     def _form(self, request: Request, user: WebUser, values: dict[str, str],
               problem: str | None = None, status: int = 200) -> Response:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from bridge.services.accounts import WebUser
 from bridge.services.outbox import NoSuchRow, list_outbox, retry, retry_all_dead
-from bridge.web import csrf
-from bridge.web.page import OUTBOX_KINDS, STATE_LABELS, PageBase, PageError
+from bridge.web.page import OUTBOX_KINDS, STATE_LABELS, PageBase
 
 
 class OutboxRoutes(PageBase):
@@ -28,17 +27,10 @@ class OutboxRoutes(PageBase):
         }, user=user)
 
     async def outbox_retry(self, request: Request) -> Response:
-        form = await self.read_form(request)
-        return await run_in_threadpool(self._outbox_retry, request, form)
+        return await self.staff_post(request, self._outbox_retry)
 
-    def _outbox_retry(self, request: Request, form: FormData) -> Response:
-        csrf.check(request.session, form.get(csrf.FIELD))
-        user = self.require_user(request)
-        if not user.holds_any(self.web.retry_roles):
-            who = ", ".join(self.role_label(r) for r in self.web.retry_roles)
-            raise PageError(403, "Tidak berwenang", (
-                f"Peran Anda ({self.roles_label(user)}) tidak berwenang mengulang "
-                f"pengiriman. Yang berwenang: {who}."))
+    def _outbox_retry(self, request: Request, form: FormData, user: WebUser) -> Response:
+        self.require_role(user, self.web.retry_roles, "mengulang pengiriman")
         actor = f"{user.full_name} ({user.username})"
         row_id = request.path_params.get("row_id")
         try:

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -15,16 +14,15 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from bridge.app.cycle import adopt
 from bridge.lapor.errors import LaporError
 from bridge.locale import CHANNEL_LABELS
+from bridge.services.accounts import WebUser
 from bridge.services.queue import (
     QueueFilter,
     QueueRow,
     list_queue,
 )
 from bridge.sync.track import Adopted
-from bridge.web import csrf
 from bridge.web.page import (
     PageBase,
-    PageError,
     _int,
     log,
 )
@@ -98,17 +96,10 @@ class QueueRoutes(PageBase):
     # -- tracking a LAPOR! id ----------------------------------------------------------
 
     async def track(self, request: Request) -> Response:
-        form = await self.read_form(request)
-        return await run_in_threadpool(self._track, request, form)
+        return await self.staff_post(request, self._track)
 
-    def _track(self, request: Request, form: FormData) -> Response:
-        csrf.check(request.session, form.get(csrf.FIELD))
-        user = self.require_user(request)
-        if not user.holds_any(self.intake_roles):
-            who = ", ".join(self.role_label(r) for r in sorted(self.intake_roles))
-            raise PageError(403, "Tidak berwenang", (
-                f"Peran Anda ({self.roles_label(user)}) tidak berwenang melacak laporan "
-                f"LAPOR!. Yang berwenang: {who}."))
+    def _track(self, request: Request, form: FormData, user: WebUser) -> Response:
+        self.require_role(user, sorted(self.intake_roles), "melacak laporan LAPOR!")
         text = str(form.get("lapor_id") or "").strip()
         if not text.isdigit() or int(text) < 1 or len(text) > 18:
             self.flash(request, "error", "ID LAPOR! berupa angka (misalnya 1916449). "
