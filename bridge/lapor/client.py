@@ -27,7 +27,6 @@ import json
 import logging
 import math
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
@@ -41,7 +40,6 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import orjson
 from pydantic import SecretStr, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
@@ -201,26 +199,6 @@ class NonFiniteNumber(BridgeError, ValueError):
 
 def _refuse_constant(name: str) -> Any:
     raise NonFiniteNumber(f"{name} is not a JSON number")
-
-
-#: :func:`_fast_json` could not read the body as the standard library would.
-_UNREAD = object()
-#: A run of digits orjson might read as a float (beyond 64-bit integers).
-_LONG_DIGITS = re.compile(rb"\d{19}")
-
-
-def _fast_json(content: bytes) -> Any:
-    """The body decoded by orjson (a listing page several times faster than the standard
-    library), or :data:`_UNREAD` wherever the two could differ: a body orjson refuses
-    (not UTF-8, NaN, a number beyond a double, a lone surrogate, deep nesting: the
-    standard library then reads it or names the problem) and one with a run of 19 digits
-    or more (orjson reads an integer beyond 64 bits as a float, losing digits)."""
-    if _LONG_DIGITS.search(content):
-        return _UNREAD
-    try:
-        return orjson.loads(content)
-    except orjson.JSONDecodeError:
-        return _UNREAD
 
 
 def _finite_float(text: str) -> float:
@@ -789,18 +767,8 @@ class LaporClient:
         return min(self.settings.backoff_max * 10, max(0.0, seconds))
 
     def _results(self, call: _Call, response: httpx.Response) -> dict[str, Any]:
-        body = _fast_json(response.content)
-        if body is _UNREAD:
-            body = self._strict_json(call, response)
-        if not isinstance(body, dict):
-            raise self._malformed(call, f"{_json_type(body)} at top level, expected an object")
-        # JSON can carry NUL only escaped (a raw control character is not JSON).
-        return drop_nul(body) if b"\\u0000" in response.content else body
-
-    def _strict_json(self, call: _Call, response: httpx.Response) -> Any:
-        """The body read by the standard library, whose errors name the problem."""
         try:
-            return response.json(parse_constant=_refuse_constant, parse_float=_finite_float)
+            body = response.json(parse_constant=_refuse_constant, parse_float=_finite_float)
         except NonFiniteNumber as exc:
             raise self._malformed(call, f"HTTP {response.status_code} body is not JSON: {exc}"
                                   ) from None
@@ -815,6 +783,10 @@ class LaporClient:
                 f"HTTP {response.status_code} body is not JSON ({self._excerpt(kind, 60)}, "
                 f"{len(response.content)} bytes" + (f", starts with {start!r})" if start else ")"),
             ) from None
+        if not isinstance(body, dict):
+            raise self._malformed(call, f"{_json_type(body)} at top level, expected an object")
+        # JSON can carry NUL only escaped (a raw control character is not JSON).
+        return drop_nul(body) if b"\\u0000" in response.content else body
 
     def _error_body(self, response: httpx.Response) -> tuple[str, dict[str, list[str]]]:
         """LAPOR!'s ``message`` and ``errors`` from a refusal, scrubbed; the text of the
