@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.process import tune_gc
+
 RESULT_PREFIX = "BENCH-RESULT "
 
 
@@ -325,6 +327,10 @@ def main(argv: list[str]) -> int:
         print("usage: python -m bridge.bench.phases SPEC_JSON", file=sys.stderr)
         return 2
     spec = json.loads(argv[0])
+    if spec["phase"] in ("pull", "push"):
+        # The bridge's code runs as in its own processes (the command line tunes the
+        # collector at start); the baseline keeps the interpreter's defaults.
+        tune_gc()
     result = PHASES[spec["phase"]](spec)
     # A phase that measured a command of its own reports that command's peak.
     result.setdefault("peak_rss_mb", round(peak_rss_mb(), 1))

@@ -39,6 +39,7 @@ from bridge.cli.common import default_config
 from bridge.cli.errors import OneLineErrors
 from bridge.config import ConfigError, load_settings
 from bridge.plugins import PluginError, load_plugins
+from bridge.process import tune_gc
 
 
 class CommandLine(OneLineErrors):
@@ -69,6 +70,7 @@ class CommandLine(OneLineErrors):
 @click.pass_context
 def main(ctx: click.Context, config: str | None, verbose: int) -> None:
     """lapor-bridge: keeps a regency's complaint queue and SP4N-LAPOR! in step."""
+    tune_gc()
     ctx.ensure_object(dict)
     ctx.obj.setdefault("config", config or default_config())
     if config:
