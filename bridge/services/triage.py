@@ -541,7 +541,9 @@ def _case_rows(ctx: _Context, decided: _Decided, row: Any, announce: bool,
     notifications are rendered from is the case as it will be committed (``view``: the
     snapshot taken when the case was first read, when nothing has changed it since)."""
     rt, at, state, failures, out = ctx.rt, ctx.at, decided.state, decided.failures, decided.out
-    data = copy.deepcopy(dict(row.data or {}))
+    # ``row.data`` was decoded from the database inside this transaction (``_current``):
+    # no one else holds it, so no deep copy (it was a twentieth of a first sync).
+    data = dict(row.data or {})
     changed = data.get(TRIAGE_KEY) != state
     history: list[dict[str, Any]] = []
     if changed:
