@@ -44,6 +44,7 @@ from bridge.domain import (
 from bridge.events import event_row, notification_row, record_notification
 from bridge.plugins import HookOutcome, PluginFailure
 from bridge.services.actions import SYSTEM, ActionError, CaseActions
+from bridge.store.bulk import execute_many
 from bridge.store.models import Case, CaseEvent, PendingEvent, RemoteInstitution
 from bridge.workflow.profile import Workflow
 
@@ -685,15 +686,15 @@ def _write(ctx: _Context, decided: Sequence[_Decided], announce: bool) -> None:
         updates = [{"b_id": b.case_id, "b_data": b.data, "b_attention": b.attention}
                    for b in built if b.write_case]
         if updates:
-            session.execute(_UPDATE, updates)
+            execute_many(session, _UPDATE, updates)
         history = [h for b in built for h in b.history]
         if history:
-            session.execute(insert(_HISTORY), history)
+            execute_many(session, insert(_HISTORY), history)
         # Arrivals first: "Pengaduan baru" before what triage then did to each case.
         pending = _arrivals(ctx, built, {d.out.case_id: d.out for d in todo})
         pending.extend(p for b in built for p in b.pending)
         if pending:
-            session.execute(insert(_PENDING), pending)
+            execute_many(session, insert(_PENDING), pending)
         if not ctx.own_sink and rt.event_sink is not None:
             for b in built:
                 if b.changed_event:

@@ -31,6 +31,7 @@ from bridge.errors import BridgeError
 from bridge.lapor.models import Page, RejectedItem, RemoteComplaint
 from bridge.runs import NOT_IN_JSON, RunRecord
 from bridge.store import register
+from bridge.store.bulk import execute_many
 from bridge.store.models import Case, CaseEvent, SyncCursor, utcnow
 from bridge.sync.quarantine import RunTally, flag_alarm, record_rejected
 from bridge.sync.receipt import DISPOSITION_NOTE, reached_at
@@ -427,7 +428,7 @@ class Puller:
         if new_items:
             self._insert_new(session, new_items, now, events, result, sources)
         if events:
-            session.execute(insert(_EVENTS), events)
+            execute_many(session, insert(_EVENTS), events)
         if self.event_sink is not None:
             for case_id in changed_ids:
                 self.event_sink(session, "case_changed", case_id,
@@ -475,7 +476,7 @@ class Puller:
         # A plain executemany on the table (no RETURNING, no ORM unit of work): the
         # drivers' fast path, one statement parsed once (psycopg pipelines it). The ids
         # are then read back by LAPOR! id, which is unique.
-        session.execute(insert(_CASES), rows)
+        execute_many(session, insert(_CASES), rows)
         registers = {row["lapor_id"]: row["register_no"] for row in rows}
         inserted = session.execute(
             select(Case.id, Case.lapor_id).where(Case.lapor_id.in_(list(registers)))
