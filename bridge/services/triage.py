@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Result, Table, bindparam, insert, or_, select, update
+from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from bridge.config import OpdSettings
@@ -304,14 +304,8 @@ def _context(rt: Runtime, now: datetime | None) -> _Context:
 def _read(rt: Runtime, ids: Sequence[int]) -> dict[int, Any]:
     """The batch's cases in one query, as rows shaped like a Case (for snapshots)."""
     with rt.sessions() as session:
-        rows = _namespaces(session.execute(select(*_COLUMNS).where(Case.id.in_(list(ids)))))
+        rows = session.execute(select(*_COLUMNS).where(Case.id.in_(list(ids)))).all()
     return {row.id: row for row in rows}
-
-
-def _namespaces(result: Result[Any]) -> list[SimpleNamespace]:
-    """The rows as namespaces (the key view built once, not once per row as ``_asdict``)."""
-    keys = list(result.keys())
-    return [SimpleNamespace(**dict(zip(keys, row, strict=True))) for row in result]
 
 
 @dataclass
@@ -566,7 +560,7 @@ def _case_rows(ctx: _Context, decided: _Decided, row: Any, announce: bool,
         if view is None:
             # Templates never see case.data (CaseView has no such field): the snapshot
             # is built without it rather than deep-copying the triage state once more.
-            view = snapshot_from_row(SimpleNamespace(**{**vars(row), "data": None,
+            view = snapshot_from_row(SimpleNamespace(**{**row._asdict(), "data": None,
                                                         "attention": attention}))
         roles = stage_roles(rt.workflow, view.stage)
         notes: list[Notification] = []
@@ -655,10 +649,11 @@ def _current(session: Session, todo: Sequence[_Decided]
         if first is None or d.out.newly_applied or first.version != now.version:
             again.append(d.out.case_id)
             continue
-        out[now.id] = (SimpleNamespace(**{**vars(first), "data": now.data,
-                                          "attention": now.attention}), d.snapshot)
+        # What the write uses of a case besides its snapshot: id, data, attention (the
+        # fresh row holds them).
+        out[now.id] = (now, d.snapshot)
     if again:
-        for r in _namespaces(session.execute(select(*_COLUMNS).where(Case.id.in_(again)))):
+        for r in session.execute(select(*_COLUMNS).where(Case.id.in_(again))).all():
             out[r.id] = (r, None)
     return out
 
