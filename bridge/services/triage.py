@@ -272,6 +272,14 @@ class _Context:
     #: Many cases arrived at once: announce them by digests (``[notifications]
     #: digest_threshold``), one per recipient group and batch.
     digest: bool = False
+    _roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def roles_of(self, stage: str) -> tuple[str, ...]:
+        """:func:`stage_roles`, worked out once per stage (a burst's cases share a few)."""
+        roles = self._roles.get(stage)
+        if roles is None:
+            roles = self._roles[stage] = tuple(stage_roles(self.rt.workflow, stage))
+        return roles
 
 
 @dataclass
@@ -535,7 +543,7 @@ def _case_rows(ctx: _Context, decided: _Decided, row: Any, announce: bool,
     """Build (not run) what recording one case's triage writes; the snapshot the
     notifications are rendered from is the case as it will be committed (``view``: the
     snapshot taken when the case was first read, when nothing has changed it since)."""
-    rt, at, state, failures, out = ctx.rt, ctx.at, decided.state, decided.failures, decided.out
+    at, state, failures, out = ctx.at, decided.state, decided.failures, decided.out
     # ``row.data`` was decoded from the database inside this transaction (``_current``):
     # no one else holds it, so no deep copy (it was a twentieth of a first sync).
     data = dict(row.data or {})
@@ -547,7 +555,8 @@ def _case_rows(ctx: _Context, decided: _Decided, row: Any, announce: bool,
         history.append({"case_id": row.id, "at": at, "side": "system",
                         "actor": SYSTEM_ACTOR.name, "kind": "triage",
                         "changes": {"triage": [None, summary]}, "note": _note(state)})
-    history.extend(failure_rows(row.id, failures, "triase", at))
+    if failures:
+        history.extend(failure_rows(row.id, failures, "triase", at))
     attention = _with_note(row.attention, failures, "triase")
     pending: list[dict[str, Any]] = []
     changed_event = bool(changed or failures)
@@ -562,7 +571,7 @@ def _case_rows(ctx: _Context, decided: _Decided, row: Any, announce: bool,
             # is built without it rather than deep-copying the triage state once more.
             view = snapshot_from_row(SimpleNamespace(**{**row._asdict(), "data": None,
                                                         "attention": attention}))
-        roles = stage_roles(rt.workflow, view.stage)
+        roles = ctx.roles_of(view.stage)
         notes: list[Notification] = []
         if announce and roles:
             if ctx.digest:
