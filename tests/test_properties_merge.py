@@ -402,6 +402,10 @@ def skewed_history(draw: st.DrawFn
         previous = history.get(report)
         if previous and at <= previous[-1].updated_at:
             at = previous[-1].updated_at + timedelta(seconds=1)
+            # LAPOR!'s clock has reached that time: were the clock left behind, a later
+            # version of another report could fall further behind this one than ``skew``,
+            # past any look-back the test grants.
+            clock = max(clock, int((at - T0).total_seconds()))
         v = Version(report, at, draw(remote_fields))
         history.setdefault(report, []).append(v)
         order.append(v)
