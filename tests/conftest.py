@@ -20,17 +20,21 @@ from hypothesis import settings as hypothesis_settings
 
 from bridge.lapor.sandbox import SandboxServer
 from bridge.tools.pg_cluster import NoPostgres, PgCluster, start_cluster
+from tests.support.schedule import FileTimer, order_longest_first
 from tests.support.settings import TEST_BEARER, TEST_TOKEN, make_settings
 
 _db_counter = itertools.count()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(FileTimer(), "lapor-bridge-file-timer")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Long tests first (in their collected order), so that under xdist they start at once
-    and the short ones fill the other workers around them, rather than one long test
-    starting last and keeping a single worker busy after the rest are done. Nothing is
-    deselected: the ``slow`` marker only orders."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The longest files first (their last run's time, else an estimate from their ``slow``
+    tests): under xdist they start at once and the short files fill in around them, so the
+    workers end together. Nothing is deselected: the ``slow`` marker only orders."""
+    order_longest_first(config, items)
 
 
 # No time limit per example: speed is the benchmarks' business, and a loaded CI machine
