@@ -175,10 +175,11 @@ def runtime_factory(db_url: str) -> Iterator[Any]:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Any]:
+def env(tmp_path: Path, sqlite_template: Path) -> Iterator[Any]:
     """The staff page on a fresh SQLite database (a :class:`tests.support.web.Env`)."""
     from tests.support.web import build_env
 
+    shutil.copyfile(sqlite_template, tmp_path / "web.db")  # migrated once per session
     e = build_env(f"sqlite:///{tmp_path / 'web.db'}")
     yield e
     for c in e.clients:
