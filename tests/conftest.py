@@ -10,6 +10,7 @@ a free port and keeps SQLite files under its own ``tmp_path``, so workers share 
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,17 +21,30 @@ from hypothesis import settings as hypothesis_settings
 
 from bridge.lapor.sandbox import SandboxServer
 from bridge.tools.pg_cluster import NoPostgres, PgCluster, start_cluster
+from tests.support.schedule import FileTimer, order_longest_first
 from tests.support.settings import TEST_BEARER, TEST_TOKEN, make_settings
 
 _db_counter = itertools.count()
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """Two workers per core for ``-n auto``: about a third of the suite's time is spent
+    waiting (on daemon subprocesses, lease expiries, the sandbox's latency), which a second
+    worker per core fills with another file's work."""
+    cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+             else os.cpu_count() or 1)
+    return 2 * cores
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(FileTimer(), "lapor-bridge-file-timer")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Long tests first (in their collected order), so that under xdist they start at once
-    and the short ones fill the other workers around them, rather than one long test
-    starting last and keeping a single worker busy after the rest are done. Nothing is
-    deselected: the ``slow`` marker only orders."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The longest files first (their last run's time, else an estimate from their ``slow``
+    tests): under xdist they start at once and the short files fill in around them, so the
+    workers end together. Nothing is deselected: the ``slow`` marker only orders."""
+    order_longest_first(config, items)
 
 
 # No time limit per example: speed is the benchmarks' business, and a loaded CI machine
@@ -171,10 +185,11 @@ def runtime_factory(db_url: str) -> Iterator[Any]:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Any]:
+def env(tmp_path: Path, sqlite_template: Path) -> Iterator[Any]:
     """The staff page on a fresh SQLite database (a :class:`tests.support.web.Env`)."""
     from tests.support.web import build_env
 
+    shutil.copyfile(sqlite_template, tmp_path / "web.db")  # migrated once per session
     e = build_env(f"sqlite:///{tmp_path / 'web.db'}")
     yield e
     for c in e.clients:

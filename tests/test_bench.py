@@ -43,6 +43,7 @@ def check_common(report: dict[str, Any]) -> None:
         assert t["status"] in ("PASS", "MISS", "n/a", "info") and t["shown"]
 
 
+@pytest.mark.slow
 def test_bench_tiny_sizes_counts_are_right() -> None:
     report = bench("--sizes", "200,400", "--followups", "60", "--page-size", "100",
                    "--sync-size", "300", "--pairs", "2", "--ttq-reports", "3",
@@ -132,6 +133,7 @@ def test_bench_tiny_sizes_counts_are_right() -> None:
     assert any(line.strip().startswith(("PASS", "MISS")) for line in lines)
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_bench_on_postgresql_too() -> None:
     pytest.importorskip("psycopg")

@@ -1,9 +1,10 @@
-"""Chaos: the real daemon, a faulty LAPOR!, and kill -9 at random moments, 20 times.
+"""Chaos: the real daemon, a faulty LAPOR!, and kill -9 at random moments, again and again.
 
 ``lapor-bridge run`` (a subprocess, short intervals) pulls and pushes against the sandbox
 while the sandbox answers 10% of requests with a 5xx, adds latency, throttles in 429
 bursts and drops connections (for a POST, half of the drops come after it was applied).
-The daemon is killed with SIGKILL at random moments and started again, 20 times. Meanwhile
+The daemon is killed with SIGKILL at random moments and started again, ``KILLS`` times
+(``LAPOR_BRIDGE_CHAOS_KILLS`` sets more for a soak run). Meanwhile
 LAPOR! gets new and changed reports, and staff act on cases through CaseActions on the
 same database: they walk cases to the handling stage and post follow-ups.
 
@@ -22,6 +23,7 @@ catches up with nothing lost or doubled.
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import time
@@ -49,7 +51,10 @@ from tests.support.daemon import (
 )
 from tests.support.settings import TEST_BEARER, TEST_TOKEN, make_settings
 
-KILLS = 20
+#: Ten rounds: each round is the same (a fresh daemon, the same faults, a kill at a random
+#: moment once it leads) and the checks are made once, at the end; ten already put kills
+#: in pulls, pushes and retries (the counters below show every fault kind happened).
+KILLS = int(os.environ.get("LAPOR_BRIDGE_CHAOS_KILLS", "10"))
 SEED = 20261122
 
 FAULTS = {
@@ -113,8 +118,7 @@ class Staff:
 
 
 @pytest.mark.slow
-def test_kill_9_twenty_times_under_faults_loses_and_duplicates_nothing(tmp_path: Path
-                                                                        ) -> None:
+def test_kill_9_repeatedly_under_faults_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     db_url = f"sqlite:///{tmp_path / 'bridge.db'}"
     log = tmp_path / "daemon.log"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,12 +33,27 @@ def deployment(tmp_path: Path) -> Iterator[tuple[Path, SandboxServer]]:
         yield write_config(tmp_path, sandbox.url), sandbox
 
 
+@pytest.fixture(scope="module")
+def synced_once(tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[tuple[Path, SandboxServer]]:
+    """A deployment synced once for the module (a sandbox start and a first sync per test
+    cost more than the mistakes they serve)."""
+    with SandboxServer(seed=2, reports=5, bearer=TEST_BEARER, token=TEST_TOKEN) as sandbox:
+        folder = tmp_path_factory.mktemp("synced")
+        code, _, err = invoke("--config", str(write_config(folder, sandbox.url)), "sync",
+                              "--once")
+        assert code == 0, err
+        yield folder, sandbox
+
+
 @pytest.fixture
-def synced(deployment: tuple[Path, SandboxServer]) -> tuple[Path, SandboxServer]:
-    config, _ = deployment
-    code, _, err = invoke("--config", str(config), "sync", "--once")
-    assert code == 0, err
-    return deployment
+def synced(synced_once: tuple[Path, SandboxServer], tmp_path: Path
+           ) -> tuple[Path, SandboxServer]:
+    """The synced deployment, copied into this test's folder: whatever a mistake writes
+    stays there."""
+    folder, sandbox = synced_once
+    shutil.copytree(folder, tmp_path, dirs_exist_ok=True)
+    return write_config(tmp_path, sandbox.url), sandbox
 
 
 # -- the five tracebacks of the issue ----------------------------------------------------

@@ -227,6 +227,7 @@ def set_stage(rt: Any, cid: int, stage: str) -> None:
         case.stage = stage
 
 
+@pytest.mark.slow
 def test_thousand_actions_exactly_once_in_order_under_faults(runtime_factory: Any) -> None:
     from bridge.lapor.sandbox import SandboxServer
     from bridge.sync.pull import Puller  # noqa: F401  (pull fills the store first)

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bridge.bench.scale import (
@@ -82,6 +83,7 @@ class BodyStaff:
             self.written[cid].extend(result.outbox_ids)
 
 
+@pytest.mark.slow
 def test_three_workers_over_twelve_bodies_survive_a_sigkill(pg_url: str, tmp_path: Path
                                                             ) -> None:
     rng = random.Random(17)
@@ -166,6 +168,7 @@ def test_three_workers_over_twelve_bodies_survive_a_sigkill(pg_url: str, tmp_pat
         assert written >= 20, "too few follow-ups to mean anything"
 
 
+@pytest.mark.slow
 def test_bench_bodies_counts_in_the_json(tmp_path: Path, pg_cluster: Any) -> None:
     # pg_cluster: skips with its reason when there are no server binaries; the bench
     # starts its own.
