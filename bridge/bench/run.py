@@ -7,6 +7,7 @@ peak RSS is its own; the sandbox runs in yet another process (see
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import json
 import os
@@ -253,6 +254,9 @@ def run_bench(opts: BenchOptions, progress: Callable[[str], None] = lambda _m: N
                 else "subprocess", "databases": ["sqlite"]},
         machine=_machine(),
     )
+    note = _compile_bytecode()
+    if note:
+        report.notes.append(note)
     with contextlib.ExitStack() as stack:
         if opts.workdir is None:
             workdir = Path(tempfile.mkdtemp(prefix="lapor-bridge-bench-"))
@@ -291,6 +295,20 @@ def run_bench(opts: BenchOptions, progress: Callable[[str], None] = lambda _m: N
             "wall-clock figures are pessimistic; cpu_seconds (CPU time of the measured "
             "process) is the steadier figure")
     return report
+
+
+def _compile_bytecode() -> str | None:
+    """Compile the bridge's and the reference plugins' modules first, as pip does when it
+    installs a package: every phase is a fresh process, and where bytecode is not written
+    (``PYTHONDONTWRITEBYTECODE``, a source tree) each would compile them again, a cost
+    no installed bridge pays (0.2 s of a 20,000-report ``sync --once`` here)."""
+    import bridge
+    import plugins
+
+    folders = [Path(bridge.__file__).parent, Path(plugins.__file__).parent]
+    done = all(compileall.compile_dir(str(folder), quiet=1) for folder in folders)
+    return None if done else ("the bridge's bytecode could not be written (read-only "
+                              "install?): each phase compiled its modules again")
 
 
 @contextlib.contextmanager

@@ -342,9 +342,12 @@ def _start(ctx: _Context, case_id: int, row: Any | None) -> _Asking | CaseTriage
     if row.stage not in workflow.stages or workflow.is_terminal(row.stage):
         out.skipped = f"stage {row.stage!r} is terminal or unknown"
         return out
-    state = copy.deepcopy(dict((row.data or {}).get(TRIAGE_KEY) or {}))
-    return _Asking(out, state, copy.deepcopy(state), snapshot_from_row(row), row.stage,
-                   row.severity, row.assigned_to is not None or row.forwarded_to is not None,
+    earlier = (row.data or {}).get(TRIAGE_KEY)
+    # A new case has no triage state yet: nothing to copy (two deep copies a case).
+    state = copy.deepcopy(dict(earlier)) if earlier else {}
+    return _Asking(out, state, copy.deepcopy(state) if state else {}, snapshot_from_row(row),
+                   row.stage, row.severity,
+                   row.assigned_to is not None or row.forwarded_to is not None,
                    cls_state=state.get("classification"))
 
 
