@@ -302,10 +302,10 @@ def _compile_bytecode() -> str | None:
     installs a package: every phase is a fresh process, and where bytecode is not written
     (``PYTHONDONTWRITEBYTECODE``, a source tree) each would compile them again, a cost
     no installed bridge pays (0.2 s of a 20,000-report ``sync --once`` here)."""
-    import bridge
-    import plugins
+    import importlib.util
 
-    folders = [Path(bridge.__file__).parent, Path(plugins.__file__).parent]
+    folders = [Path(spec.origin).parent for name in ("bridge", "lapor_bridge_plugins")
+               if (spec := importlib.util.find_spec(name)) is not None and spec.origin]
     done = all(compileall.compile_dir(str(folder), quiet=1) for folder in folders)
     return None if done else ("the bridge's bytecode could not be written (read-only "
                               "install?): each phase compiled its modules again")
