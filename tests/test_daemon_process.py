@@ -52,6 +52,11 @@ def test_sigterm_mid_sync_finishes_the_page_and_exits_0(tmp_path: Path) -> None:
             procs.append(proc)
             wait_for("the pull to be under way", lambda: store.case_count() >= 100,
                      procs=[proc], log=log)
+            # An operator's look inside: every thread's stack, and the daemon goes on.
+            proc.send_signal(signal.SIGUSR1)
+            wait_for("the threads' stacks", lambda: "most recent call first" in
+                     log.read_text(errors="replace"), procs=[proc], log=log)
+            assert proc.poll() is None
             assert stop(proc) == 0
             stopped_at = store.case_count()
             text = log.read_text()

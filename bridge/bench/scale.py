@@ -141,6 +141,10 @@ def workers(n: int, config: Path, env: dict[str, str], log: Path
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
+                # Its threads' stacks into the log first (the daemon's SIGUSR1), to see
+                # what it was waiting for.
+                proc.send_signal(signal.SIGUSR1)
+                time.sleep(1)
                 proc.kill()
                 proc.wait()
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import os
+import signal
 import sys
 
 import click
@@ -45,6 +47,9 @@ def run_cmd(ctx: click.Context) -> None:
     except (ConfigError, PluginError) as exc:
         _config_error(exc)
     configure(settings, log_cfg)
+    # `kill -USR1 <pid>` writes every thread's stack to stderr (the daemon goes on): what an
+    # operator needs when a daemon seems stuck, without a debugger on the server.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     code = _serve_bodies(settings, cfg) if has_bodies(settings) else Daemon(settings, cfg=cfg).run()
     logging.shutdown()
     sys.stdout.flush()
