@@ -20,7 +20,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from bridge.lapor.sandbox import SandboxServer
-from bridge.process import tune_gc
+from bridge.process import compile_bytecode, tune_gc
 from bridge.tools.pg_cluster import NoPostgres, PgCluster, start_cluster
 from tests.support.schedule import FileTimer, order_longest_first
 from tests.support.settings import TEST_BEARER, TEST_TOKEN, make_settings
@@ -41,22 +41,10 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(FileTimer(), "lapor-bridge-file-timer")
     # The collector as the bridge's own processes run it (bridge/process.py): the tests
-    # run the same code in-process, and at CPython's default they spent a tenth of their
-    # CPU collecting.
+    # run the same code in-process.
     tune_gc()
     if not hasattr(config, "workerinput"):  # once, in the process that starts the workers
-        _compile_bytecode()
-
-
-def _compile_bytecode() -> None:
-    """Compile the project's modules once, before the workers start. Where bytecode is
-    not written (``PYTHONDONTWRITEBYTECODE``, set on some CI machines) every worker and
-    every ``python -m bridge`` the tests start compiled them again: about 6 s of CPU per
-    worker and a few tenths of a second per subprocess."""
-    import compileall
-
-    for folder in ("bridge", "plugins", "tests"):
-        compileall.compile_dir(str(ROOT / folder), quiet=1)
+        compile_bytecode(ROOT / "tests")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -7,7 +7,6 @@ peak RSS is its own; the sandbox runs in yet another process (see
 
 from __future__ import annotations
 
-import compileall
 import contextlib
 import json
 import os
@@ -30,6 +29,7 @@ from bridge.bench.phases import RESULT_PREFIX
 from bridge.bench.whole import run_time_to_queue
 from bridge.errors import BridgeError
 from bridge.locale import human_span
+from bridge.process import compile_bytecode
 
 #: The targets (2-core machine), see docs/benchmarks.md.
 PULL_RATE_TARGET = 2_000.0
@@ -254,9 +254,10 @@ def run_bench(opts: BenchOptions, progress: Callable[[str], None] = lambda _m: N
                 else "subprocess", "databases": ["sqlite"]},
         machine=_machine(),
     )
-    note = _compile_bytecode()
-    if note:
-        report.notes.append(note)
+    # Every phase is a fresh process: compiled first, as an installed bridge is.
+    if not compile_bytecode():
+        report.notes.append("the bridge's bytecode could not be written (read-only "
+                            "install?): each phase compiled its modules again")
     with contextlib.ExitStack() as stack:
         if opts.workdir is None:
             workdir = Path(tempfile.mkdtemp(prefix="lapor-bridge-bench-"))
@@ -295,20 +296,6 @@ def run_bench(opts: BenchOptions, progress: Callable[[str], None] = lambda _m: N
             "wall-clock figures are pessimistic; cpu_seconds (CPU time of the measured "
             "process) is the steadier figure")
     return report
-
-
-def _compile_bytecode() -> str | None:
-    """Compile the bridge's and the reference plugins' modules first, as pip does when it
-    installs a package: every phase is a fresh process, and where bytecode is not written
-    (``PYTHONDONTWRITEBYTECODE``, a source tree) each would compile them again, a cost
-    no installed bridge pays (0.2 s of a 20,000-report ``sync --once`` here)."""
-    import importlib.util
-
-    folders = [Path(spec.origin).parent for name in ("bridge", "lapor_bridge_plugins")
-               if (spec := importlib.util.find_spec(name)) is not None and spec.origin]
-    done = all(compileall.compile_dir(str(folder), quiet=1) for folder in folders)
-    return None if done else ("the bridge's bytecode could not be written (read-only "
-                              "install?): each phase compiled its modules again")
 
 
 @contextlib.contextmanager
