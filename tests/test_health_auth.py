@@ -75,3 +75,21 @@ def test_health_token_sources(tmp_path: Path) -> None:
     f.write_text("pendek\n")
     with pytest.raises(ValueError, match="too short"):
         health_token(str(f), env={})
+
+
+def test_a_pemda_body_is_judged_by_its_own_lease(tmp_path: Path) -> None:
+    # A Pemda's workers hold one lease per body (body:<code>), never the one-body `sync`.
+    from bridge.daemon.lease import LeaseManager
+    from bridge.daemon.share import body_lease, lease_names
+
+    rt = Runtime(make_settings(f"sqlite:///{tmp_path / 'p.db'}"))
+    try:
+        assert lease_names(["DLH", "DPM"])["DLH"] == body_lease("DLH")
+        worker = LeaseManager(rt.engine, 30, holder="pemda-host:7:abc", name=body_lease("DLH"))
+        assert worker.acquire()
+        cfg = DaemonSettings()
+        held = collect(rt.engine, rt.sessions, cfg, body="DLH", lease_name=body_lease("DLH"))
+        assert held.lease is not None and held.lease.holder == "pemda-host:7:abc"
+        assert collect(rt.engine, rt.sessions, cfg, body="DLH").lease is None
+    finally:
+        rt.close()

@@ -14,6 +14,7 @@ import click
 from bridge.cli.common import chosen_body, fail, load, runtime
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
     from bridge.config import Settings
@@ -42,19 +43,29 @@ class AccountStore:
 
 
 @contextmanager
-def deployment_database(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    """Sessions on a Pemda's own database (schema created or upgraded on first use)."""
+def deployment_engine(settings: Settings) -> Iterator[Engine]:
+    """A Pemda's own database (its accounts, workers and body leases), in its configured
+    schema and file mode; the schema is created or upgraded on first use."""
     from bridge.filemodes import file_mode
-    from bridge.store.db import ensure_schema, make_engine, session_factory
+    from bridge.store.db import ensure_schema, make_engine
 
     db = settings.database
     engine = make_engine(db.url, settings.secrets.database_password,
                          file_mode=file_mode(settings), schema=db.db_schema)
     try:
         ensure_schema(engine)
-        yield session_factory(engine)
+        yield engine
     finally:
         engine.dispose()
+
+
+@contextmanager
+def deployment_database(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a Pemda's own database (see :func:`deployment_engine`)."""
+    from bridge.store.db import session_factory
+
+    with deployment_engine(settings) as engine:
+        yield session_factory(engine)
 
 
 @contextmanager

@@ -12,6 +12,7 @@ import sys
 import click
 
 from bridge.bodies import has_bodies
+from bridge.cli.accounts_db import deployment_engine
 from bridge.cli.common import chosen_body, config_option, deployment, load
 from bridge.config import ConfigError, Settings
 from bridge.daemon import settings as _settings  # noqa: F401 - registers [daemon], [logging]
@@ -65,16 +66,10 @@ def _serve_bodies(settings: Settings, cfg: DaemonSettings) -> int:
     from bridge.app.deployment import Deployment
     from bridge.daemon.bodyrun import runtime_work
     from bridge.daemon.worker import serve
-    from bridge.store.db import ensure_schema, make_engine
 
-    engine = make_engine(settings.database.url, settings.secrets.database_password)
-    try:
-        ensure_schema(engine)
-        with Deployment(settings) as dep:
-            works = {code: runtime_work(rt, cfg) for code, rt in dep.runtimes.items()}
-            return serve(settings, cfg, works, engine)
-    finally:
-        engine.dispose()
+    with deployment_engine(settings) as engine, Deployment(settings) as dep:
+        works = {code: runtime_work(rt, cfg) for code, rt in dep.runtimes.items()}
+        return serve(settings, cfg, works, engine)
 
 
 @click.command("status")
@@ -89,8 +84,7 @@ def status_cmd(ctx: click.Context, as_json: bool) -> None:
     """
     # Lazy: keeps `lapor-bridge --help` fast and free of SQLAlchemy (test_layers.py).
     from bridge.daemon.health import collect, combine, render_text
-    from bridge.filemodes import file_mode
-    from bridge.store.db import ensure_schema, make_engine
+    from bridge.daemon.share import lease_names
 
     settings = load(ctx)
     try:
@@ -105,15 +99,11 @@ def status_cmd(ctx: click.Context, as_json: bool) -> None:
             else:
                 # The daemons and their leases are the deployment's, in its own database
                 # (schema); each body's store answers for its lag, outbox and quarantine.
-                db = settings.database
-                main = make_engine(db.url, settings.secrets.database_password,
-                                   file_mode=file_mode(settings), schema=db.db_schema)
-                try:
-                    ensure_schema(main)
-                    report = combine({body.code: collect(main, rt.sessions, cfg, body=body.code)
+                names = lease_names(dep.codes)
+                with deployment_engine(settings) as main:
+                    report = combine({body.code: collect(main, rt.sessions, cfg, body=body.code,
+                                                         lease_name=names[body.code])
                                       for body, rt in dep}, cfg)
-                finally:
-                    main.dispose()
         except Exception as exc:
             click.echo(f"error: cannot read the status: {type(exc).__name__}: "
                        f"{(str(exc).splitlines() or [''])[0][:300]}", err=True)

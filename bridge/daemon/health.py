@@ -28,7 +28,7 @@ from prometheus_client.exposition import generate_latest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.daemon.lease import LeaseInfo, read_lease
+from bridge.daemon.lease import SYNC_LEASE, LeaseInfo, read_lease
 from bridge.daemon.settings import DaemonSettings
 from bridge.daemon.status import STOPPED, InstanceStatus, read_statuses
 from bridge.filemodes import open_to_others
@@ -121,11 +121,13 @@ class HealthReport(StoreState):
 
 
 def collect(engine: Engine, sessions: sessionmaker[Session], cfg: DaemonSettings,
-            now: datetime | None = None, body: str | None = None) -> HealthReport:
+            now: datetime | None = None, body: str | None = None,
+            lease_name: str = SYNC_LEASE) -> HealthReport:
     """Read the deployment's state and judge it against ``cfg.health``. ``body`` (the
-    body's code) adds the store's state as the report's one body entry."""
+    body's code) adds the store's state as the report's one body entry; ``lease_name`` is
+    the lease that says a daemon syncs it (a Pemda's workers hold one per body)."""
     now = now or utcnow()
-    lease = read_lease(engine)
+    lease = read_lease(engine, lease_name)
     instances = read_statuses(engine)
     # A daemon renews at least every lease_renew_interval; three missed beats is dead.
     beat = max(cfg.lease_renew_interval, cfg.standby_poll_interval) * 3 + 5

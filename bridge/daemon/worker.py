@@ -157,10 +157,11 @@ class SharedWorker:
 
 def serve(settings: Settings, cfg: DaemonSettings,
           works: Mapping[str, BodyWork] | None = None, engine: Engine | None = None) -> int:
-    """Run this process as a worker: the classic daemon for one body (its sync lease is
-    the body's lease), a :class:`SharedWorker` over the bodies of ``works`` otherwise
-    (``engine``: the deployment's own database, where workers and leases live)."""
-    if works is None or len(works) <= 1:
+    """Run this process as a worker: the classic daemon for a deployment without bodies,
+    a :class:`SharedWorker` over the bodies of ``works`` otherwise, even a single one
+    (each body runs on its own store and account; ``engine``: the deployment's own
+    database, where workers and leases live)."""
+    if not works:
         from bridge.daemon.scheduler import Daemon
 
         return Daemon(settings, cfg=cfg).run()
