@@ -30,9 +30,10 @@ from bridge.services.internal_forward import (
     Receiver,
     ReceiverLookup,
 )
-from bridge.store.db import ensure_schema, make_engine, session_factory
+from bridge.store.db import make_engine, session_factory
 from bridge.store.models import utcnow
 from bridge.store.register import RegisterFormat
+from bridge.store.schema import ensure_schema
 from bridge.sync.pull import EventSink, Puller
 from bridge.sync.push import Pusher
 from bridge.sync.track import Tracker

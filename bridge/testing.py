@@ -669,11 +669,12 @@ class TempStore:
 def bridge_store(tmp_path: Path) -> Iterator[TempStore]:
     """A fresh SQLite store, migrated to the current schema."""
     # Lazy: this pytest plugin loads in every test session of every project.
-    from bridge.store.db import make_engine, session_factory, upgrade
+    from bridge.store.db import make_engine, session_factory
+    from bridge.store.schema import ensure_schema
 
     url = f"sqlite:///{tmp_path / 'bridge-test.db'}"
     engine = make_engine(url)
-    upgrade(engine)
+    ensure_schema(engine)
     try:
         yield TempStore(url, engine, session_factory(engine))
     finally:

@@ -72,7 +72,8 @@ def pg_cluster() -> Iterator[PgCluster]:
 
 
 def _migrate(url: str) -> None:
-    from bridge.store.db import ensure_schema, make_engine
+    from bridge.store.db import make_engine
+    from bridge.store.schema import ensure_schema
 
     engine = make_engine(url)
     try:
@@ -104,8 +105,9 @@ DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh database migrated to head, once on SQLite, once on PostgreSQL.
 
-    Both are copies of a template migrated once per session (the migrations themselves run
-    from an empty database in ``empty_db_url`` tests), so a test never waits for Alembic.
+    Both are copies of a template made once per session as the bridge makes a new store
+    (from the models; tests/test_store_schema.py checks it is the migrated store, and the
+    migrations themselves run from an empty database in ``empty_db_url`` tests).
     """
     if request.param == "sqlite":
         path = tmp_path / "bridge.db"

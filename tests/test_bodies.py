@@ -17,7 +17,8 @@ from sqlalchemy import func, inspect, select, text
 from bridge.bodies import bodies_of, body_of, sqlite_body_url
 from bridge.config import ConfigError, settings_from_mapping
 from bridge.lapor.sandbox import SandboxServer
-from bridge.store.db import current_revision, head_revision, make_engine
+from bridge.store.db import make_engine
+from bridge.store.migrate import current_revision, head_revision
 from bridge.store.models import Case
 from bridge.tools.pg_cluster import PgCluster
 from tests.support.cli import assert_one_line_error, run_cli

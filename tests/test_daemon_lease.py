@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import Engine, text
 
 from bridge.daemon.lease import LeaseManager, make_holder, read_lease
-from bridge.store.db import ensure_schema, make_engine
+from bridge.store.db import make_engine
+from bridge.store.schema import ensure_schema
 from tests.support.clock import FakeLeaseClock
 
 

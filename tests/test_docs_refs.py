@@ -12,7 +12,7 @@ import click
 import pytest
 
 from bridge.cli import main
-from bridge.store.db import head_revision
+from bridge.store.migrate import head_revision
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

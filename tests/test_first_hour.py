@@ -223,9 +223,10 @@ def test_stage_errors_name_commands_and_options(sandbox: SandboxServer, tmp_path
         assert internal not in err
 
 
-def test_schema_upgrade_prints_no_alembic_info(tmp_path: Path,
-                                               caplog: pytest.LogCaptureFixture) -> None:
-    from bridge.store.db import ensure_schema, make_engine
+def test_schema_creation_prints_no_alembic_info(tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    from bridge.store.db import make_engine
+    from bridge.store.schema import ensure_schema
 
     engine = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
     with caplog.at_level(logging.INFO):
@@ -234,7 +235,7 @@ def test_schema_upgrade_prints_no_alembic_info(tmp_path: Path,
     alembic = [r.getMessage() for r in caplog.records if r.name.startswith("alembic")]
     ours = [r.getMessage() for r in caplog.records if r.name == "bridge.store"]
     assert alembic == []
-    assert len(ours) == 1 and "upgrading database schema" in ours[0]
+    assert len(ours) == 1 and "created the database schema" in ours[0]
 
 
 def test_first_sweep_says_each_missed_case_once(sandbox: SandboxServer, tmp_path: Path,

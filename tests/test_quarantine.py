@@ -401,7 +401,8 @@ def test_staff_page_banner_for_the_roles_that_look_after_the_bridge(tmp_path: Pa
 def test_migration_keeps_existing_rows_and_matches_the_models(empty_db_url: str) -> None:
     from sqlalchemy import text
 
-    from bridge.store.db import make_engine, upgrade
+    from bridge.store.db import make_engine
+    from bridge.store.migrate import upgrade
     from tests.support.migrations import differences, downgrade
 
     engine = make_engine(empty_db_url)

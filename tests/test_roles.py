@@ -89,7 +89,8 @@ def test_the_service_acts_in_the_first_role_that_may(env: Env) -> None:
 
 
 def test_migration_carries_each_role_over_and_makes_the_operator(empty_db_url: str) -> None:
-    from bridge.store.db import make_engine, upgrade
+    from bridge.store.db import make_engine
+    from bridge.store.migrate import upgrade
     from tests.support.migrations import differences, downgrade
 
     engine = make_engine(empty_db_url)

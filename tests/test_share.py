@@ -258,7 +258,7 @@ def test_sqlite_refuses_a_second_worker(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'bridge.db'}"
     engine = make_engine(url)
     try:
-        from bridge.store.db import ensure_schema
+        from bridge.store.schema import ensure_schema
 
         ensure_schema(engine)
         first = Membership(engine, 30.0)
@@ -447,8 +447,8 @@ def test_a_slow_body_does_not_hold_up_the_others(tmp_path: Path) -> None:
     from bridge.daemon.worker import SharedWorker
     from bridge.lapor.sandbox import SandboxServer
     from bridge.runtime import Runtime
-    from bridge.store.db import ensure_schema
     from bridge.store.models import Case
+    from bridge.store.schema import ensure_schema
     from tests.support.settings import TEST_BEARER, TEST_TOKEN, make_settings
 
     cfg = DaemonSettings(pull_interval=0.3, push_interval=0.3, events_interval=0.3,

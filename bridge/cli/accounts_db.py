@@ -47,7 +47,8 @@ def deployment_engine(settings: Settings) -> Iterator[Engine]:
     """A Pemda's own database (its accounts, workers and body leases), in its configured
     schema and file mode; the schema is created or upgraded on first use."""
     from bridge.filemodes import file_mode
-    from bridge.store.db import ensure_schema, make_engine
+    from bridge.store.db import make_engine
+    from bridge.store.schema import ensure_schema
 
     db = settings.database
     engine = make_engine(db.url, settings.secrets.database_password,

@@ -73,7 +73,8 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 
 def _upgrade_one(settings: Settings, revision: str, label: str) -> None:
     from bridge.filemodes import file_mode
-    from bridge.store.db import current_revision, make_engine, upgrade
+    from bridge.store.db import make_engine
+    from bridge.store.migrate import current_revision, upgrade
 
     engine = make_engine(settings.database.url, settings.secrets.database_password,
                          file_mode=file_mode(settings), schema=settings.database.db_schema)

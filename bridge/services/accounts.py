@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from bridge.errors import BridgeError
 from bridge.services.actions import Actor
 from bridge.store.models import User
+from bridge.store.schema import NO_PASSWORD, OPERATOR
 from bridge.workflow.profile import Workflow
 
 #: The role that administers the staff page (accounts, dead letters, the quarantine).
@@ -36,11 +37,6 @@ MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
 #: Roles no person signs in with: the bridge acts as "sistem" by itself.
 RESERVED_ROLES = frozenset({"sistem"})
-#: The account made with the database (migration 0010): command-line actions without
-#: --user act as it, in whatever role --role names.
-OPERATOR = "operator"
-#: A password hash no password matches: the account cannot sign in on the web page.
-NO_PASSWORD = "!"
 
 _hasher = PasswordHasher()
 #: Checked against when the username is unknown, so that timing does not tell.

@@ -1,4 +1,4 @@
-"""Engines, sessions and schema upgrades for the store (SQLite or PostgreSQL, same code)."""
+"""Engines and sessions for the store (SQLite or PostgreSQL, same code)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,12 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import orjson
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from pydantic import SecretStr
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -150,59 +145,13 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
-def _alembic_config() -> AlembicConfig:
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(files("bridge.store") / "migrations"))
-    return cfg
-
-
-def head_revision() -> str | None:
-    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
-
-
-@contextmanager
-def _quiet_alembic() -> Iterator[None]:
-    # Alembic's INFO lines ("Context impl SQLiteImpl.", one per revision) are for
-    # developers; an operator sees ensure_schema's one line. -vv (DEBUG) still shows them.
-    alembic_log = logging.getLogger("alembic")
-    quiet = not log.isEnabledFor(logging.DEBUG) and alembic_log.level == logging.NOTSET
-    if quiet:
-        alembic_log.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        if quiet:
-            alembic_log.setLevel(logging.NOTSET)
-
-
-def current_revision(engine: Engine) -> str | None:
-    schema = engine_schema(engine)
-    opts = {"version_table_schema": schema} if schema else {}
-    with engine.connect() as conn, _quiet_alembic():
-        return MigrationContext.configure(conn, opts=opts).get_current_revision()
-
-
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision``; safe to call from several processes at once.
-
-    An engine kept in a schema (``make_engine(schema=...)``) gets the schema created when
-    missing, and Alembic's version table inside it: each schema is upgraded on its own."""
-    cfg = _alembic_config()
-    schema = engine_schema(engine)
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _UPGRADE_LOCK_KEY})
-            if schema:
-                quoted = conn.dialect.identifier_preparer.quote_schema(schema)
-                conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quoted}"))
-        cfg.attributes["connection"] = conn
-        cfg.attributes["version_table_schema"] = schema
-        with _quiet_alembic():
-            command.upgrade(cfg, revision)
-
-
-def ensure_schema(engine: Engine) -> None:
-    """Upgrade when the schema is behind; every command but ``db`` calls this at start."""
-    if current_revision(engine) != head_revision():
-        log.info("upgrading database schema to %s", head_revision())
-        upgrade(engine)
+def lock_for_schema_change(conn: Connection, schema: str | None) -> None:
+    """On PostgreSQL, serialise schema changes of the database for the rest of ``conn``'s
+    transaction, and create ``schema`` when it is missing (SQLite's ``BEGIN IMMEDIATE``
+    already serialises writers)."""
+    if conn.dialect.name != "postgresql":
+        return
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _UPGRADE_LOCK_KEY})
+    if schema:
+        quoted = conn.dialect.identifier_preparer.quote_schema(schema)
+        conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quoted}"))

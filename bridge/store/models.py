@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -182,11 +183,11 @@ class QuarantinedItem(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: The same payload rejected again (a re-read) counts here instead of a new row.
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    seen: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    seen: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
     #: Rejected in a run that raised the quarantine alarm; status is unhealthy while an
     #: unresolved row has it.
     alarm: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    retries: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     retried_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: "accepted" (a retry brought it in) or "dismissed" (a person set it aside).
     outcome: Mapped[str | None] = mapped_column(String(16))

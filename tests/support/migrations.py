@@ -10,9 +10,9 @@ from sqlalchemy import Connection, Engine
 def downgrade(engine: Engine, revision: str) -> None:
     from alembic import command
 
-    from bridge.store.db import _alembic_config
+    from bridge.store.migrate import alembic_config
 
-    cfg = _alembic_config()
+    cfg = alembic_config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, revision)

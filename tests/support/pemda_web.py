@@ -16,7 +16,8 @@ from bridge.config import load_settings
 from bridge.runtime import Runtime
 from bridge.services.actions import Actor, NewCase
 from bridge.services.members import create_member
-from bridge.store.db import ensure_schema, make_engine, session_factory
+from bridge.store.db import make_engine, session_factory
+from bridge.store.schema import ensure_schema
 from tests.support.settings import TEST_BEARER, TEST_TOKEN
 from tests.support.web import csrf_of
 
