@@ -59,6 +59,9 @@ def _not_bool(value: Any) -> Any:
 #: A duration in seconds, > 0 (fractions allowed).
 Seconds = Annotated[float, BeforeValidator(_not_bool), AfterValidator(_positive_seconds)]
 
+#: A fraction from 0 to 1 (a share of items, a rate of requests).
+Share = Annotated[float, Field(ge=0, le=1)]
+
 
 class _Section(BaseModel):
     # Unknown keys are refused so that a typo never silently falls back to a default.
@@ -170,7 +173,7 @@ class LaporSettings(_Section):
     request_deadline: float = Field(default=60.0, gt=0)
     #: A pull that quarantines a whole page, or more than this share of the items it
     #: read, raises the quarantine alarm (sync --once exits 1, status is unhealthy).
-    quarantine_alarm_share: float = Field(default=0.2, ge=0, le=1)
+    quarantine_alarm_share: Share = 0.2
     #: Local name of each LAPOR! status code; unknown codes keep LAPOR!'s own name.
     status_names: dict[str, str] = Field(default_factory=dict)
     #: A regular expression: the detail's status log whose note matches it (the last

@@ -3,7 +3,7 @@ figures as plain values, for ``sync --json``, the daemon's job records and the b
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 #: Field metadata of what a run keeps for its caller but leaves out of its JSON (the ids
@@ -20,4 +20,16 @@ class RunRecord:
                 if f.metadata.get("json", True)}
 
 
-__all__ = ["NOT_IN_JSON", "RunRecord"]
+@dataclass
+class Deliveries(RunRecord):
+    """The counts of a run that works through an outbox (to LAPOR!, to another body of the
+    deployment): rows delivered, rows left to retry, rows given up on, and why the run
+    stopped early (credentials refused)."""
+
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+__all__ = ["NOT_IN_JSON", "Deliveries", "RunRecord"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -118,30 +118,23 @@ class NewCase:
 LOCAL_CHANNELS = ("surat", "kotak", "telepon", "langsung", "email", "sms", "fax", "website")
 
 
+@dataclass(eq=False)
 class CaseActions:
     """Every staff action of the SOPs. Used by the CLI, the web page and plugins alike."""
 
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        settings: Settings,
-        rules: Workflow,
-        *,
-        event_sink: EventSink | None = None,
-        after_change: DeadlineHook | None = None,
-        clock: Callable[[], datetime] = utcnow,
-        notice: NoticeHook | None = None,
-        internal_forward: ForwardHook | None = None,
-    ) -> None:
-        self.sessions = sessions
-        self.internal_forward = internal_forward
-        self.settings = settings
-        self.rules = rules
-        self.event_sink = event_sink
-        self.after_change = after_change
-        self.clock = clock
-        self.notice = notice
-        r = settings.regency
+    sessions: sessionmaker[Session]
+    settings: Settings
+    rules: Workflow
+    _: KW_ONLY
+    event_sink: EventSink | None = None
+    after_change: DeadlineHook | None = None
+    clock: Callable[[], datetime] = utcnow
+    notice: NoticeHook | None = None
+    internal_forward: ForwardHook | None = None
+    register_format: register.RegisterFormat = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        r = self.settings.regency
         self.register_format = register.RegisterFormat(r.register_format, r.code, r.timezone)
 
     # -- the one path every action takes ---------------------------------------------

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.config import OpdSettings, Settings
 from bridge.lapor.api_profile import profile_of
-from bridge.runs import RunRecord
+from bridge.runs import Deliveries
 from bridge.services.actions import (
     SYSTEM,
     ActionNotAllowed,
@@ -224,13 +224,9 @@ def forward_views(sessions: sessionmaker[Session], case_id: int,
 
 
 @dataclass
-class ForwardRun(RunRecord):
-    delivered: int = 0
-    retried: int = 0
-    dead: int = 0
+class ForwardRun(Deliveries):
     returned: int = 0
     finished: int = 0
-    errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (f"internal forwards: {self.delivered} delivered, {self.returned} returned, "

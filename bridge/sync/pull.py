@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
@@ -210,40 +210,25 @@ class PageWalker:
         return fresh, last
 
 
+@dataclass(eq=False)
 class Puller:
     """Reads one stream of LAPOR! reports into the store."""
 
-    def __init__(
-        self,
-        source: InboxSource,
-        sessions: sessionmaker[Session],
-        register_format: register.RegisterFormat,
-        *,
-        page_size: int,
-        lookback: timedelta,
-        stream: str = INBOX,
-        event_sink: EventSink | None = None,
-        deadline_for: DeadlineFor | None = None,
-        status_names: dict[str, str] | None = None,
-        max_pages: int = 100_000,
-        stop: threading.Event | None = None,
-        alarm_share: float = 0.2,
-        received_log_note: str = DISPOSITION_NOTE,
-    ) -> None:
-        self.source = source
-        self.sessions = sessions
-        self.register_format = register_format
-        self.page_size = page_size
-        self.lookback = lookback
-        self.stream = stream
-        self.event_sink = event_sink
-        self.deadline_for = deadline_for
-        self.status_names = status_names or {}
-        self.max_pages = max_pages
-        self.stop = stop or threading.Event()
-        self.alarm_share = alarm_share
-        self.received_log_note = received_log_note
-        self._tally = RunTally()
+    source: InboxSource
+    sessions: sessionmaker[Session]
+    register_format: register.RegisterFormat
+    _: KW_ONLY
+    page_size: int
+    lookback: timedelta
+    stream: str = INBOX
+    event_sink: EventSink | None = None
+    deadline_for: DeadlineFor | None = None
+    status_names: dict[str, str] = field(default_factory=dict)
+    max_pages: int = 100_000
+    stop: threading.Event = field(default_factory=threading.Event)
+    alarm_share: float = 0.2
+    received_log_note: str = DISPOSITION_NOTE
+    _tally: RunTally = field(default_factory=RunTally, init=False, repr=False)
 
     # -- the loop ---------------------------------------------------------------------
 

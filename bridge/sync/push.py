@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, cast
 
@@ -44,7 +44,7 @@ from bridge.lapor.models import (
     RemoteComplaint,
     RemoteFollowup,
 )
-from bridge.runs import RunRecord
+from bridge.runs import Deliveries
 from bridge.store.models import Case, CaseEvent, OutboxRow, StoredFile, UTCDateTime, utcnow
 from bridge.sync.track import enrol
 
@@ -175,14 +175,10 @@ def strip_markers(text: str) -> str:
 
 
 @dataclass
-class PushResult(RunRecord):
-    delivered: int = 0
+class PushResult(Deliveries):
     confirmed_by_readback: int = 0
-    retried: int = 0
-    dead: int = 0
     requests: int = 0
     seconds: float = 0.0
-    errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (f"push: {self.delivered} delivered ({self.confirmed_by_readback} confirmed by "
@@ -192,29 +188,20 @@ class _Abort(Exception):
     """Stop the whole run: the problem is not the row's (bad credentials)."""
 
 
+@dataclass(eq=False)
 class Pusher:
-    def __init__(
-        self,
-        target: PushTarget,
-        sessions: sessionmaker[Session],
-        settings: Settings,
-        *,
-        event_sink: EventSink | None = None,
-        stop: threading.Event | None = None,
-        clock: Callable[[], datetime] = utcnow,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.target = target
-        self.sessions = sessions
-        self.settings = settings
-        self.event_sink = event_sink
-        self.stop = stop or threading.Event()
-        self.clock = clock
-        self.rng = rng or random.Random()
-        self._lock = threading.Lock()
-        self._aborted: str | None = None
-        #: Rows whose POST was sent in this run (a 4xx answer to it means "not applied").
-        self._posting: set[int] = set()
+    target: PushTarget
+    sessions: sessionmaker[Session]
+    settings: Settings
+    _: KW_ONLY
+    event_sink: EventSink | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    clock: Callable[[], datetime] = utcnow
+    rng: random.Random = field(default_factory=random.Random)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _aborted: str | None = field(default=None, init=False, repr=False)
+    #: Rows whose POST was sent in this run (a 4xx answer to it means "not applied").
+    _posting: set[int] = field(default_factory=set, init=False, repr=False)
 
     # -- the run ---------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -173,26 +173,17 @@ class _Fetched:
     followups: Page[RemoteFollowup]
 
 
+@dataclass(eq=False)
 class Tracker:
-    def __init__(
-        self,
-        source: TrackSource,
-        sessions: sessionmaker[Session],
-        puller: Puller,
-        cfg: plan.TrackingSettings,
-        *,
-        event_sink: EventSink | None = None,
-        stop: threading.Event | None = None,
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        self.source = source
-        self.sessions = sessions
-        self.puller = puller
-        self.cfg = cfg
-        self.event_sink = event_sink
-        self.stop = stop or threading.Event()
-        self.clock = clock
-        self._lock = threading.Lock()
+    source: TrackSource
+    sessions: sessionmaker[Session]
+    puller: Puller
+    cfg: plan.TrackingSettings
+    _: KW_ONLY
+    event_sink: EventSink | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    clock: Callable[[], datetime] = utcnow
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     # -- adopting ----------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bridge.config import Share
+
 
 class Faults(BaseModel):
     """What goes wrong, and how often. All rates are fractions of requests (0..1)."""
@@ -28,7 +30,7 @@ class Faults(BaseModel):
     jitter_ms: float = Field(default=0.0, ge=0)
     #: Answered 500, 502 (HTML, as a gateway does) or 503 (with Retry-After) before anything
     #: else happens: the request is never applied.
-    error_rate: float = Field(default=0.0, ge=0, le=1)
+    error_rate: Share = 0.0
     #: 429 bursts: after every ``throttle_every`` requests, the next ``throttle_burst``
     #: requests get 429. Retry-After alternates between seconds and an HTTP date. 0 = off.
     throttle_every: int = Field(default=0, ge=0)
@@ -37,19 +39,19 @@ class Faults(BaseModel):
     retry_after_s: int = Field(default=1, ge=0)
     #: Response headers with a Content-Length, then the connection closes without the
     #: body. For POSTs half of the drops happen after the write was applied.
-    drop_rate: float = Field(default=0.0, ge=0, le=1)
+    drop_rate: Share = 0.0
     #: POSTs: the write is applied, then the answer is a 500 -- or, when
     #: ``slow_after_apply_s`` > 0, half of the time the answer comes that late instead.
-    apply_then_fail_rate: float = Field(default=0.0, ge=0, le=1)
+    apply_then_fail_rate: Share = 0.0
     slow_after_apply_s: float = Field(default=0.0, ge=0)
     #: Share of inbox items replaced by a malformed copy (missing id, wrong types,
     #: huge content, bad date).
-    malformed_rate: float = Field(default=0.0, ge=0, le=1)
+    malformed_rate: Share = 0.0
     #: Chance, after an inbox page that has more pages after it, that one report moves to
     #: the end (its updated_at is bumped). ``change_target`` picks it from the pages still
     #: to come ("later") or from the page just served ("served", which makes offset paging
     #: skip an item).
-    change_between_pages: float = Field(default=0.0, ge=0, le=1)
+    change_between_pages: Share = 0.0
     change_target: Literal["later", "served"] = "later"
     #: Seed of the fault dice.
     seed: int = 0
