@@ -91,7 +91,7 @@ def _rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def test_head_revision_is_the_newest_migration() -> None:
-    assert HEAD_REVISION == head_revision()
+    assert head_revision() == HEAD_REVISION
 
 
 def test_a_created_store_is_the_migrated_store(empty_urls: Callable[[], str],
