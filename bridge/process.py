@@ -3,6 +3,7 @@ and the bench's phase processes so that they time what users run)."""
 
 from __future__ import annotations
 
+import atexit
 import gc
 from pathlib import Path
 
@@ -22,6 +23,23 @@ def tune_gc() -> None:
     (what such a sync frees is acyclic and goes at once by reference counting).
     """
     gc.set_threshold(GC_GENERATION0, *gc.get_threshold()[1:])
+    global _freeze_at_exit
+    if not _freeze_at_exit:
+        _freeze_at_exit = True
+        atexit.register(gc.freeze)
+
+
+#: Whether :func:`tune_gc` has registered :func:`gc.freeze` to run at exit (once per
+#: process, however often a command runs in it).
+#:
+#: The interpreter's finalization runs full collections over everything still alive at
+#: exit (the modules, the ORM's mappers, the config): 0.2 s of every command on this
+#: project's machine, a twentieth of a 20,000-report ``sync --once``. Frozen, those
+#: objects are left to the operating system, as Python leaves any object alive at exit
+#: without a promise that its finalizer runs: by then the command has closed its store
+#: and clients, the exit handlers registered before this one (logging's flush among
+#: them) still run after it, and the interpreter flushes the standard streams itself.
+_freeze_at_exit = False
 
 
 def compile_bytecode(*extra: Path) -> bool:
