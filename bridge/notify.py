@@ -22,6 +22,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -130,6 +131,9 @@ class CaseView:
         )
 
 
+# Cached: a digest of a first sync writes a deadline per case, and deadlines fall on a
+# handful of days (end of day, local time); the text was 2% of such a sync's CPU.
+@lru_cache(maxsize=4096)
 def format_tanggal(value: date | datetime | None, tz: str = "Asia/Jakarta") -> str:
     """``Senin, 17 Agustus 2026 pukul 23.59 WIB`` (dates without the time)."""
     if value is None:
