@@ -667,7 +667,7 @@ class TempStore:
 
 @pytest.fixture
 def bridge_store(tmp_path: Path) -> Iterator[TempStore]:
-    """A fresh SQLite store, migrated to the current schema."""
+    """A fresh SQLite store at the newest schema."""
     # Lazy: this pytest plugin loads in every test session of every project.
     from bridge.store.db import make_engine, session_factory
     from bridge.store.schema import ensure_schema
