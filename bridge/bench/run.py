@@ -73,7 +73,7 @@ class BenchOptions:
     #: Reports of the whole-command phases (0: skip them).
     sync_size: int = 20_000
     #: Alternating (baseline, sync --once) pairs.
-    pairs: int = 3
+    pairs: int = 5
     #: Reports the time-to-queue phase adds (0: skip it), and how many per second.
     ttq_reports: int = 40
     ttq_rate: float = 0.25

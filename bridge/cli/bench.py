@@ -47,7 +47,7 @@ def _sizes(_ctx: click.Context, _param: click.Parameter, value: str) -> list[int
               help="Write a cProfile file per phase into this directory.")
 @click.option("--sync-size", default=20_000, show_default=True, type=click.IntRange(0),
               help="Reports of the whole `sync --once` phases (0: skip them).")
-@click.option("--pairs", default=3, show_default=True, type=click.IntRange(1, 20),
+@click.option("--pairs", default=5, show_default=True, type=click.IntRange(1, 20),
               help="Alternating (baseline, sync --once) pairs, for the median and spread.")
 @click.option("--ttq-reports", default=40, show_default=True, type=click.IntRange(0),
               help="Reports the time-to-queue phase adds while `run` runs (0: skip it).")
