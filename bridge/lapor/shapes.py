@@ -141,9 +141,15 @@ class Shapes:
 
         With ``trace``, records for each field the candidate path that matched, or None."""
         out: dict[str, Any] = {}
+        # Most paths are one key into a plain dict: looked up without the walk (this runs
+        # for every field of every report a pull reads).
+        top = raw if type(raw) is dict else None
         for name, paths, coerce in self._fields[kind]:
             for path in paths:
-                value = get_path(raw, path)
+                if top is not None and len(path) == 1:
+                    value = top.get(path[0], MISSING)
+                else:
+                    value = get_path(raw, path)
                 if value is not MISSING:
                     out[name] = coerce(value, self)
                     if trace is not None:
