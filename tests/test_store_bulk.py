@@ -104,3 +104,24 @@ def test_rows_with_differing_keys_are_refused_as_sqlalchemy_refuses_them(db_url:
             execute_many(session, insert(CASES), [_case(1), {"title": "only a title"}])
     finally:
         engine.dispose()
+
+
+def test_sqlite_times_in_one_statement_keep_their_own_instants() -> None:
+    # The SQLite bind processor writes each distinct instant once per statement; equal
+    # instants in different zones share a text, a repeated local hour's second pass not.
+    from zoneinfo import ZoneInfo
+
+    from bridge.store.models import UTCDateTime
+
+    engine = make_engine("sqlite://")
+    process = UTCDateTime().bind_processor(engine.dialect)
+    berlin = ZoneInfo("Europe/Berlin")
+    first = datetime(2026, 10, 25, 2, 30, tzinfo=berlin)
+    second = first.replace(fold=1)
+    wib = datetime(2026, 3, 1, 9, 0, tzinfo=WIB)
+    values = [wib, wib.astimezone(UTC), first, second, first, second, None]
+    assert [process(v) for v in values] == [
+        "2026-03-01 02:00:00.000000", "2026-03-01 02:00:00.000000",
+        "2026-10-25 00:30:00.000000", "2026-10-25 01:30:00.000000",
+        "2026-10-25 00:30:00.000000", "2026-10-25 01:30:00.000000", None]
+    engine.dispose()

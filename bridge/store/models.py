@@ -50,9 +50,22 @@ class UTCDateTime(TypeDecorator[datetime]):
         # SQLite stores text. One step instead of two (process_bind_param, then the
         # DATETIME type's %-format): isoformat writes the very same text, always with six
         # digits (so stored times still sort as text), at a fifth of the cost; a first
-        # pull writes five per report. Reading stays with SQLAlchemy.
+        # pull writes seven per report. Most of them repeat within a statement (the
+        # page's write time, a shared deadline): each distinct instant is written once.
+        memo: dict[datetime, str] = {}
+
         def process(value: datetime | None) -> str | None:
-            return None if value is None else _as_utc(value).isoformat(" ", "microseconds")[:26]
+            if value is None:
+                return None
+            if value.fold:
+                # Equal to its fold-0 twin in a zone's repeated hour, a different instant.
+                return _as_utc(value).isoformat(" ", "microseconds")[:26]
+            text = memo.get(value)
+            if text is None:
+                if len(memo) >= 4096:
+                    memo.clear()
+                text = memo[value] = _as_utc(value).isoformat(" ", "microseconds")[:26]
+            return text
 
         return process
 
