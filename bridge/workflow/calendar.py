@@ -31,8 +31,6 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
-
 # Re-exported: the calendar's date words live in bridge.locale, one place for all.
 from bridge.locale import BULAN as BULAN
 from bridge.locale import HARI as HARI
@@ -111,6 +109,10 @@ class WorkingCalendar:
         with self._lock:
             found = self._years.get(year)
             if found is None:
+                # Lazy: the package costs 35-70 ms to import, and commands that never
+                # count working days (queue, status, the staff page's list) need not pay.
+                import holidays
+
                 table = holidays.country_holidays(
                     self._country, years=year, categories=self._categories, language="id"
                 )
