@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from bridge.domain import CaseSnapshot, RoutingDecision, location_places
 from bridge.hookspecs import declare_section, hookimpl
@@ -57,6 +57,11 @@ class Rule(BaseModel):
     body_id: int | None = Field(default=None, ge=1)
     tembusan: list[str] = Field(default_factory=list)
     reason: str = ""
+    # The rule's words as compared (lower case), worked out once: a first sync asks every
+    # rule about thousands of cases.
+    _categories: frozenset[str] = PrivateAttr(default=frozenset())
+    _keywords: tuple[str, ...] = PrivateAttr(default=())
+    _locations: tuple[str, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
     def _one_target(self) -> Self:
@@ -67,15 +72,19 @@ class Rule(BaseModel):
             raise ValueError("give at least one of categories, keywords, locations, severities")
         return self
 
+    def model_post_init(self, context: object, /) -> None:
+        self._categories = frozenset(c.strip().lower() for c in self.categories)
+        self._keywords = tuple(k.lower() for k in self.keywords)
+        self._locations = tuple(loc.lower() for loc in self.locations)
+
     def matches(self, case: CaseSnapshot) -> bool:
-        if self.categories and (case.category or "").strip().lower() not in {
-                c.strip().lower() for c in self.categories}:
+        if self._categories and (case.category or "").strip().lower() not in self._categories:
             return False
         text = f"{case.title}\n{case.content}".lower()
-        if self.keywords and not any(k.lower() in text for k in self.keywords):
+        if self._keywords and not any(k in text for k in self._keywords):
             return False
         location = (case.location or "").lower()
-        if self.locations and not any(loc.lower() in location for loc in self.locations):
+        if self._locations and not any(loc in location for loc in self._locations):
             return False
         return not (self.severities and case.severity not in self.severities)
 
