@@ -33,9 +33,10 @@ and ``severities`` (the case's class, e.g. ``["berat"]``).
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bridge.domain import CaseSnapshot, RoutingDecision, location_places
 from bridge.hookspecs import declare_section, hookimpl
@@ -57,11 +58,6 @@ class Rule(BaseModel):
     body_id: int | None = Field(default=None, ge=1)
     tembusan: list[str] = Field(default_factory=list)
     reason: str = ""
-    # The rule's words as compared (lower case), worked out once: a first sync asks every
-    # rule about thousands of cases.
-    _categories: frozenset[str] = PrivateAttr(default=frozenset())
-    _keywords: tuple[str, ...] = PrivateAttr(default=())
-    _locations: tuple[str, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
     def _one_target(self) -> Self:
@@ -72,19 +68,23 @@ class Rule(BaseModel):
             raise ValueError("give at least one of categories, keywords, locations, severities")
         return self
 
-    def model_post_init(self, context: object, /) -> None:
-        self._categories = frozenset(c.strip().lower() for c in self.categories)
-        self._keywords = tuple(k.lower() for k in self.keywords)
-        self._locations = tuple(loc.lower() for loc in self.locations)
+    @cached_property
+    def lowered(self) -> tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]:
+        """The categories, keywords and places as compared (lower case), worked out once:
+        a first sync asks every rule about thousands of cases."""
+        return (frozenset(c.strip().lower() for c in self.categories),
+                tuple(k.lower() for k in self.keywords),
+                tuple(loc.lower() for loc in self.locations))
 
     def matches(self, case: CaseSnapshot) -> bool:
-        if self._categories and (case.category or "").strip().lower() not in self._categories:
+        categories, keywords, locations = self.lowered
+        if categories and (case.category or "").strip().lower() not in categories:
             return False
         text = f"{case.title}\n{case.content}".lower()
-        if self._keywords and not any(k in text for k in self._keywords):
+        if keywords and not any(k in text for k in keywords):
             return False
         location = (case.location or "").lower()
-        if self._locations and not any(loc in location for loc in self._locations):
+        if locations and not any(loc in location for loc in locations):
             return False
         return not (self.severities and case.severity not in self.severities)
 
