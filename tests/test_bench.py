@@ -142,7 +142,7 @@ def test_bench_on_postgresql_too() -> None:
     if not find_bin("initdb"):
         pytest.skip("no PostgreSQL server binaries")
     report = bench("--sizes", "150", "--followups", "20", "--page-size", "50", "--postgres",
-                   "--sync-size", "0", "--ttq-reports", "0")
+                   "--sync-size", "0", "--ttq-reports", "0", "--tracked", "0")
     check_common(report)
     assert report["config"]["databases"] == ["sqlite", "postgresql"]
     for db in ("sqlite", "postgresql"):
