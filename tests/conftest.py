@@ -22,6 +22,7 @@ from hypothesis import settings as hypothesis_settings
 from bridge.lapor.sandbox import SandboxServer
 from bridge.process import compile_bytecode, tune_gc
 from bridge.tools.pg_cluster import NoPostgres, PgCluster, start_cluster
+from tests.support.passwords import cheap_password_hashing
 from tests.support.schedule import FileTimer, order_longest_first
 from tests.support.settings import TEST_BEARER, TEST_TOKEN, make_settings
 
@@ -43,6 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # The collector as the bridge's own processes run it (bridge/process.py): the tests
     # run the same code in-process.
     tune_gc()
+    cheap_password_hashing()  # argon2's cheapest cost in-process (tests/support/passwords.py)
     if not hasattr(config, "workerinput"):  # once, in the process that starts the workers
         compile_bytecode(ROOT / "tests")
 
