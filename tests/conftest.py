@@ -22,6 +22,7 @@ from hypothesis import settings as hypothesis_settings
 from bridge.lapor.sandbox import SandboxServer
 from bridge.process import compile_bytecode, tune_gc
 from bridge.tools.pg_cluster import NoPostgres, PgCluster, start_cluster
+from tests.support import databases
 from tests.support.passwords import cheap_password_hashing
 from tests.support.schedule import FileTimer, order_longest_first
 from tests.support.settings import TEST_BEARER, TEST_TOKEN, make_settings
@@ -92,11 +93,10 @@ def pg_template(pg_cluster: PgCluster) -> str:
 
 
 @pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite file migrated to head once per session, copied by ``db_url``."""
-    path = tmp_path_factory.mktemp("template") / "bridge.db"
-    _migrate(f"sqlite:///{path}")
-    return path
+def sqlite_template() -> Path:
+    """A SQLite file migrated to head once per session, copied by ``db_url``
+    (:func:`tests.support.databases.sqlite_template`, which other helpers copy too)."""
+    return databases.sqlite_template()
 
 
 DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
