@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from hypothesis import settings as hypothesis_settings
 from bridge.lapor.sandbox import SandboxServer
 from bridge.process import compile_bytecode, tune_gc
 from bridge.tools.pg_cluster import NoPostgres, PgCluster, start_cluster
+from tests.support import databases
+from tests.support.passwords import cheap_password_hashing
 from tests.support.schedule import FileTimer, order_longest_first
 from tests.support.settings import TEST_BEARER, TEST_TOKEN, make_settings
 
@@ -43,8 +46,23 @@ def pytest_configure(config: pytest.Config) -> None:
     # The collector as the bridge's own processes run it (bridge/process.py): the tests
     # run the same code in-process.
     tune_gc()
+    cheap_password_hashing()  # argon2's cheapest cost in-process (tests/support/passwords.py)
     if not hasattr(config, "workerinput"):  # once, in the process that starts the workers
         compile_bytecode(ROOT / "tests")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collection(session: pytest.Session) -> Iterator[None]:
+    """Let pytest keep its assertion-rewritten test modules while it collects them. It
+    writes them only where bytecode may be written, and where PYTHONDONTWRITEBYTECODE is
+    set (as on this project's machine) every worker rewrote every test module again:
+    ~3 s of CPU per process. The bridge's own bytecode is written anyway (pytest_configure)."""
+    before = sys.dont_write_bytecode
+    sys.dont_write_bytecode = False
+    try:
+        yield
+    finally:
+        sys.dont_write_bytecode = before
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -91,11 +109,10 @@ def pg_template(pg_cluster: PgCluster) -> str:
 
 
 @pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite file migrated to head once per session, copied by ``db_url``."""
-    path = tmp_path_factory.mktemp("template") / "bridge.db"
-    _migrate(f"sqlite:///{path}")
-    return path
+def sqlite_template() -> Path:
+    """A SQLite file migrated to head once per session, copied by ``db_url``
+    (:func:`tests.support.databases.sqlite_template`, which other helpers copy too)."""
+    return databases.sqlite_template()
 
 
 DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]

@@ -15,6 +15,7 @@ is either stored or quarantined whole, with its raw text and a one-line reason.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -104,11 +105,15 @@ def served_items(responses: list[httpx.Response]) -> list[Any]:
 
 
 def db_url_for(db: str, name: str, request: pytest.FixtureRequest) -> str:
+    # Copies of the session's migrated templates (conftest): what is tested here is the
+    # pull, not the migrations, which ran once per database per case before.
     if db == "sqlite":
         tmp: Path = request.getfixturevalue("tmp_path")
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), tmp / (name + ".db"))
         return f"sqlite:///{tmp / (name + '.db')}"
     cluster = request.getfixturevalue("pg_cluster")  # skips when there is no PostgreSQL
-    return str(cluster.create_database(f"corpus_{name}"[:60].lower()))
+    template = request.getfixturevalue("pg_template")
+    return str(cluster.create_database(f"corpus_{name}"[:60].lower(), template=template))
 
 
 def inbox_case(name: str, spec: dict[str, Any], db: str, request: pytest.FixtureRequest

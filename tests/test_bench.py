@@ -47,7 +47,7 @@ def check_common(report: dict[str, Any]) -> None:
 def test_bench_tiny_sizes_counts_are_right() -> None:
     report = bench("--sizes", "200,400", "--followups", "60", "--page-size", "100",
                    "--sync-size", "300", "--pairs", "2", "--ttq-reports", "3",
-                   "--ttq-rate", "2", "--pull-interval", "1", "--tracked", "2000")
+                   "--ttq-rate", "10", "--pull-interval", "0.3", "--tracked", "2000")
     check_common(report)
     assert report["config"]["sizes"] == [200, 400]
     assert report["config"]["databases"] == ["sqlite"]
@@ -104,7 +104,7 @@ def test_bench_tiny_sizes_counts_are_right() -> None:
     # Time to the queue: each added report seen once on each view.
     (ttq,) = phases(report, "time to queue")
     assert ttq["added"] == ttq["seen_web"] == ttq["seen_cli"] == 3
-    assert ttq["pull_interval"] == 1.0
+    assert ttq["pull_interval"] == 0.3
     for view in ("web", "cli"):
         assert 0 < ttq[view]["p50"] <= ttq[view]["p95"] <= ttq[view]["max"]
     assert ttq["daemon_exit"] == 0 and ttq["daemon_peak_rss_mb"] > 10
@@ -142,7 +142,7 @@ def test_bench_on_postgresql_too() -> None:
     if not find_bin("initdb"):
         pytest.skip("no PostgreSQL server binaries")
     report = bench("--sizes", "150", "--followups", "20", "--page-size", "50", "--postgres",
-                   "--sync-size", "0", "--ttq-reports", "0")
+                   "--sync-size", "0", "--ttq-reports", "0", "--tracked", "0")
     check_common(report)
     assert report["config"]["databases"] == ["sqlite", "postgresql"]
     for db in ("sqlite", "postgresql"):

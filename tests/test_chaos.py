@@ -51,10 +51,11 @@ from tests.support.daemon import (
 )
 from tests.support.settings import TEST_BEARER, TEST_TOKEN, make_settings
 
-#: Ten rounds: each round is the same (a fresh daemon, the same faults, a kill at a random
-#: moment once it leads) and the checks are made once, at the end; ten already put kills
-#: in pulls, pushes and retries (the counters below show every fault kind happened).
-KILLS = int(os.environ.get("LAPOR_BRIDGE_CHAOS_KILLS", "10"))
+#: Six rounds: each round is the same (a fresh daemon, the same faults, a kill at a random
+#: moment once it leads) and the checks are made once, at the end; six already put kills
+#: in pulls, pushes and retries (the counters below show every fault kind happened). Ten
+#: proved nothing more and cost the suite ~6 s of CPU; a soak run sets more.
+KILLS = int(os.environ.get("LAPOR_BRIDGE_CHAOS_KILLS", "6"))
 SEED = 20261122
 
 FAULTS = {

@@ -12,12 +12,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from bridge.daemon import jobs
 from bridge.daemon.health import collect
@@ -25,7 +25,7 @@ from bridge.daemon.lease import LeaseManager, read_lease
 from bridge.daemon.scheduler import Daemon
 from bridge.daemon.status import LEADER, STANDBY, STOPPED, read_statuses
 from bridge.lapor.sandbox import SandboxServer
-from bridge.store.models import Case, RemoteInstitution, RemoteTemplate, SyncCursor
+from bridge.store.models import Case, Lease, RemoteInstitution, RemoteTemplate, SyncCursor
 from tests.support.daemon import (
     FAST_DAEMON,
     add_followups,
@@ -180,9 +180,12 @@ def test_a_lost_lease_stops_the_sync_jobs(runtime_factory: Any, sandbox: Sandbox
     with running(daemon):
         wait_leader(daemon)
         wait_for("the pull", lambda: cases(rt) == 60)
-        # Another daemon took the lease over (as after a long pause of this one).
-        with rt.engine.begin() as conn:
-            conn.execute(text("UPDATE leases SET holder = 'thief:2:x'"))
+        # Another daemon took the lease over (as after a long pause of this one), and
+        # renews it: with the old expiry it lapsed a moment later, and on a loaded machine
+        # this daemon, demoted late, took it straight back and pulled the report below.
+        with rt.sessions() as s, s.begin():
+            s.execute(update(Lease).values(holder="thief:2:x",
+                                           expires_at=datetime.now(UTC) + timedelta(hours=1)))
         wait_for("demotion", lambda: daemon.role == STANDBY)
         # Usually the renewal finds the thief; on a loaded machine the watchdog may see the
         # renewal late first. Either way the daemon stands down.

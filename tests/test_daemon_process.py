@@ -14,6 +14,7 @@ import pytest
 
 from bridge.daemon.status import read_statuses
 from bridge.lapor.sandbox import SandboxServer
+from tests.support.cli import ENV, run_cli
 from tests.support.daemon import (
     Store,
     add_followups,
@@ -31,7 +32,9 @@ from tests.support.settings import TEST_BEARER, TEST_TOKEN
 
 
 def status(config: Path) -> tuple[int, dict[str, object]]:
-    proc = cli("status", "--json", "--config", str(config))
+    # In-process (polled many times while the daemon runs); the test below still runs
+    # `status` once as a real process.
+    proc = run_cli("status", "--json", "--config", str(config), env=ENV)
     assert proc.returncode in (0, 1), proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 

@@ -14,6 +14,7 @@ from bridge.runtime import Runtime
 from bridge.services.actions import Actor, BadInput, CaseActions, NewCase, Upload
 from bridge.store.models import Case, CaseEvent, OutboxRow, OutgoingLetter, StoredFile
 from tests.support.cli import assert_one_line_error, invoke, write_config
+from tests.support.databases import migrated_sqlite
 from tests.support.profiles import pdf_text
 from tests.support.settings import make_settings
 from tests.support.web import Env, build_env
@@ -32,7 +33,7 @@ REGISTER = {"registers": {"surat_keluar": {"code": "ADU", "unit": "DPMPTSP",
 
 
 def deployment(tmp_path: Path, **sections: Any) -> Runtime:
-    return Runtime(make_settings(f"sqlite:///{tmp_path / 'b.db'}", **sections))
+    return Runtime(make_settings(migrated_sqlite(tmp_path / "b.db"), **sections))
 
 
 def drafted_case(a: CaseActions) -> int:

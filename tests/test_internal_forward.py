@@ -28,6 +28,7 @@ from bridge.services.internal_forward import (
     return_forward,
 )
 from bridge.store.models import Case, InternalArrival, InternalForward, OutboxRow, StoredFile
+from tests.support.databases import migrated_sqlite
 from tests.support.settings import BASE_CONFIG
 
 PETUGAS = Actor("Sari (front office)", "petugas")
@@ -42,7 +43,7 @@ def body_settings(tmp: Path, sandbox: MultiSandboxServer, code: str, name: str, 
     data["regency"] = {**data["regency"], "code": code, "name": name}
     data["lapor"] = {**data["lapor"], "base_url": sandbox.url, "bearer_header": "auth",
                      "institution_id": iid, "api": {"internal_forward": mode}}
-    data["database"] = {"url": f"sqlite:///{tmp / (code.lower() + '.db')}"}
+    data["database"] = {"url": migrated_sqlite(tmp / (code.lower() + ".db"))}
     data["opds"] = [{"code": other[0], "name": other[1], "lapor_institution_id": other[2]}]
     secrets = sandbox.secrets(iid)
     return settings_from_mapping(data, source=f"{code}.toml", env={

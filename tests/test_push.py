@@ -227,8 +227,14 @@ def set_stage(rt: Any, cid: int, stage: str) -> None:
         case.stage = stage
 
 
+#: Follow-ups and forwards (one in ten) queued before the faulty pushes. 500 meet every
+#: fault kind many times over (the counters are checked); 1000 proved nothing more and
+#: cost the suite ~10 s of CPU (each forward lays out its letter's PDF).
+ACTIONS = 500
+
+
 @pytest.mark.slow
-def test_thousand_actions_exactly_once_in_order_under_faults(runtime_factory: Any) -> None:
+def test_hundreds_of_actions_exactly_once_in_order_under_faults(runtime_factory: Any) -> None:
     from bridge.lapor.sandbox import SandboxServer
     from bridge.sync.pull import Puller  # noqa: F401  (pull fills the store first)
     from tests.support.settings import TEST_BEARER, TEST_TOKEN
@@ -252,7 +258,7 @@ def test_thousand_actions_exactly_once_in_order_under_faults(runtime_factory: An
         a = rt.actions()
         expected: dict[int, list[str]] = defaultdict(list)
         opds = ["DLH", "PUPR"]
-        for n in range(1000):
+        for n in range(ACTIONS):
             cid = rng.choice(case_ids)
             if rng.random() < 0.1:
                 set_stage(rt, cid, "classified")
@@ -284,7 +290,7 @@ def test_thousand_actions_exactly_once_in_order_under_faults(runtime_factory: An
             markers = [str(m) for f in posted for m in markers_in(f["content"])]
             assert markers == outbox_ids, f"case {cid}: order or count differs"
             total += len(markers)
-        assert total == 1000
+        assert total == ACTIONS
 
 
 @respx.mock

@@ -106,6 +106,11 @@ def test_three_workers_over_twelve_bodies_survive_a_sigkill(pg_url: str, tmp_pat
                          lambda: all(counts.read()[c] > 3 for c in codes[:STAFF_BODIES]),
                          timeout=90, procs=procs, log=log)
                 for _ in range(5):  # staff at work, the workers mid-sync
+                    # The kill must land mid-sync: on a loaded machine the staff's rounds
+                    # can outlast the whole first pull, so they end early once half the
+                    # bodies are complete (it failed as "held no unfinished body").
+                    if sum(n >= OPTS.reports for n in counts.read().values()) * 2 >= len(codes):
+                        break
                     for st in staff:
                         st.work()
                 killed = _kill_one(engine, codes, procs, counts, {})
@@ -143,10 +148,12 @@ def test_three_workers_over_twelve_bodies_survive_a_sigkill(pg_url: str, tmp_pat
 
                 wait_for("every body's store equal to its sandbox", matches, timeout=30,
                          procs=live, log=log)
+            # Errors, and the stacks a worker slow to stop wrote on SIGUSR1 (bench.scale).
             trouble = [line for line in log.read_text(errors="replace").splitlines()
-                       if " ERROR " in line or " CRITICAL " in line or "Traceback" in line]
+                       if " ERROR " in line or " CRITICAL " in line or "Traceback" in line
+                       or line.startswith(("Thread 0x", "Current thread", "  File "))]
             assert all(p.returncode == 0 for p in live), (
-                [p.returncode for p in live], "\n".join(trouble[-40:]))
+                [p.returncode for p in live], "\n".join(trouble[-80:]))
         finally:
             engine.dispose()
             for st in staff:

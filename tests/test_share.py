@@ -390,14 +390,15 @@ def test_three_workers_twelve_bodies_kill_one_and_return(tmp_path: Path, pg_url:
 @pytest.mark.slow
 def test_a_second_daemon_on_sqlite_is_refused_with_one_line(tmp_path: Path) -> None:
     from bridge.lapor.sandbox import SandboxServer
-    from tests.support.daemon import Store, cli, holder_pid, start_daemon, stop, write_config
+    from tests.support.cli import ENV, run_cli
+    from tests.support.daemon import Store, holder_pid, start_daemon, stop, write_config
     from tests.support.settings import TEST_BEARER, TEST_TOKEN
 
     db_url = f"sqlite:///{tmp_path / 'bridge.db'}"
     with SandboxServer(seed=3, reports=5, bearer=TEST_BEARER, token=TEST_TOKEN,
                        bearer_header="Authorization") as sandbox:
         config = write_config(tmp_path / "c.toml", sandbox.url, db_url)
-        assert cli("check-config", "--config", str(config)).returncode == 0
+        assert run_cli("check-config", "--config", str(config), env=ENV).returncode == 0
         store = Store(db_url)
         first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
         first = start_daemon(config, first_log)
@@ -413,14 +414,14 @@ def test_a_second_daemon_on_sqlite_is_refused_with_one_line(tmp_path: Path) -> N
                     if "another worker runs on this SQLite database" in line]
             assert len(said) == 1 and f"pid {first.pid}" in said[0], second_log.read_text()
 
-            checked = cli("check-config", "--config", str(config))
+            checked = run_cli("check-config", "--config", str(config), env=ENV)
             assert checked.returncode == 2
             assert checked.stderr.count("\n") == 1, checked.stderr
             assert "database.url" in checked.stderr and f"pid {first.pid}" in checked.stderr
 
             # Once it stops, the next one starts (and check-config is content again).
             assert stop(first) == 0
-            assert cli("check-config", "--config", str(config)).returncode == 0
+            assert run_cli("check-config", "--config", str(config), env=ENV).returncode == 0
             third = start_daemon(config, tmp_path / "third.log")
             procs.append(third)
             wait_for("the next daemon to lead",

@@ -10,7 +10,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import select, update
 from starlette.testclient import TestClient
 
@@ -19,6 +18,7 @@ from bridge.store.models import Case, OutboxRow, User
 from bridge.web.app import create_app
 from bridge.web.forms import CONTENT_MAX
 from bridge.web.settings import SigningKey, WebSettings
+from tests.support.passwords import TEST_HASHER
 from tests.support.settings import make_settings
 from tests.support.web import (
     ANALIS,
@@ -129,7 +129,7 @@ def test_password_change_and_disable_end_sessions(env: Env) -> None:
     assert c.get("/antrean").url.path == "/antrean"
     with env.rt.sessions() as s, s.begin():
         s.execute(update(User).where(User.username == "kasi")
-                  .values(password_hash=PasswordHasher().hash("sandi-baru-9876")))
+                  .values(password_hash=TEST_HASHER.hash("sandi-baru-9876")))
     assert c.get("/antrean", follow_redirects=False).status_code == 303
     c2 = env.login("analis")
     with env.rt.sessions() as s, s.begin():

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import select
 
 from bridge.runtime import Runtime
@@ -28,6 +27,7 @@ from bridge.store.models import Case, User
 from bridge.web.app import create_app
 from bridge.web.serve import ThreadedServer
 from bridge.web.settings import SigningKey, WebSettings
+from tests.support.passwords import TEST_HASHER
 from tests.support.settings import TEST_BEARER, TEST_TOKEN, make_settings
 
 CHROMIUM = "/usr/bin/chromium"
@@ -98,7 +98,7 @@ def world(tmp_path: Path) -> Iterator[World]:
                                    regency={"name": "Kabupaten Uji"},
                                    workflow={"deadlines": {"overall": {
                                        "counted_from": "filed"}}}))
-        hasher = PasswordHasher()
+        hasher = TEST_HASHER
         with rt.sessions() as s, s.begin():
             for username, role, name in (("dewi", "kasi", "Dewi Lestari"),
                                          ("sari", "petugas", "Sari Wulandari")):

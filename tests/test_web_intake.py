@@ -15,6 +15,7 @@ from bridge.store.models import Case, OutboxRow, StoredFile
 from bridge.web.app import create_app
 from bridge.web.settings import SigningKey, WebSettings
 from tests.support.clock import Clock
+from tests.support.databases import migrated_sqlite
 from tests.support.settings import make_settings
 from tests.support.web import Env, csrf_of
 
@@ -23,7 +24,7 @@ PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[Env]:
-    rt = Runtime(make_settings(f"sqlite:///{tmp_path / 'web.db'}"))
+    rt = Runtime(make_settings(migrated_sqlite(tmp_path / "web.db")))
     clock = Clock()
     ws = WebSettings(poll_seconds=1)
     e = Env(rt, clock, ws, create_app(rt, web=ws, key=SigningKey("k" * 48, "test"),

@@ -100,7 +100,12 @@ class SharedWorker:
             thread = threading.Thread(target=target, name=f"worker-{name}", daemon=True)
             self._threads.append(thread)
             thread.start()
-        self.stopping.wait()
+        # Never an unbounded wait: Python runs the SIGTERM handler only when this thread
+        # executes bytecode, and a worker was seen asleep here 30 s after SIGTERM with
+        # its handler never run (scale test under load; the SIGUSR1 stack dump). Waking
+        # every half second runs a pending handler within that time.
+        while not self.stopping.wait(0.5):
+            pass
         for thread in self._threads:
             thread.join(self.cfg.stop_timeout)
         return self._finish()

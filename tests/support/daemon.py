@@ -201,9 +201,13 @@ class Store:
     def wait_for_one_more_pull(self, proc: subprocess.Popen[bytes], log: Path) -> None:
         """Wait until the daemon finishes a pull that starts after now, so that the last
         remote changes (our own follow-ups bump reports on LAPOR!) are in."""
-        mark = self.last_pull_success()
-        wait_for("one more successful pull", lambda: self.last_pull_success() != mark,
-                 timeout=30, procs=[proc], log=log)
+        # Two completions, not one: the pull that completes first may have started (and
+        # read LAPOR!) before now; a daemon's pulls never overlap, so the second one
+        # started after now.
+        for _ in range(2):
+            mark = self.last_pull_success()
+            wait_for("one more successful pull", lambda m=mark: self.last_pull_success() != m,
+                     timeout=30, procs=[proc], log=log)
 
     def roles(self) -> dict[int, str]:
         """pid -> role of the daemons' status rows."""

@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from argon2 import PasswordHasher
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
@@ -16,11 +15,12 @@ from bridge.store.models import Case, CaseEvent, OutboxRow, User
 from bridge.web.app import create_app
 from bridge.web.settings import SigningKey, WebSettings
 from tests.support.clock import Clock
+from tests.support.passwords import TEST_HASHER
 from tests.support.settings import make_settings
 
 PASSWORD = "kata-sandi-uji-123"
 #: Hashed once: hashing is deliberately slow, and every test signs people in.
-PASSWORD_HASH = PasswordHasher().hash(PASSWORD)
+PASSWORD_HASH = TEST_HASHER.hash(PASSWORD)
 
 PETUGAS = Actor("Sari (petugas)", "petugas")
 ANALIS = Actor("Budi (analis)", "analis")
