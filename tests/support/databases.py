@@ -1,7 +1,7 @@
-"""Fresh SQLite stores at the head revision without running Alembic for each one.
+"""Fresh SQLite stores at the head revision without building the schema for each one.
 
-The migrations run once per test process, into a template file; each store a test asks for
-is a copy of it. Tests of the migrations themselves start from empty databases instead
+The schema is made once per test process, into a template file (as the bridge makes a new
+store); each store a test asks for is a copy of it. Tests of the migrations themselves start from empty databases instead
 (conftest's ``empty_db_url``).
 """
 
@@ -16,8 +16,9 @@ from pathlib import Path
 
 @cache
 def sqlite_template() -> Path:
-    """A SQLite file migrated to head, once per process (removed at exit)."""
-    from bridge.store.db import ensure_schema, make_engine
+    """A SQLite file at the head revision, made once per process (removed at exit)."""
+    from bridge.store.db import make_engine
+    from bridge.store.schema import ensure_schema
 
     folder = Path(tempfile.mkdtemp(prefix="lapor-bridge-template-"))
     atexit.register(shutil.rmtree, folder, True)
