@@ -498,3 +498,33 @@ def test_change_while_stepping_through_a_shared_second() -> None:
         assert case_of(rt, 3) is not None, "report 3 was never read"
     finally:
         rt.close()
+
+
+def test_a_report_leaving_a_shared_second_does_not_hide_the_next_one() -> None:
+    # Found by the property above: reading a shared second page by page (a page of one),
+    # report 1 leaves it (a newer version) and the pages shift left by one, so the next
+    # page skips report 2, which stands just after that second. The run sees report 1
+    # again, newer, and reads the second once more: report 2 must be taken then, for the
+    # cursor is already three seconds past it, beyond the look-back.
+    fields = (("attachments", False), ("category", "Infrastruktur Jalan"),
+              ("content", "Berlubang"), ("is_secret", False),
+              ("location", "Kel. Sukamaju, Kec. Sukamaju"), ("status_code", "1"),
+              ("title", "Jalan rusak"))
+
+    def at(report: int, second: int) -> Version:
+        return Version(report, T0 + timedelta(seconds=second), fields)
+
+    order = [at(1, 0), at(2, 1), at(3, 3), at(4, 3), at(1, 3), at(1, 4)]
+    rt = fresh_runtime()
+    server = LaggingInbox(order)
+    puller = Puller(server, rt.sessions, rt.register_format, page_size=1,
+                    lookback=timedelta(seconds=2))
+    try:
+        server.known, server.advance = 3, [0, 1, 2]
+        puller.run()
+        server.known, server.advance = len(order), []
+        puller.run()
+        assert [case_of(rt, r) is not None for r in (1, 2, 3, 4)] == [True] * 4
+        assert case_of(rt, 1).remote_updated_at == T0 + timedelta(seconds=4)
+    finally:
+        rt.close()

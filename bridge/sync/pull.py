@@ -173,6 +173,11 @@ class PageWalker:
         self.tie_ids: dict[datetime, set[int]] = {}
         self.rescan: set[datetime] = set()
 
+    @property
+    def taken_up_to(self) -> tuple[datetime, int] | None:
+        """The largest (updated_at, id) this run has taken so far."""
+        return self._run_key
+
     def step(self, batch: Page[RemoteComplaint]) -> tuple[list[RemoteComplaint], bool]:
         """The items of ``batch`` new to this run, and whether it was the last page."""
         page, since = self.page, self.since
@@ -276,7 +281,7 @@ class Puller:
                 if self.stop.is_set():
                     result.stopped = True
                     break
-                self._rescan_second(moment, walk.tie_ids[moment], result)
+                self._rescan_second(moment, walk.tie_ids[moment], result, walk.taken_up_to)
         except Exception as exc:
             self._record_error(exc)
             raise
@@ -291,8 +296,14 @@ class Puller:
         log.info(result.summary() + (" (stopped early)" if result.stopped else ""))
         return result
 
-    def _rescan_second(self, moment: datetime, seen: set[int], result: PullResult) -> None:
-        """Read the reports of one shared second again and take those not yet read."""
+    def _rescan_second(self, moment: datetime, seen: set[int], result: PullResult,
+                       taken_up_to: tuple[datetime, int] | None) -> None:
+        """Read the reports of one shared second again and take those not yet read.
+
+        A report that left the second while its pages were read shifted the next page by
+        one, so the report skipped may also stand just after the second: the page that
+        reaches past it is taken too, up to what the run has read (storing a version
+        again changes nothing; what is newer is the next run's)."""
         page = 1
         while page <= self.max_pages:
             batch = self.source.inbox_page(moment, page, self.page_size)
@@ -300,13 +311,15 @@ class Puller:
             result.pages += 1
             at_moment = [i for i in batch.items if i.updated_at == moment]
             missed = [i for i in at_moment if i.id not in seen]
+            past = not batch.items or batch.items[-1].updated_at != moment
+            after = [i for i in batch.items if i.updated_at > moment and (
+                taken_up_to is None or _key(i) <= taken_up_to)] if past else []
             if missed:
                 log.info("pull %s: %d report(s) at %s read on a second pass", self.stream,
                          len(missed), moment.isoformat())
-            self._commit_page(missed, [], result, batch.sources)
+            self._commit_page(missed + after, [], result, batch.sources)
             seen.update(i.id for i in at_moment)
-            if not batch.next_page_url or not batch.items or (
-                    batch.items[-1].updated_at != moment):
+            if not batch.next_page_url or past:
                 return
             page += 1
 
