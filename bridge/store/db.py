@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -133,12 +135,33 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     # Before WAL: a database's page size can only be chosen while it is still empty.
     cur.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     # WAL lets the web page read while the daemon writes; foreign keys are off by default.
-    cur.execute("PRAGMA journal_mode=WAL")
+    _switch_to_wal(cur)
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+#: How long a SQLite connection waits for another's lock before "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _switch_to_wal(cur: Any) -> None:
+    # On a new file, two processes switching it to WAL at once (the daemon and the staff
+    # page started together on a fresh install) get "database is locked" at once: SQLite
+    # does not wait on the busy timeout there. Try again, within that timeout.
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 def _sqlite_begin(conn: Any) -> None:

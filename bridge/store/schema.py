@@ -1,10 +1,11 @@
 """The store at its newest schema, as every command but ``db`` needs it.
 
-A store already at the newest revision is checked with one query, and an empty database
-is created from the models in one transaction, both without loading Alembic (about a
-tenth of a second of imports, which every ``queue``, ``status`` or ``sync --once`` paid;
-running the thirteen migrations on an empty SQLite file cost twice that again). A store
-at an older revision is upgraded by its migrations (:mod:`bridge.store.migrate`).
+A store already at the newest revision is checked with a quick look (its table list and
+version row), and an empty database is created from the models in one transaction, both
+without loading Alembic (about a tenth of a second of imports, which every ``queue``,
+``status`` or ``sync --once`` paid; running the thirteen migrations on an empty SQLite
+file cost twice that again). A store at an older revision is upgraded by its migrations
+(:mod:`bridge.store.migrate`).
 
 Creating from the models is what Alembic's documentation advises for a new database
 ("Building an Up to Date Database from Scratch": ``create_all``, then stamp the head).
@@ -87,9 +88,13 @@ def ensure_schema(engine: Engine) -> None:
         found = _look(conn, schema)
     if found.revision == HEAD_REVISION:
         return
-    if found.empty and _create(engine, schema):
-        log.info("created the database schema at revision %s", HEAD_REVISION)
-        return
+    if found.empty:
+        if _create(engine, schema):
+            log.info("created the database schema at revision %s", HEAD_REVISION)
+            return
+        # Another process created it first, under the lock: it is most likely current.
+        if stored_revision(engine) == HEAD_REVISION:
+            return
     # Lazy: Alembic loads only when a store is behind (see the module's doc).
     from bridge.store.migrate import upgrade
 
