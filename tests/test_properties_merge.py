@@ -528,3 +528,30 @@ def test_a_report_leaving_a_shared_second_does_not_hide_the_next_one() -> None:
         assert case_of(rt, 1).remote_updated_at == T0 + timedelta(seconds=4)
     finally:
         rt.close()
+
+
+def test_a_second_pass_counts_each_report_once() -> None:
+    # Four reports share a second (pages of three); report 1 changes while the second is
+    # read. The second pass takes what it missed, and nothing the run already stored is
+    # counted as received again (the page past the second holds reports already taken).
+    fields = (("attachments", False), ("category", "Infrastruktur Jalan"),
+              ("content", "Berlubang"), ("is_secret", False),
+              ("location", "Kel. Sukamaju, Kec. Sukamaju"), ("status_code", "1"),
+              ("title", "Jalan rusak"))
+
+    def at(report: int, second: int) -> Version:
+        return Version(report, T0 + timedelta(seconds=second), fields)
+
+    order = [at(1, 0), at(2, 0), at(3, 0), at(4, 0), at(5, 1), at(6, 2), at(1, 5)]
+    rt = fresh_runtime()
+    server = LaggingInbox(order)
+    server.known, server.advance = 6, [0, 0, 1]
+    puller = Puller(server, rt.sessions, rt.register_format, page_size=3,
+                    lookback=timedelta(0))
+    try:
+        result = puller.run()
+        assert all(case_of(rt, r) is not None for r in range(1, 7))
+        # Six reports, and report 1's newer version (the same fields: unchanged).
+        assert (result.received, result.created, result.unchanged) == (7, 6, 1)
+    finally:
+        rt.close()

@@ -312,8 +312,8 @@ class Puller:
             at_moment = [i for i in batch.items if i.updated_at == moment]
             missed = [i for i in at_moment if i.id not in seen]
             past = not batch.items or batch.items[-1].updated_at != moment
-            after = [i for i in batch.items if i.updated_at > moment and (
-                taken_up_to is None or _key(i) <= taken_up_to)] if past else []
+            after = self._not_stored([i for i in batch.items if i.updated_at > moment and (
+                taken_up_to is None or _key(i) <= taken_up_to)]) if past else []
             if missed:
                 log.info("pull %s: %d report(s) at %s read on a second pass", self.stream,
                          len(missed), moment.isoformat())
@@ -322,6 +322,17 @@ class Puller:
             if not batch.next_page_url or past:
                 return
             page += 1
+
+    def _not_stored(self, items: list[RemoteComplaint]) -> list[RemoteComplaint]:
+        """Those of ``items`` whose version the store does not hold (a second pass takes
+        only those, so that nothing is counted as received twice)."""
+        if not items:
+            return items
+        with self.sessions() as session:
+            held = {lapor_id: at for lapor_id, at in session.execute(
+                select(Case.lapor_id, Case.remote_updated_at)
+                .where(Case.lapor_id.in_([i.id for i in items])))}
+        return [i for i in items if held.get(i.id) != i.updated_at]
 
     # -- one page, one transaction ----------------------------------------------------
 
