@@ -55,6 +55,15 @@ class Runtime:
             settings.database.url, settings.secrets.database_password, settings.database.echo,
             file_mode=file_mode(settings), schema=settings.database.db_schema,
         )
+        try:
+            self._build(settings, upgrade_schema)
+        except BaseException:
+            # Nothing else will close the store of a runtime that failed to build (a
+            # locked or broken database, a bad workflow, a plugin that raises on load).
+            self.engine.dispose()
+            raise
+
+    def _build(self, settings: Settings, upgrade_schema: bool) -> None:
         if upgrade_schema:
             ensure_schema(self.engine)
         self.sessions: sessionmaker[Session] = session_factory(self.engine)

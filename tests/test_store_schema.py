@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, event, inspect, text
 
 from bridge.store.db import make_engine
 from bridge.store.migrate import current_revision, head_revision, upgrade
@@ -227,3 +227,29 @@ def test_a_new_sqlite_store_has_large_pages_and_an_old_one_keeps_its_own(
             assert c.execute(text("PRAGMA page_size")).scalar_one() == size
     with engines(f"sqlite:///{old}").connect() as c:
         assert c.execute(text("SELECT x FROM kept")).scalar_one() == 1
+
+
+def test_a_runtime_that_fails_to_build_closes_its_store(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every process leaves what is alive at exit to the OS (gc.freeze): a store left open
+    # by a failed runtime would never be closed (on SQLite, its WAL never checkpointed).
+    import bridge.runtime
+    from bridge.config import ConfigError
+    from bridge.runtime import Runtime
+    from tests.support.settings import make_settings
+
+    closed: list[object] = []
+    real = bridge.runtime.make_engine
+
+    def watched(*args: Any, **kwargs: Any) -> Engine:
+        engine = real(*args, **kwargs)
+        event.listen(engine, "close", lambda conn, record: closed.append(conn))
+        return engine
+
+    monkeypatch.setattr(bridge.runtime, "make_engine", watched)
+    settings = make_settings(f"sqlite:///{tmp_path / 'store.db'}",
+                             workflow={"transitions": {"register": {"to": "handeling"}}})
+    with pytest.raises(ConfigError, match="handeling"):
+        Runtime(settings)
+    assert closed, "the runtime's store was left open"
+    assert not (tmp_path / "store.db-wal").exists()
