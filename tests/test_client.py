@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -1059,3 +1060,18 @@ def test_listing_bodies_read_exactly_as_the_standard_library(
     assert not page.rejected
     raw = page.sources["1"]["extra"]
     assert raw == expected and type(raw) is type(expected)
+
+
+def test_the_tls_context_is_built_once_per_thread() -> None:
+    # Building one parses the CA bundle (about 12 ms of CPU, paid by every job run); one
+    # is not shared between threads, since httpcore sets its ALPN on every connection.
+    from bridge.lapor.client import _tls_context
+
+    here = _tls_context()
+    assert _tls_context() is here
+    there: list[object] = []
+    worker = threading.Thread(target=lambda: there.extend([_tls_context(), _tls_context()]))
+    worker.start()
+    worker.join()
+    assert there[0] is there[1] and there[0] is not here
+    assert here.verify_mode == ssl.CERT_REQUIRED and here.check_hostname

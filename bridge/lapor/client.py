@@ -34,7 +34,7 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from functools import cache, partial
+from functools import partial
 from importlib import metadata
 from types import TracebackType
 from typing import Any, TypeVar
@@ -276,12 +276,20 @@ def _positive_id(value: int, name: str) -> int:
 # --------------------------------------------------------------------------- the client
 
 
-@cache
+_per_thread = threading.local()
+
+
 def _tls_context() -> ssl.SSLContext:
-    """httpx's default verifying TLS context, built once per process and shared by every
-    client: building one parses the whole CA bundle (about 12 ms of CPU), which a daemon
-    paid on every job run, since each run opens its own client."""
-    return httpx.create_ssl_context()
+    """httpx's default verifying TLS context, built once per thread and shared by the
+    clients that thread opens: building one parses the whole CA bundle (about 12 ms of
+    CPU), which a daemon paid on every job run, since each run opens its own client. Not
+    shared between threads: httpcore sets the context's ALPN protocols on every new
+    connection. The CA bundle (or ``SSL_CERT_FILE``) is read once per thread, so a daemon
+    picks up a changed bundle when it restarts."""
+    context: ssl.SSLContext | None = getattr(_per_thread, "tls_context", None)
+    if context is None:
+        context = _per_thread.tls_context = httpx.create_ssl_context()
+    return context
 
 
 class LaporClient:
