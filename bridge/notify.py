@@ -131,11 +131,18 @@ class CaseView:
         )
 
 
+def format_tanggal(value: date | datetime | None, tz: str = "Asia/Jakarta") -> str:
+    """``Senin, 17 Agustus 2026 pukul 23.59 WIB`` (dates without the time)."""
+    if isinstance(value, datetime) and value.fold:
+        # Equal to its fold-0 twin in a zone's repeated hour, a different instant.
+        return _format_tanggal.__wrapped__(value, tz)
+    return _format_tanggal(value, tz)
+
+
 # Cached: a digest of a first sync writes a deadline per case, and deadlines fall on a
 # handful of days (end of day, local time); the text was 2% of such a sync's CPU.
 @lru_cache(maxsize=4096)
-def format_tanggal(value: date | datetime | None, tz: str = "Asia/Jakarta") -> str:
-    """``Senin, 17 Agustus 2026 pukul 23.59 WIB`` (dates without the time)."""
+def _format_tanggal(value: date | datetime | None, tz: str) -> str:
     if value is None:
         return "-"
     if isinstance(value, datetime):

@@ -46,7 +46,8 @@ __version__ = "1.0"
 
 
 class Rule(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Frozen: `lowered` keeps the words as they were read.
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = ""
     categories: list[str] = Field(default_factory=list)

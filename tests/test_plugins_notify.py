@@ -68,6 +68,14 @@ def test_format_tanggal() -> None:
         "11.00 WITA")
     with pytest.raises(NotificationError, match="naive"):
         format_tanggal(datetime(2026, 8, 17))
+    # Cached, yet a repeated local hour's second pass (equal to the first) keeps its own
+    # instant: 01:30 EDT is 12.30 WIB, 01:30 EST an hour later.
+    from zoneinfo import ZoneInfo
+
+    first = datetime(2026, 11, 1, 1, 30, tzinfo=ZoneInfo("America/New_York"))
+    assert [format_tanggal(v) for v in (first, first.replace(fold=1), first)] == [
+        "Minggu, 1 November 2026 pukul 12.30 WIB", "Minggu, 1 November 2026 pukul 13.30 WIB",
+        "Minggu, 1 November 2026 pukul 12.30 WIB"]
 
 
 def test_regency_override_replaces_one_template(tmp_path: Path) -> None:

@@ -118,7 +118,8 @@ class NewCase:
 LOCAL_CHANNELS = ("surat", "kotak", "telepon", "langsung", "email", "sms", "fax", "website")
 
 
-@dataclass(eq=False)
+# Compared and shown as the object it is: its fields are live objects (sessions, a client).
+@dataclass(eq=False, repr=False)
 class CaseActions:
     """Every staff action of the SOPs. Used by the CLI, the web page and plugins alike."""
 

@@ -50,8 +50,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         # SQLite stores text. One step instead of two (process_bind_param, then the
         # DATETIME type's %-format): isoformat writes the very same text, always with six
         # digits (so stored times still sort as text), at a fifth of the cost; a first
-        # pull writes seven per report. Most of them repeat within a statement (the
-        # page's write time, a shared deadline): each distinct instant is written once.
+        # pull writes seven per report. Most of them repeat (the page's write time, a
+        # shared deadline): each distinct instant is written once and kept, up to 4,096,
+        # for as long as SQLAlchemy keeps the compiled statement (dict reads and writes
+        # are safe between threads under the GIL).
         memo: dict[datetime, str] = {}
 
         def process(value: datetime | None) -> str | None:

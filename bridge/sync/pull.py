@@ -215,7 +215,8 @@ class PageWalker:
         return fresh, last
 
 
-@dataclass(eq=False)
+# Compared and shown as the object it is: its fields are live objects (sessions, a client).
+@dataclass(eq=False, repr=False)
 class Puller:
     """Reads one stream of LAPOR! reports into the store."""
 

@@ -188,7 +188,8 @@ class _Abort(Exception):
     """Stop the whole run: the problem is not the row's (bad credentials)."""
 
 
-@dataclass(eq=False)
+# Compared and shown as the object it is: its fields are live objects (sessions, a client).
+@dataclass(eq=False, repr=False)
 class Pusher:
     target: PushTarget
     sessions: sessionmaker[Session]

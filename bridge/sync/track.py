@@ -173,7 +173,8 @@ class _Fetched:
     followups: Page[RemoteFollowup]
 
 
-@dataclass(eq=False)
+# Compared and shown as the object it is: its fields are live objects (sessions, a client).
+@dataclass(eq=False, repr=False)
 class Tracker:
     source: TrackSource
     sessions: sessionmaker[Session]

@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection that bridge.store.db.upgrade passes in."""
+"""Alembic environment: runs on the connection that bridge.store.migrate.upgrade passes in."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def _run_with(connection: Any) -> None:
         render_as_batch=True,
         compare_type=True,
         # A body of a several-body deployment keeps its version table in its own schema
-        # (bridge.store.db.upgrade); None is the database's default schema.
+        # (bridge.store.migrate.upgrade); None is the database's default schema.
         version_table_schema=config.attributes.get("version_table_schema"),
     )
     with context.begin_transaction():

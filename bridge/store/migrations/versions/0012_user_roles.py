@@ -20,8 +20,8 @@ down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-#: Kept in step with bridge.services.accounts (a migration must not import the services:
-#: it has to run the same way after they change).
+#: Kept in step with bridge.store.schema, which seeds a new store with the same account (a
+#: migration must not import the code: it has to run the same way after that changes).
 OPERATOR = "operator"
 NO_PASSWORD = "!"
 
