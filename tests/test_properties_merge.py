@@ -500,20 +500,23 @@ def test_change_while_stepping_through_a_shared_second() -> None:
         rt.close()
 
 
+_PLAIN = (("attachments", False), ("category", "Infrastruktur Jalan"),
+          ("content", "Berlubang"), ("is_secret", False),
+          ("location", "Kel. Sukamaju, Kec. Sukamaju"), ("status_code", "1"),
+          ("title", "Jalan rusak"))
+
+
+def at(report: int, second: int) -> Version:
+    """A version of ``report`` with the same plain fields, ``second`` seconds after T0."""
+    return Version(report, T0 + timedelta(seconds=second), _PLAIN)
+
+
 def test_a_report_leaving_a_shared_second_does_not_hide_the_next_one() -> None:
     # Found by the property above: reading a shared second page by page (a page of one),
     # report 1 leaves it (a newer version) and the pages shift left by one, so the next
     # page skips report 2, which stands just after that second. The run sees report 1
     # again, newer, and reads the second once more: report 2 must be taken then, for the
     # cursor is already three seconds past it, beyond the look-back.
-    fields = (("attachments", False), ("category", "Infrastruktur Jalan"),
-              ("content", "Berlubang"), ("is_secret", False),
-              ("location", "Kel. Sukamaju, Kec. Sukamaju"), ("status_code", "1"),
-              ("title", "Jalan rusak"))
-
-    def at(report: int, second: int) -> Version:
-        return Version(report, T0 + timedelta(seconds=second), fields)
-
     order = [at(1, 0), at(2, 1), at(3, 3), at(4, 3), at(1, 3), at(1, 4)]
     rt = fresh_runtime()
     server = LaggingInbox(order)
@@ -534,14 +537,6 @@ def test_a_second_pass_counts_each_report_once() -> None:
     # Four reports share a second (pages of three); report 1 changes while the second is
     # read. The second pass takes what it missed, and nothing the run already stored is
     # counted as received again (the page past the second holds reports already taken).
-    fields = (("attachments", False), ("category", "Infrastruktur Jalan"),
-              ("content", "Berlubang"), ("is_secret", False),
-              ("location", "Kel. Sukamaju, Kec. Sukamaju"), ("status_code", "1"),
-              ("title", "Jalan rusak"))
-
-    def at(report: int, second: int) -> Version:
-        return Version(report, T0 + timedelta(seconds=second), fields)
-
     order = [at(1, 0), at(2, 0), at(3, 0), at(4, 0), at(5, 1), at(6, 2), at(1, 5)]
     rt = fresh_runtime()
     server = LaggingInbox(order)
