@@ -133,16 +133,15 @@ class CaseView:
 
 def format_tanggal(value: date | datetime | None, tz: str = "Asia/Jakarta") -> str:
     """``Senin, 17 Agustus 2026 pukul 23.59 WIB`` (dates without the time)."""
-    if isinstance(value, datetime) and value.fold:
-        # Equal to its fold-0 twin in a zone's repeated hour, a different instant.
-        return _format_tanggal.__wrapped__(value, tz)
-    return _format_tanggal(value, tz)
+    # ``fold`` is part of the key: in a zone's repeated hour the second pass equals its
+    # fold-0 twin, yet is another instant.
+    return _format_tanggal(value, tz, getattr(value, "fold", 0))
 
 
 # Cached: a digest of a first sync writes a deadline per case, and deadlines fall on a
 # handful of days (end of day, local time); the text was 2% of such a sync's CPU.
 @lru_cache(maxsize=4096)
-def _format_tanggal(value: date | datetime | None, tz: str) -> str:
+def _format_tanggal(value: date | datetime | None, tz: str, _fold: int) -> str:
     if value is None:
         return "-"
     if isinstance(value, datetime):

@@ -61,12 +61,12 @@ class UTCDateTime(TypeDecorator[datetime]):
                 return None
             if value.fold:
                 # Equal to its fold-0 twin in a zone's repeated hour, a different instant.
-                return _as_utc(value).isoformat(" ", "microseconds")[:26]
+                return _sqlite_text(value)
             text = memo.get(value)
             if text is None:
                 if len(memo) >= 4096:
                     memo.clear()
-                text = memo[value] = _as_utc(value).isoformat(" ", "microseconds")[:26]
+                text = memo[value] = _sqlite_text(value)
             return text
 
         return process
@@ -75,6 +75,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC)
+
+
+def _sqlite_text(value: datetime) -> str:
+    """How SQLite stores a time: UTC, naive, always six digits of microseconds."""
+    return _as_utc(value).isoformat(" ", "microseconds")[:26]
 
 
 def utcnow() -> datetime:
